@@ -1,0 +1,3 @@
+from cycle_vmss.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""Time as a parameter: the engine and the simulator never read the wall clock directly.
+
+`SystemClock` is real time whose sleep a cancel event can cut short; `VirtualClock` is time that
+moves only when someone sleeps, so a ten-hour rollout runs in a second.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds since the epoch (UTC)."""
+
+    def sleep(self, seconds: float) -> None:
+        """Wait; may return early when the run is cancelled."""
+
+
+class SystemClock:
+    def __init__(self, cancelled: threading.Event | None = None) -> None:
+        self.cancelled = cancelled or threading.Event()
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.cancelled.wait(seconds)
+
+
+class VirtualClock:
+    """Starts at a fixed instant; `sleep` advances it at once. Not thread-safe by design."""
+
+    def __init__(self, start: float = 1_767_225_600.0) -> None:  # 2026-01-01T00:00:00Z
+        self._now = float(start)
+
+    def now(self) -> float:
+        return self._now
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._now += seconds
+
+    def advance_to(self, instant: float) -> None:
+        self._now = max(self._now, instant)

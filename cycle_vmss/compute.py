@@ -1,0 +1,146 @@
+"""The engine's view of Azure Compute: frozen observations and a narrow port.
+
+Two implementations subclass `ComputePort`: `cycle_vmss.azure_adapter.AzureComputePort` (the
+real SDK over HTTPS; the only module that imports azure.mgmt.compute) and
+`cycle_vmss.simulator.inprocess.SimulatorComputePort` (the simulator's backend called directly,
+for virtual-time runs). Everything here is plain data so the decision function stays pure.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import Enum
+
+HEALTH_EXTENSION_TYPES = ("ApplicationHealthLinux", "ApplicationHealthWindows")
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One instance as a single list call saw it. Status codes are the part after the slash,
+    lower-cased (`ProvisioningState/succeeded` -> "succeeded"); "" when Azure gave none."""
+
+    id: str  # instanceId (Uniform) or VM name (Flexible); never assume 0..N-1
+    name: str
+    zone: str | None = None
+    fault_domain: int | None = None
+    provisioning: str = ""
+    power: str = ""
+    health: str | None = None  # vmHealth code; None when the instance view has no vmHealth
+    protected: bool = False  # protectionPolicy.protectFromScaleSetActions
+
+    @property
+    def in_service_candidate(self) -> bool:
+        """Not stopped or deallocated: it counts towards N0."""
+        return self.power not in ("stopped", "stopping", "deallocated", "deallocating")
+
+
+@dataclass(frozen=True)
+class ScaleSet:
+    id: str  # full ARM resource id
+    name: str
+    resource_group: str
+    subscription_id: str
+    location: str
+    orchestration_mode: str  # "Uniform" | "Flexible"
+    capacity: int
+    upgrade_mode: str = "Manual"
+    health_extension: str | None = None  # type of the Application Health extension in the model
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One poll: the whole set from one paged list call, at the time it was taken."""
+
+    time: float
+    instances: tuple[Instance, ...]
+
+    def by_id(self) -> dict[str, Instance]:
+        return {i.id: i for i in self.instances}
+
+
+class OperationState(str, Enum):
+    IN_PROGRESS = "InProgress"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+
+@dataclass(frozen=True)
+class OperationStatus:
+    state: OperationState
+    error_code: str | None = None
+    error_message: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state is not OperationState.IN_PROGRESS
+
+
+class Operation(ABC):
+    """A long-running Azure operation already accepted by ARM. `status()` never blocks for
+    long: it reports what is known now (the SDK's poller advances in its own thread)."""
+
+    @abstractmethod
+    def status(self) -> OperationStatus: ...
+
+
+@dataclass
+class RequestCounts:
+    reads: int = 0
+    writes: int = 0
+    throttled: int = 0
+
+
+# --- errors: one base for this boundary; only front ends turn them into exit codes -------------
+
+
+class AzureError(Exception):
+    """Something Azure said. `code` is ARM's error code, `status` the HTTP status."""
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class NotFound(AzureError):
+    pass
+
+
+class Conflict(AzureError):
+    """409: another operation is in flight on that resource."""
+
+
+class AuthenticationFailed(AzureError):
+    """401, or no credential could produce a token."""
+
+
+class Forbidden(AzureError):
+    """403: the identity lacks an RBAC action."""
+
+
+class ComputePort(ABC):
+    """What the engine may ask of Azure. Every call counts itself in `counts`."""
+
+    counts: RequestCounts
+
+    @abstractmethod
+    def get_scale_set(self) -> ScaleSet: ...
+
+    @abstractmethod
+    def rolling_upgrade_in_progress(self) -> bool: ...
+
+    @abstractmethod
+    def list_instances(self) -> tuple[Instance, ...]:
+        """One paged `virtualMachines?$expand=instanceView` list (all pages)."""
+
+    @abstractmethod
+    def begin_reimage(self, instance_id: str, *, all_disks: bool = False) -> Operation:
+        """Reimage exactly one instance. Raises `Conflict` if it is busy."""
+
+    @abstractmethod
+    def begin_set_capacity(self, capacity: int) -> Operation: ...
+
+    @abstractmethod
+    def begin_delete_instances(self, instance_ids: list[str]) -> Operation: ...
