@@ -1,0 +1,863 @@
+"""The simulated scale set: all state and all time of the local Azure simulator.
+
+`Backend(scenario, clock)` holds one scale set, its instances and their long-running operations.
+Every verb first advances the state machine to `clock.now()`, applying each scheduled transition
+at its exact time (so history intervals are exact, not the time somebody happened to look), then
+acts at `now`. Verbs answer ARM bodies in the shapes of Azure's recordings and raise `ArmError`s
+that the HTTP layer renders as ARM's error envelope. One lock makes it thread-safe.
+
+A reimage of instance i started at s, with its timings R, B, H:
+  s          provisioning updating, power stopping, no vmHealth
+  s + R/2    power stopped
+  s + R      power starting                       (stopped/deallocated instances stay so and
+  s + R + B  provisioning succeeded, power running  their operation ends at s + R)
+             operation Succeeded; vmHealth initializing
+  s+R+B+H    vmHealth healthy (`never-healthy`: unhealthy)
+`on_reimage: fail` ends at s + R + B with provisioning failed, vmHealth unknown and the
+operation Failed with the instance's `error_code`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+import random
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from .errors import (
+    ArmError, BadRequest, Conflict, NotFound, OperationNotAllowed, ResourceNotFound, ServerError,
+    Throttled,
+)
+from .scenario import Event, InstanceSpec, Scenario, Timings, load_scenario
+
+VM_SIZE = "Standard_D2s_v3"
+HEALTH_EXTENSION_NAME = "HealthExtension"
+
+_POWER_DISPLAY = {
+    "running": "VM running", "starting": "VM starting", "stopping": "VM stopping",
+    "stopped": "VM stopped", "deallocating": "VM deallocating", "deallocated": "VM deallocated",
+}
+_HEALTH_DISPLAY = {
+    "healthy": "The VM is reporting healthy.", "unhealthy": "The VM is reporting unhealthy.",
+    "initializing": "The VM health is initializing.", "unknown": "The VM health is unknown.",
+}
+# Azure's request budgets (x-ms-ratelimit-remaining-*): (window seconds, allowance).
+_SUBSCRIPTION_LIMIT = {"read": 12000, "write": 1200}
+_RESOURCE_BUCKETS = {
+    "read": (("Microsoft.Compute/GetVMScaleSetVM3Min", 180, 1000),
+             ("Microsoft.Compute/GetVMScaleSetVM30Min", 1800, 5000)),
+    "write": (("Microsoft.Compute/VMScaleSetActions3Min", 180, 240),
+              ("Microsoft.Compute/VMScaleSetActions30Min", 1800, 1200)),
+}
+
+
+def iso(t: float) -> str:
+    """Azure's timestamp format: seven fractional digits and an explicit offset."""
+    stamp = datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return stamp + "0+00:00"
+
+
+def _id_key(instance_id: str) -> tuple:
+    return (0, int(instance_id), "") if instance_id.isdigit() else (1, 0, instance_id)
+
+
+@dataclass
+class _Vm:
+    id: str
+    zone: str | None
+    fault_domain: int
+    protected: bool
+    on_reimage: str
+    error_code: str
+    timings: Timings
+    vm_id: str
+    time_created: float
+    created: float | None  # None for instances that existed at the start
+    provisioning: str = "succeeded"
+    provisioning_time: float = 0.0
+    power: str = "running"
+    health: str | None = "healthy"  # None: no vmHealth reported
+    op_id: str | None = None  # the operation in flight on this instance
+    gen: int = 0  # bumped when an instance's course changes; stale transitions are dropped
+    deleting: bool = False
+
+
+@dataclass
+class _Operation:
+    id: str
+    kind: str
+    start: float
+    pending: set = field(default_factory=set)
+    end: float | None = None
+    status: str = "InProgress"
+    error: dict | None = None
+
+    def body(self) -> dict:
+        body = {"startTime": iso(self.start), "status": self.status, "name": self.id}
+        if self.end is not None:
+            body["endTime"] = iso(self.end)
+        if self.error is not None:
+            body["error"] = dict(self.error)
+        return body
+
+
+class Backend:
+    def __init__(self, scenario: Scenario | dict | str | None = None, clock=None) -> None:
+        if clock is None:
+            from ..clock import SystemClock
+
+            clock = SystemClock()
+        self.scenario = load_scenario(scenario)
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._rng = random.Random(self.scenario.faults.seed)
+        self.start = clock.now()
+        self._t = self.start  # the instant the state machine stands at
+        self._queue: list = []
+        self._seq = itertools.count()
+        self._vms: dict[str, _Vm] = {}
+        self._ops: dict[str, _Operation] = {}
+        self._scale_set_ops: set[str] = set()
+        self._next_id = 0
+        self._unique_id = self._new_guid()
+        self.capacity = 0
+        # introspection
+        self._requests: list[dict] = []
+        self._admitted = {"read": 0, "write": 0}
+        self.throttled = 0
+        self.server_errors = 0
+        self._recent: dict[str, list[float]] = {"read": [], "write": []}  # sorted times
+        self._hist: dict[str, dict] = {}
+        self._ready: dict[str, bool] = {}
+        self._dirty: set[str] = set()
+        self._not_ready_count = 0
+        self._in_flight: set[str] = set()
+        self._max_not_ready = 0
+        self._max_in_flight = 0
+        self._whole_set_calls: list[dict] = []
+        self._capacity_log: list[dict] = []
+        self._takeouts: list[dict] = []
+        self._event_log: list[dict] = []
+        for spec in self.scenario.instances:
+            self._add_vm(spec, created=None)
+        self._set_capacity_value(len(self._vms))
+        for event in self.scenario.events:
+            self._schedule(self.start + event.at_seconds, self._run_event, event)
+        self._settle()
+
+    # --- ARM verbs ------------------------------------------------------------------------
+
+    def get_scale_set(self, rg: str, name: str) -> dict:
+        with self._lock:
+            self._advance()
+            self._check_set(rg, name)
+            return self._scale_set_body()
+
+    def update_scale_set(self, rg: str, name: str, patch: dict) -> tuple[dict, str]:
+        """PATCH: only `sku.capacity` changes anything."""
+        with self._lock:
+            self._advance()
+            self._check_set(rg, name)
+            result = self._apply_model(patch)
+            self._advance()
+            return result
+
+    def put_scale_set(self, rg: str, name: str, body: dict) -> tuple[dict, str]:
+        with self._lock:
+            self._advance()
+            self._check_set(rg, name)
+            result = self._apply_model(body)
+            self._advance()
+            return result
+
+    def list_instances(self, rg: str, name: str, *, expand_instance_view: bool,
+                       skip: int = 0) -> tuple[list[dict], int | None]:
+        """One page of `virtualMachines`, starting at `skip`; the next page's `skip` or None."""
+        with self._lock:
+            self._advance()
+            self._check_set(rg, name)
+            if skip < 0:
+                raise BadRequest(f"The value of skip token '{skip}' is not valid.")
+            ids = sorted(self._vms, key=_id_key)
+            size = self.scenario.page_size
+            page = [self._vm_body(self._vms[i], expand_instance_view) for i in ids[skip:skip + size]]
+            return page, (skip + size if skip + size < len(ids) else None)
+
+    def get_instance(self, rg: str, name: str, instance_id: str, *,
+                     expand_instance_view: bool = False) -> dict:
+        with self._lock:
+            self._advance()
+            return self._vm_body(self._find_vm(rg, name, instance_id), expand_instance_view)
+
+    def get_instance_view(self, rg: str, name: str, instance_id: str) -> dict:
+        with self._lock:
+            self._advance()
+            return self._instance_view(self._find_vm(rg, name, instance_id))
+
+    def reimage(self, rg: str, name: str, instance_id: str, *, all_disks: bool = False) -> str:
+        with self._lock:
+            self._advance()
+            vm = self._find_vm(rg, name, instance_id)
+            self._check_reimageable(vm, name)
+            op = self._new_op("reimageall" if all_disks else "reimage")
+            self._begin_reimages([vm], op, all_disks)
+            self._advance()
+            return op.id
+
+    def reimage_set(self, rg: str, name: str, instance_ids: list | None, *,
+                    all_disks: bool = False) -> str:
+        """The whole-set reimage (`virtualMachineScaleSets/{name}/reimage`): every named instance,
+        or every unprotected one when None, at once."""
+        with self._lock:
+            self._advance()
+            self._check_set(rg, name)
+            if instance_ids is None:
+                vms = [vm for vm in self._sorted_vms() if not vm.protected and not vm.deleting]
+            else:
+                vms = [self._find_vm(rg, name, str(i)) for i in instance_ids]
+            for vm in vms:
+                self._check_reimageable(vm, name)
+            op = self._new_op("reimageall" if all_disks else "reimage-set")
+            self._scale_set_ops.add(op.id)
+            self._whole_set_calls.append(
+                {"time": self._t, "instances": [vm.id for vm in vms], "all_disks": all_disks})
+            self._begin_reimages(vms, op, all_disks)
+            self._advance()
+            return op.id
+
+    def delete_instances(self, rg: str, name: str, instance_ids: list) -> str:
+        with self._lock:
+            self._advance()
+            self._check_set(rg, name)
+            vms = []
+            for instance_id in instance_ids:
+                vm = self._vms.get(str(instance_id))
+                if vm is None:
+                    raise BadRequest(
+                        f"The provided instanceId {instance_id} is not an active Virtual Machine "
+                        "Scale Set VM instanceId.", code="InvalidParameter")
+                vms.append(vm)
+            op = self._new_op("delete")
+            self._scale_set_ops.add(op.id)
+            self._begin_deletes(vms, op)
+            self._advance()
+            return op.id
+
+    def get_scale_set_instance_view(self, rg: str, name: str) -> dict:
+        with self._lock:
+            self._advance()
+            self._check_set(rg, name)
+            if self.scenario.orchestration_mode == "Flexible":
+                raise BadRequest(
+                    "The operation 'Get Virtual Machine Scale Set instance view' is not supported "
+                    "for Virtual Machine Scale Sets with orchestration mode Flexible.",
+                    code="OperationNotAllowed")
+            counts: dict[str, int] = {}
+            for vm in self._vms.values():
+                code = f"ProvisioningState/{vm.provisioning}"
+                counts[code] = counts.get(code, 0) + 1
+            summary = [{"code": c, "count": n} for c, n in sorted(counts.items())]
+            state = "updating" if self._scale_set_busy() else "succeeded"
+            return {
+                "virtualMachine": {"statusesSummary": summary},
+                "extensions": [{"name": e["name"], "statusesSummary": summary}
+                               for e in self._extensions()],
+                "statuses": [{"code": f"ProvisioningState/{state}", "level": "Info",
+                              "displayStatus": f"Provisioning {state}", "time": iso(self.start)}],
+            }
+
+    def latest_rolling_upgrade(self, rg: str, name: str) -> dict:
+        with self._lock:
+            self._advance()
+            self._check_set(rg, name)
+            if not self.scenario.rolling_upgrade_in_progress:
+                raise NotFound(
+                    f"Rolling upgrade status for Virtual Machine Scale Set '{name}' was not found.")
+            return {
+                "type": "Microsoft.Compute/virtualMachineScaleSets/rollingUpgrades",
+                "location": self.scenario.location,
+                "properties": {
+                    "policy": {"maxBatchInstancePercent": 20, "maxUnhealthyInstancePercent": 20,
+                               "maxUnhealthyUpgradedInstancePercent": 20,
+                               "pauseTimeBetweenBatches": "PT0S"},
+                    "runningStatus": {"lastAction": "Start", "lastActionTime": iso(self.start),
+                                      "code": "RollingForward", "startTime": iso(self.start)},
+                    "progress": {"successfulInstanceCount": 0, "failedInstanceCount": 0,
+                                 "inProgressInstanceCount": 1,
+                                 "pendingInstanceCount": max(len(self._vms) - 1, 0)},
+                },
+            }
+
+    def operation_status(self, op_id: str) -> dict:
+        with self._lock:
+            self._advance()
+            op = self._ops.get(op_id)
+            if op is None:
+                raise NotFound("The entity was not found in this Azure location.")
+            return op.body()
+
+    # --- requests, faults, rate limits ------------------------------------------------------
+
+    def admit(self, kind: str) -> None:
+        """Count one request of `kind` ("read" or "write") and apply the scenario's faults:
+        every Nth read/write is throttled (429 with Retry-After), some answer 500."""
+        if kind not in self._admitted:
+            raise ValueError(f"admit kind must be 'read' or 'write', not {kind!r}")
+        with self._lock:
+            self._admitted[kind] += 1
+            now = self.clock.now()
+            recent = self._recent[kind]
+            recent.append(now)
+            cut = bisect.bisect_right(recent, now - 3600)
+            if cut > 1000:  # trim now and then; counting stays a bisect
+                del recent[:cut]
+            faults = self.scenario.faults
+            every = faults.throttle_reads_every if kind == "read" else faults.throttle_writes_every
+            if every and self._admitted[kind] % every == 0:
+                self.throttled += 1
+                bucket = _RESOURCE_BUCKETS[kind][1][0]
+                raise Throttled(
+                    "The server rejected the request because too many requests have been "
+                    "received for this subscription.",
+                    headers={"Retry-After": str(faults.retry_after_seconds),
+                             "x-ms-ratelimit-remaining-resource": f"{bucket};0"},
+                    details=[{"code": "TooManyRequests", "target": bucket.split("/")[-1],
+                              "message": f'{{"operationGroup":"{bucket.split("/")[-1]}",'
+                                         f'"allowedRequestCount":{every - 1},'
+                                         f'"measuredRequestCount":{every}}}'}])
+            if faults.server_error_rate and self._rng.random() < faults.server_error_rate:
+                self.server_errors += 1
+                raise ServerError("An unexpected error occured while processing the request. "
+                                  "Please retry.", code="InternalServerError")
+
+    def ratelimit_headers(self, kind: str) -> dict:
+        with self._lock:
+            now = self.clock.now()
+            recent = self._recent.get(kind, [])
+
+            def used(window: float) -> int:
+                return len(recent) - bisect.bisect_right(recent, now - window)
+
+            buckets = [f"{name};{max(allowance - used(window), 0)}"
+                       for name, window, allowance in _RESOURCE_BUCKETS.get(kind, ())]
+            if kind == "write":
+                buckets.append("Microsoft.Compute/VmssQueuedVMOperations;0")
+            header = "reads" if kind == "read" else "writes"
+            return {
+                f"x-ms-ratelimit-remaining-subscription-{header}":
+                    str(max(_SUBSCRIPTION_LIMIT.get(kind, 0) - used(3600), 0)),
+                "x-ms-ratelimit-remaining-resource": ",".join(buckets),
+            }
+
+    def record_request(self, method: str, path: str, status: int) -> None:
+        with self._lock:
+            self._requests.append(
+                {"method": method, "path": path, "status": int(status), "time": self.clock.now()})
+
+    def requests(self) -> list[dict]:
+        with self._lock:
+            return [dict(r) for r in self._requests]
+
+    def counts(self) -> dict:
+        """Requests admitted so far, by kind, and how many were throttled or failed with 500."""
+        with self._lock:
+            return {"reads": self._admitted["read"], "writes": self._admitted["write"],
+                    "throttled": self.throttled, "server_errors": self.server_errors}
+
+    # --- history --------------------------------------------------------------------------
+
+    def history(self) -> dict:
+        """What happened, from the state machine's own record (times are epoch seconds).
+        Ready = provisioning succeeded, power running and, when the model has the health
+        extension, vmHealth healthy; stopped and deallocated instances are never ready."""
+        with self._lock:
+            self._advance()
+            instances = {}
+            for instance_id in sorted(self._hist, key=_id_key):
+                h = self._hist[instance_id]
+                instances[instance_id] = {
+                    "not_ready": [list(i) for i in h["not_ready"]],
+                    "reimages": [dict(r) for r in h["reimages"]],
+                    "created": h["created"], "deleted": h["deleted"],
+                }
+            return {
+                "start": self.start,
+                "now": self._t,
+                "instances": instances,
+                "max_not_ready": self._max_not_ready,
+                "max_reimages_in_flight": self._max_in_flight,
+                "whole_set_reimages": len(self._whole_set_calls),
+                "whole_set_reimage_calls": [dict(c) for c in self._whole_set_calls],
+                "capacity": [dict(c) for c in self._capacity_log],
+                "takeouts": [dict(t) for t in self._takeouts],
+                "events": [dict(e) for e in self._event_log],
+            }
+
+    # --- time -----------------------------------------------------------------------------
+
+    def _schedule(self, at: float, fn: Callable, *args) -> None:
+        heapq.heappush(self._queue, (at, next(self._seq), fn, args))
+
+    def _advance(self) -> None:
+        """Apply every transition due by `clock.now()`, each batch at its own instant."""
+        now = self.clock.now()
+        while self._queue and self._queue[0][0] <= now:
+            at = self._queue[0][0]
+            self._t = max(self._t, at)
+            while self._queue and self._queue[0][0] <= at:
+                _, _, fn, args = heapq.heappop(self._queue)
+                fn(*args)
+            self._settle()
+        self._t = max(self._t, now)
+
+    # --- state changes ----------------------------------------------------------------------
+
+    def _new_guid(self) -> str:
+        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    def _add_vm(self, spec: InstanceSpec, *, created: float | None) -> _Vm:
+        vm = _Vm(id=spec.id, zone=spec.zone, fault_domain=spec.fault_domain,
+                 protected=spec.protect_from_scale_set_actions, on_reimage=spec.on_reimage,
+                 error_code=spec.error_code, timings=spec.timings, vm_id=self._new_guid(),
+                 time_created=self._t, created=created, provisioning_time=self._t,
+                 power=spec.power, health=spec.health if spec.power == "running" else None)
+        self._vms[vm.id] = vm
+        self._hist[vm.id] = {"not_ready": [], "reimages": [], "created": created, "deleted": None}
+        if spec.id.isdigit():
+            self._next_id = max(self._next_id, int(spec.id) + 1)
+        self._dirty.add(vm.id)
+        return vm
+
+    def _set_capacity_value(self, capacity: int) -> None:
+        if not self._capacity_log or self._capacity_log[-1]["capacity"] != capacity:
+            self._capacity_log.append({"time": self._t, "capacity": capacity})
+        self.capacity = capacity
+
+    def _set_provisioning(self, vm: _Vm, state: str) -> None:
+        vm.provisioning = state
+        vm.provisioning_time = self._t
+        self._dirty.add(vm.id)
+
+    def _set(self, vm: _Vm, **changes) -> None:
+        for key, value in changes.items():
+            setattr(vm, key, value)
+        self._dirty.add(vm.id)
+
+    def _new_op(self, kind: str) -> _Operation:
+        op = _Operation(id=self._new_guid(), kind=kind, start=self._t)
+        self._ops[op.id] = op
+        return op
+
+    def _finish_part(self, op: _Operation, vm: _Vm, status: str, error: dict | None = None) -> None:
+        """One instance's share of `op` ended; the operation ends with its last instance."""
+        op.pending.discard(vm.id)
+        if vm.op_id == op.id:
+            vm.op_id = None
+        self._in_flight.discard(vm.id)
+        for record in reversed(self._hist[vm.id]["reimages"]):
+            if record["op"] == op.id and record["end"] is None:
+                record["end"], record["status"] = self._t, status
+                break
+        if status != "Succeeded" and op.error is None:
+            op.error, op.status = error, status
+        if not op.pending:
+            self._end_op(op)
+
+    def _end_op(self, op: _Operation) -> None:
+        op.end = self._t
+        if op.status == "InProgress":
+            op.status = "Succeeded"
+        self._scale_set_ops.discard(op.id)
+
+    def _check_reimageable(self, vm: _Vm, name: str) -> None:
+        if vm.protected:
+            # Azure refuses actions on protected instances as OperationNotAllowed (409).
+            raise OperationNotAllowed(
+                f"Operation 'reimage' is not allowed on Virtual Machine Scale Set VM instance "
+                f"'{name}_{vm.id}' since it is protected from scale set actions.")
+        if vm.op_id is not None or vm.deleting:
+            where = f" To retrieve status of the operation use uri: {self._op_path(vm.op_id)}." \
+                if vm.op_id else ""
+            raise Conflict("Another operation on this or a dependent resource is in progress."
+                           f"{where} Retry the request after the operation completes.")
+
+    def _begin_reimages(self, vms: list[_Vm], op: _Operation, all_disks: bool) -> None:
+        others_ready = {vm.id: sum(1 for i, r in self._ready.items() if r and i != vm.id)
+                        for vm in vms}
+        for vm in vms:
+            self._takeouts.append({"time": self._t, "instance": vm.id,
+                                   "was_ready": self._ready.get(vm.id, False),
+                                   "others_ready": others_ready[vm.id]})
+            self._hist[vm.id]["reimages"].append(
+                {"op": op.id, "start": self._t, "end": None, "status": "InProgress",
+                 "all_disks": all_disks})
+            op.pending.add(vm.id)
+            vm.gen += 1
+            vm.op_id = op.id
+            self._in_flight.add(vm.id)
+            t, gen = vm.timings, vm.gen
+            running = vm.power == "running"
+            self._set_provisioning(vm, "updating")
+            if running:
+                self._set(vm, power="stopping", health=None)
+                self._at(vm, gen, self._t + t.reimage_seconds / 2, power="stopped")
+                self._at(vm, gen, self._t + t.reimage_seconds, power="starting")
+                done = self._t + t.reimage_seconds + t.boot_seconds
+            else:  # a stopped or deallocated instance is reimaged where it stands
+                done = self._t + t.reimage_seconds
+            self._schedule(done, self._reimage_done, vm, gen, op, running)
+        self._settle()
+
+    def _at(self, vm: _Vm, gen: int, at: float, **changes) -> None:
+        self._schedule(at, self._transition, vm, gen, changes)
+
+    def _transition(self, vm: _Vm, gen: int, changes: dict) -> None:
+        if vm.gen == gen and vm.id in self._vms:
+            self._set(vm, **changes)
+
+    def _reimage_done(self, vm: _Vm, gen: int, op: _Operation, was_running: bool) -> None:
+        if vm.gen != gen or vm.id not in self._vms:
+            return
+        health_on = self.scenario.health_extension
+        if vm.on_reimage == "fail":
+            self._set_provisioning(vm, "failed")
+            if was_running:
+                self._set(vm, power="running", health="unknown")
+            message = (f"VM has reported a failure when processing extension 'customScript' "
+                       f"(instance '{vm.id}'). Error code: {vm.error_code}.")
+            self._finish_part(op, vm, "Failed", {"code": vm.error_code, "message": message})
+            return
+        self._set_provisioning(vm, "succeeded")
+        if was_running:
+            self._set(vm, power="running", health="initializing" if health_on else "healthy")
+            final = "unhealthy" if vm.on_reimage == "never-healthy" else "healthy"
+            self._at(vm, gen, self._t + vm.timings.health_seconds, health=final)
+        self._finish_part(op, vm, "Succeeded")
+
+    def _apply_model(self, body: dict) -> tuple[dict, str]:
+        sku = body.get("sku") if isinstance(body, dict) else None
+        capacity = sku.get("capacity") if isinstance(sku, dict) else None
+        if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int)
+                                     or capacity < 0):
+            raise BadRequest(f"The value {capacity!r} of parameter 'sku.capacity' is not valid.")
+        op = self._new_op("update")
+        if capacity is not None:
+            self._scale_set_ops.add(op.id)
+            self._change_capacity(capacity, op)
+        if not op.pending:
+            self._end_op(op)
+        self._settle()
+        return self._scale_set_body(), op.id
+
+    def _live(self) -> list[_Vm]:
+        return [vm for vm in self._sorted_vms() if not vm.deleting]
+
+    def _change_capacity(self, capacity: int, op: _Operation | None) -> None:
+        live = self._live()
+        if capacity > len(live):
+            self._create(capacity - len(live), op)
+        elif capacity < len(live):
+            # Scale-in removes the highest ids; protected instances are left alone.
+            candidates = [vm for vm in live if not vm.protected]
+            victims = candidates[max(len(candidates) - (len(live) - capacity), 0):]
+            self._begin_deletes(victims, op, adjust_capacity=False)
+        self._set_capacity_value(capacity)
+
+    def _create(self, count: int, op: _Operation | None) -> None:
+        timings = self.scenario.timings
+        zones = self.scenario.zones
+        for _ in range(count):
+            instance_id = str(self._next_id)
+            # New instances go to the zone with the fewest live instances, as Azure balances.
+            if zones:
+                per_zone = {z: 0 for z in zones}
+                for other in self._live():
+                    if other.zone in per_zone:
+                        per_zone[other.zone] += 1
+                zone = min(zones, key=lambda z: (per_zone[z], zones.index(z)))
+                fault_domain = (per_zone[zone]) % 5
+            else:
+                zone, fault_domain = None, int(instance_id) % 5
+            spec = InstanceSpec(instance_id, zone, fault_domain, timings=timings)
+            vm = self._add_vm(spec, created=self._t)
+            self._set_provisioning(vm, "creating")
+            self._set(vm, power="starting", health=None)
+            gen = vm.gen
+            if op is not None:
+                op.pending.add(vm.id)
+                vm.op_id = op.id
+            self._schedule(self._t + timings.create_seconds, self._created, vm, gen, op)
+
+    def _created(self, vm: _Vm, gen: int, op: _Operation | None) -> None:
+        if op is not None and vm.id in op.pending:
+            op.pending.discard(vm.id)
+            if vm.op_id == op.id:
+                vm.op_id = None
+            if not op.pending:
+                self._end_op(op)
+        if vm.gen != gen or vm.id not in self._vms:
+            return
+        self._set_provisioning(vm, "succeeded")
+        health_on = self.scenario.health_extension
+        self._set(vm, power="running", health="initializing" if health_on else "healthy")
+        self._at(vm, gen, self._t + vm.timings.health_seconds, health="healthy")
+
+    def _begin_deletes(self, vms: list[_Vm], op: _Operation | None, *,
+                       adjust_capacity: bool = True) -> None:
+        for vm in vms:
+            if vm.deleting:
+                continue
+            if vm.op_id is not None and vm.op_id in self._ops:
+                # A delete preempts whatever ran on the instance, as Azure does.
+                other = self._ops[vm.op_id]
+                if vm.id in other.pending:
+                    self._finish_part(other, vm, "Canceled", {
+                        "code": "OperationPreempted",
+                        "message": "Operation execution has been preempted by a more recent operation."})
+            vm.gen += 1
+            self._set(vm, deleting=True, power="stopping" if vm.power == "running" else vm.power,
+                      health=None)
+            self._set_provisioning(vm, "deleting")
+            if op is not None:
+                op.pending.add(vm.id)
+                vm.op_id = op.id
+            self._schedule(self._t + vm.timings.delete_seconds, self._deleted, vm, op)
+        if adjust_capacity:
+            self._set_capacity_value(len(self._live()))
+        if op is not None and not op.pending:
+            self._end_op(op)
+        self._settle()
+
+    def _deleted(self, vm: _Vm, op: _Operation | None) -> None:
+        self._vms.pop(vm.id, None)
+        self._hist[vm.id]["deleted"] = self._t
+        self._dirty.add(vm.id)
+        if op is not None:
+            op.pending.discard(vm.id)
+            if not op.pending and op.end is None:
+                self._end_op(op)
+
+    def _run_event(self, event: Event) -> None:
+        record = {"time": self._t, **{k: v for k, v in event.__dict__.items() if v is not None}}
+        self._event_log.append(record)
+        if event.health is not None:
+            vm = self._vms.get(event.instance or "")
+            if vm is None or vm.deleting:
+                record["skipped"] = "no such instance"
+                return
+            previous = vm.health
+            self._set(vm, health=event.health)
+            if event.for_seconds is not None:
+                self._schedule(self._t + event.for_seconds, self._restore_health, vm, event.health,
+                               previous)
+        elif event.delete_instance is not None:
+            vm = self._vms.get(event.delete_instance)
+            if vm is None:
+                record["skipped"] = "no such instance"
+                return
+            self._begin_deletes([vm], None)
+        elif event.add_instances:
+            # Instances created by someone else are busy until created, like any others.
+            self._create(event.add_instances, self._new_op("create"))
+            self._set_capacity_value(len(self._live()))
+
+    def _restore_health(self, vm: _Vm, expected: str, previous: str | None) -> None:
+        # Only undo our own change: a reimage in between owns the health state now.
+        if vm.id in self._vms and vm.health == expected and not vm.deleting:
+            self._set(vm, health=previous)
+
+    # --- readiness bookkeeping ----------------------------------------------------------------
+
+    def _is_ready(self, vm: _Vm) -> bool:
+        return (vm.provisioning == "succeeded" and vm.power == "running"
+                and (not self.scenario.health_extension or vm.health == "healthy"))
+
+    def _settle(self) -> None:
+        """Record readiness changes of the instances touched at this instant."""
+        for instance_id in self._dirty:
+            vm = self._vms.get(instance_id)
+            was = self._ready.get(instance_id)
+            intervals = self._hist[instance_id]["not_ready"]
+            if vm is None:  # removed
+                if was is False:
+                    self._not_ready_count -= 1
+                    intervals[-1][1] = self._t
+                self._ready.pop(instance_id, None)
+                continue
+            ready = self._is_ready(vm)
+            if ready == was:
+                continue
+            if not ready:
+                self._not_ready_count += 1
+                intervals.append([self._t, None])
+            elif was is False:
+                self._not_ready_count -= 1
+                intervals[-1][1] = self._t
+            self._ready[instance_id] = ready
+        self._dirty.clear()
+        self._max_not_ready = max(self._max_not_ready, self._not_ready_count)
+        self._max_in_flight = max(self._max_in_flight, len(self._in_flight))
+
+    # --- lookups and bodies -------------------------------------------------------------------
+
+    def _check_set(self, rg: str, name: str) -> None:
+        s = self.scenario
+        if rg.lower() != s.resource_group.lower() or name.lower() != s.scale_set_name.lower():
+            raise ResourceNotFound(
+                f"The Resource 'Microsoft.Compute/virtualMachineScaleSets/{name}' under resource "
+                f"group '{rg}' was not found. For more details please go to "
+                "https://aka.ms/ARMResourceNotFoundFix")
+
+    def _find_vm(self, rg: str, name: str, instance_id: str) -> _Vm:
+        self._check_set(rg, name)
+        vm = self._vms.get(str(instance_id))
+        if vm is None:
+            raise NotFound("The entity was not found in this Azure location.")
+        return vm
+
+    def _sorted_vms(self) -> list[_Vm]:
+        return [self._vms[i] for i in sorted(self._vms, key=_id_key)]
+
+    def _scale_set_busy(self) -> bool:
+        return bool(self._scale_set_ops)
+
+    def _set_id(self) -> str:
+        s = self.scenario
+        return (f"/subscriptions/{s.subscription_id}/resourceGroups/{s.resource_group}/providers/"
+                f"Microsoft.Compute/virtualMachineScaleSets/{s.scale_set_name}")
+
+    def _op_path(self, op_id: str | None) -> str:
+        s = self.scenario
+        return (f"/subscriptions/{s.subscription_id}/providers/Microsoft.Compute/locations/"
+                f"{s.location}/operations/{op_id}")
+
+    def _extensions(self) -> list[dict]:
+        extensions = [{
+            "name": "customScript",
+            "properties": {"publisher": "Microsoft.Azure.Extensions", "type": "CustomScript",
+                           "typeHandlerVersion": "2.1", "autoUpgradeMinorVersion": True,
+                           "settings": {"commandToExecute": "./install-service.sh"}},
+        }]
+        if self.scenario.health_extension:
+            extensions.append({
+                "name": HEALTH_EXTENSION_NAME,
+                "properties": {"publisher": "Microsoft.ManagedServices",
+                               "type": "ApplicationHealthLinux", "typeHandlerVersion": "2.0",
+                               "autoUpgradeMinorVersion": True,
+                               "settings": {"protocol": "http", "port": 80,
+                                            "requestPath": "/health"}},
+            })
+        return extensions
+
+    def _scale_set_body(self) -> dict:
+        s = self.scenario
+        body = {
+            "name": s.scale_set_name,
+            "id": self._set_id(),
+            "type": "Microsoft.Compute/virtualMachineScaleSets",
+            "location": s.location,
+            "tags": {},
+            "sku": {"name": VM_SIZE, "tier": "Standard", "capacity": self.capacity},
+            "properties": {
+                "singlePlacementGroup": True,
+                "orchestrationMode": s.orchestration_mode,
+                "upgradePolicy": {"mode": s.upgrade_mode},
+                "virtualMachineProfile": {
+                    "osProfile": {
+                        "computerNamePrefix": s.scale_set_name[:9],
+                        "adminUsername": "azureuser",
+                        "linuxConfiguration": {"disablePasswordAuthentication": True,
+                                               "provisionVMAgent": True},
+                        "secrets": [],
+                        "allowExtensionOperations": True,
+                    },
+                    "storageProfile": {
+                        "osDisk": {"osType": "Linux", "createOption": "FromImage",
+                                   "caching": "ReadWrite",
+                                   "managedDisk": {"storageAccountType": "Premium_LRS"},
+                                   "diskSizeGB": 30},
+                        "imageReference": {"publisher": "Canonical",
+                                           "offer": "ubuntu-24_04-lts", "sku": "server",
+                                           "version": "latest"},
+                    },
+                    "extensionProfile": {"extensions": self._extensions()},
+                },
+                "provisioningState": "Updating" if self._scale_set_busy() else "Succeeded",
+                "overprovision": False,
+                "doNotRunExtensionsOnOverprovisionedVMs": False,
+                "uniqueId": self._unique_id,
+                "timeCreated": iso(self.start),
+            },
+        }
+        if s.zones:
+            body["zones"] = list(s.zones)
+        return body
+
+    def _vm_body(self, vm: _Vm, expand: bool) -> dict:
+        s = self.scenario
+        body = {
+            "name": f"{s.scale_set_name}_{vm.id}",
+            "id": f"{self._set_id()}/virtualMachines/{vm.id}",
+            "type": "Microsoft.Compute/virtualMachineScaleSets/virtualMachines",
+            "location": s.location,
+            "tags": {},
+            "instanceId": vm.id,
+            "sku": {"name": VM_SIZE, "tier": "Standard"},
+            "properties": {
+                "latestModelApplied": True,
+                "modelDefinitionApplied": "VirtualMachineScaleSet",
+                "vmId": vm.vm_id,
+                "hardwareProfile": {"vmSize": VM_SIZE},
+                "osProfile": {"computerName": self._computer_name(vm), "adminUsername": "azureuser"},
+                "protectionPolicy": {"protectFromScaleIn": False,
+                                     "protectFromScaleSetActions": vm.protected},
+                "provisioningState": vm.provisioning.capitalize(),
+                "timeCreated": iso(vm.time_created),
+            },
+        }
+        if vm.zone is not None:
+            body["zones"] = [vm.zone]
+        if expand:
+            body["properties"]["instanceView"] = self._instance_view(vm)
+        return body
+
+    def _computer_name(self, vm: _Vm) -> str:
+        suffix = f"{int(vm.id):06x}" if vm.id.isdigit() else vm.id
+        return f"{self.scenario.scale_set_name[:9]}{suffix}"
+
+    def _instance_view(self, vm: _Vm) -> dict:
+        if vm.provisioning == "failed":
+            provisioning = {"code": f"ProvisioningState/failed/{vm.error_code}", "level": "Error",
+                            "displayStatus": "Provisioning failed",
+                            "message": f"Error code: {vm.error_code}",
+                            "time": iso(vm.provisioning_time)}
+        else:
+            provisioning = {"code": f"ProvisioningState/{vm.provisioning}", "level": "Info",
+                            "displayStatus": f"Provisioning {vm.provisioning}",
+                            "time": iso(vm.provisioning_time)}
+        view = {
+            "platformUpdateDomain": vm.fault_domain,
+            "platformFaultDomain": vm.fault_domain,
+            "computerName": self._computer_name(vm),
+            "osName": "ubuntu",
+            "osVersion": "24.04",
+            "statuses": [provisioning, {"code": f"PowerState/{vm.power}", "level": "Info",
+                                        "displayStatus": _POWER_DISPLAY[vm.power]}],
+        }
+        if self.scenario.health_extension and vm.health is not None:
+            view["vmHealth"] = {"status": {"code": f"HealthState/{vm.health}", "level": "Info",
+                                           "displayStatus": _HEALTH_DISPLAY[vm.health],
+                                           "time": iso(self._t)}}
+        return view
+
+    def __repr__(self) -> str:
+        return (f"Backend({self.scenario.resource_group}/{self.scenario.scale_set_name}, "
+                f"{len(self._vms)} instances)")
+
+
+__all__ = ["Backend", "ArmError", "iso"]

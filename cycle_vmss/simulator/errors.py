@@ -1,0 +1,66 @@
+"""ARM errors the simulator backend raises; the HTTP layer renders them as ARM's envelope."""
+
+from __future__ import annotations
+
+
+class ArmError(Exception):
+    """An ARM error response: HTTP `status`, `code`, `message`, extra response `headers` and
+    optional `details` (list of {code, message[, target]})."""
+
+    status = 500
+    default_code = "InternalServerError"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 headers: dict | None = None, details: list | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        if status is not None:
+            self.status = status
+        self.headers = dict(headers or {})
+        self.details = list(details or [])
+
+    def body(self) -> dict:
+        """The ARM error envelope `{"error": {"code", "message"[, "details"]}}`."""
+        error: dict = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+class NotFound(ArmError):
+    status = 404
+    default_code = "NotFound"
+
+
+class ResourceNotFound(NotFound):
+    default_code = "ResourceNotFound"
+
+
+class Conflict(ArmError):
+    status = 409
+    default_code = "Conflict"
+
+
+class OperationNotAllowed(ArmError):
+    """409 OperationNotAllowed (e.g. a protected instance)."""
+
+    status = 409
+    default_code = "OperationNotAllowed"
+
+
+class Throttled(ArmError):
+    """429 with Retry-After, as Compute's throttling answers."""
+
+    status = 429
+    default_code = "OperationNotAllowed"
+
+
+class BadRequest(ArmError):
+    status = 400
+    default_code = "InvalidParameter"
+
+
+class ServerError(ArmError):
+    status = 500
+    default_code = "InternalServerError"

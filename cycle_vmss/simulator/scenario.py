@@ -1,0 +1,328 @@
+"""The simulator's scenario: what scale set to serve and how it behaves (SPEC section 6).
+
+Every key is optional; `load_scenario(None)` is the default demo set. Unknown keys and bad values
+raise `ScenarioError` with one line naming the key, the value and what is accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+POWER_STATES = ("running", "stopped", "deallocated")
+HEALTH_STATES = ("healthy", "unhealthy", "unknown", "initializing")
+ON_REIMAGE = ("ok", "fail", "never-healthy")
+ORCHESTRATION_MODES = ("Uniform", "Flexible")
+UPGRADE_MODES = ("Manual", "Automatic", "Rolling")
+FAULT_DOMAIN_COUNT = 5  # Azure's default spread for a regional set
+
+# Deterministic identities so a client can be configured before the simulator starts.
+DEFAULT_SUBSCRIPTION_ID = "00000000-0000-4000-8000-000000000001"
+DEFAULT_TENANT_ID = "00000000-0000-4000-8000-0000000000a1"
+DEFAULT_CLIENT_ID = "00000000-0000-4000-8000-0000000000c1"
+DEFAULT_CLIENT_SECRET = "simulator-client-secret"
+DEFAULT_GITHUB_OIDC_TOKEN = "simulator-github-request-token"
+DEFAULT_ERROR_CODE = "VMExtensionProvisioningError"
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be served; the message is one line naming the key."""
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds each phase lasts. A reimage: power `stopping` for the first half of
+    `reimage_seconds`, `stopped` for the second half, `starting` for `boot_seconds` (then the
+    operation succeeds), vmHealth `initializing` for `health_seconds`."""
+
+    reimage_seconds: float = 3
+    boot_seconds: float = 1
+    health_seconds: float = 1
+    create_seconds: float = 3
+    delete_seconds: float = 1
+
+
+@dataclass(frozen=True)
+class Faults:
+    throttle_reads_every: int = 0
+    throttle_writes_every: int = 0
+    retry_after_seconds: int = 1
+    server_error_rate: float = 0.0
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    id: str
+    zone: str | None = None
+    fault_domain: int = 0
+    power: str = "running"
+    health: str = "healthy"
+    protect_from_scale_set_actions: bool = False
+    on_reimage: str = "ok"
+    error_code: str = DEFAULT_ERROR_CODE
+    timings: Timings = field(default_factory=Timings)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Exactly one of: `health` (for `instance`, optionally only `for_seconds`),
+    `delete_instance`, `add_instances`."""
+
+    at_seconds: float
+    instance: str | None = None
+    health: str | None = None
+    for_seconds: float | None = None
+    delete_instance: str | None = None
+    add_instances: int | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    subscription_id: str = DEFAULT_SUBSCRIPTION_ID
+    resource_group: str = "rg-demo"
+    scale_set_name: str = "vmss-demo"
+    location: str = "eastus"
+    orchestration_mode: str = "Uniform"
+    upgrade_mode: str = "Manual"
+    health_extension: bool = True
+    page_size: int = 100
+    token_lifetime_seconds: int = 3600
+    timings: Timings = field(default_factory=Timings)
+    instances: tuple[InstanceSpec, ...] = ()
+    zones: tuple[str, ...] = ("1", "2", "3")
+    faults: Faults = field(default_factory=Faults)
+    events: tuple[Event, ...] = ()
+    rolling_upgrade_in_progress: bool = False  # `rollingUpgrades/latest` answers RollingForward
+    tenant_id: str = DEFAULT_TENANT_ID
+    client_id: str = DEFAULT_CLIENT_ID
+    client_secret: str = DEFAULT_CLIENT_SECRET
+    github_oidc_token: str = DEFAULT_GITHUB_OIDC_TOKEN  # bearer for the OIDC request URL
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+_TOP_KEYS = (
+    "subscription_id", "resource_group", "scale_set_name", "location", "orchestration_mode",
+    "upgrade_mode", "health_extension", "page_size", "token_lifetime_seconds", "timings",
+    "instances", "zones", "faults", "events", "rolling_upgrade_in_progress", "tenant_id",
+    "client_id", "client_secret", "github_oidc_token",
+)
+_INSTANCE_KEYS = (
+    "id", "zone", "fault_domain", "power", "health", "protect_from_scale_set_actions",
+    "on_reimage", "error_code", "timings",
+)
+_EVENT_KEYS = ("at_seconds", "instance", "health", "for_seconds", "delete_instance", "add_instances")
+_DEFAULT_INSTANCE_COUNT = 6
+
+
+def _fail(where: str, value: Any, accepted: str) -> ScenarioError:
+    return ScenarioError(f"scenario: {where} = {json.dumps(value)} is not accepted; expected {accepted}")
+
+
+def _check_keys(obj: Any, accepted: tuple[str, ...], where: str) -> dict:
+    if not isinstance(obj, dict):
+        raise _fail(where or "scenario", obj, "a JSON object")
+    for key in obj:
+        if key not in accepted:
+            name = f"{where}.{key}" if where else key
+            raise ScenarioError(f"scenario: unknown key '{name}' (accepted: {', '.join(accepted)})")
+    return obj
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise _fail(where, value, "a non-empty string")
+    return value
+
+
+def _choice(value: Any, choices: tuple[str, ...], where: str) -> str:
+    if value not in choices:
+        raise _fail(where, value, "one of " + ", ".join(choices))
+    return value
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(where, value, "true or false")
+    return value
+
+
+def _int(value: Any, where: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _fail(where, value, f"an integer >= {minimum}")
+    return value
+
+
+def _seconds(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise _fail(where, value, "a number of seconds >= 0")
+    return float(value)
+
+
+def _id(value: Any, where: str) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    return _str(value, where)
+
+
+def _timings(obj: Any, base: Timings, where: str) -> Timings:
+    accepted = tuple(Timings.__dataclass_fields__)
+    _check_keys(obj, accepted, where)
+    values = {k: _seconds(v, f"{where}.{k}") for k, v in obj.items()}
+    return Timings(**{**base.__dict__, **values})
+
+
+def _faults(obj: Any) -> Faults:
+    _check_keys(obj, tuple(Faults.__dataclass_fields__), "faults")
+    out = {}
+    for key, value in obj.items():
+        where = f"faults.{key}"
+        if key == "server_error_rate":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise _fail(where, value, "a number from 0.0 to 1.0")
+            out[key] = float(value)
+        elif key == "seed":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise _fail(where, value, "an integer")
+            out[key] = value
+        else:
+            out[key] = _int(value, where)
+    return Faults(**out)
+
+
+def _default_placement(index: int, zones: tuple[str, ...]) -> tuple[str | None, int]:
+    """Round-robin over zones; fault domains fill up within a zone."""
+    if zones:
+        return zones[index % len(zones)], (index // len(zones)) % FAULT_DOMAIN_COUNT
+    return None, index % FAULT_DOMAIN_COUNT
+
+
+def _instances(value: Any, zones: tuple[str, ...], timings: Timings) -> tuple[InstanceSpec, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        count = _int(value, "instances")
+        return tuple(
+            InstanceSpec(str(i), *_default_placement(i, zones), timings=timings) for i in range(count)
+        )
+    if not isinstance(value, list):
+        raise _fail("instances", value, "a count (integer >= 0) or a list of instance objects")
+    specs: list[InstanceSpec] = []
+    for index, obj in enumerate(value):
+        where = f"instances[{index}]"
+        _check_keys(obj, _INSTANCE_KEYS, where)
+        zone, fault_domain = _default_placement(index, zones)
+        if "zone" in obj:
+            zone = None if obj["zone"] is None else _id(obj["zone"], f"{where}.zone")
+        if "fault_domain" in obj:
+            fault_domain = _int(obj["fault_domain"], f"{where}.fault_domain")
+        specs.append(InstanceSpec(
+            id=_id(obj.get("id", str(index)), f"{where}.id"),
+            zone=zone,
+            fault_domain=fault_domain,
+            power=_choice(obj.get("power", "running"), POWER_STATES, f"{where}.power"),
+            health=_choice(obj.get("health", "healthy"), HEALTH_STATES, f"{where}.health"),
+            protect_from_scale_set_actions=_bool(
+                obj.get("protect_from_scale_set_actions", False), f"{where}.protect_from_scale_set_actions"),
+            on_reimage=_choice(obj.get("on_reimage", "ok"), ON_REIMAGE, f"{where}.on_reimage"),
+            error_code=_str(obj.get("error_code", DEFAULT_ERROR_CODE), f"{where}.error_code"),
+            timings=_timings(obj.get("timings", {}), timings, f"{where}.timings"),
+        ))
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.id in seen:
+            raise ScenarioError(f"scenario: instances has the id '{spec.id}' twice; ids must be unique")
+        seen.add(spec.id)
+    return tuple(specs)
+
+
+def _events(value: Any) -> tuple[Event, ...]:
+    if not isinstance(value, list):
+        raise _fail("events", value, "a list of event objects")
+    events = []
+    for index, obj in enumerate(value):
+        where = f"events[{index}]"
+        _check_keys(obj, _EVENT_KEYS, where)
+        if "at_seconds" not in obj:
+            raise ScenarioError(f"scenario: {where} has no 'at_seconds'; every event needs one")
+        kinds = [k for k in ("health", "delete_instance", "add_instances") if k in obj]
+        if len(kinds) != 1:
+            raise ScenarioError(
+                f"scenario: {where} must have exactly one of 'health', 'delete_instance', "
+                f"'add_instances' (it has {', '.join(kinds) or 'none'})")
+        event = Event(at_seconds=_seconds(obj["at_seconds"], f"{where}.at_seconds"))
+        if kinds == ["health"]:
+            if "instance" not in obj:
+                raise ScenarioError(f"scenario: {where} changes health but names no 'instance'")
+            for_seconds = obj.get("for_seconds")
+            event = Event(
+                at_seconds=event.at_seconds,
+                instance=_id(obj["instance"], f"{where}.instance"),
+                health=_choice(obj["health"], HEALTH_STATES, f"{where}.health"),
+                for_seconds=None if for_seconds is None else _seconds(for_seconds, f"{where}.for_seconds"),
+            )
+        else:
+            for key in ("instance", "for_seconds"):
+                if key in obj:
+                    raise ScenarioError(f"scenario: {where}.{key} only applies to a 'health' event")
+            if kinds == ["delete_instance"]:
+                event = Event(event.at_seconds, delete_instance=_id(obj["delete_instance"], f"{where}.delete_instance"))
+            else:
+                event = Event(event.at_seconds, add_instances=_int(obj["add_instances"], f"{where}.add_instances", 1))
+        events.append(event)
+    return tuple(events)
+
+
+def scenario_from_dict(data: dict) -> Scenario:
+    _check_keys(data, _TOP_KEYS, "")
+    out: dict[str, Any] = {}
+    for key in ("subscription_id", "resource_group", "scale_set_name", "location", "tenant_id",
+                "client_id", "client_secret", "github_oidc_token"):
+        if key in data:
+            out[key] = _str(data[key], key)
+    if "orchestration_mode" in data:
+        out["orchestration_mode"] = _choice(data["orchestration_mode"], ORCHESTRATION_MODES, "orchestration_mode")
+    if "upgrade_mode" in data:
+        out["upgrade_mode"] = _choice(data["upgrade_mode"], UPGRADE_MODES, "upgrade_mode")
+    for key in ("health_extension", "rolling_upgrade_in_progress"):
+        if key in data:
+            out[key] = _bool(data[key], key)
+    for key in ("page_size", "token_lifetime_seconds"):
+        if key in data:
+            out[key] = _int(data[key], key, 1)
+    timings = _timings(data.get("timings", {}), Timings(), "timings")
+    out["timings"] = timings
+    zones: tuple[str, ...] = Scenario.zones
+    if "zones" in data:
+        if not isinstance(data["zones"], list):
+            raise _fail("zones", data["zones"], "a list of zone names such as [\"1\", \"2\", \"3\"] (or [])")
+        zones = tuple(_id(z, f"zones[{i}]") for i, z in enumerate(data["zones"]))
+    out["zones"] = zones
+    out["instances"] = _instances(data.get("instances", _DEFAULT_INSTANCE_COUNT), zones, timings)
+    if "faults" in data:
+        out["faults"] = _faults(data["faults"])
+    if "events" in data:
+        out["events"] = _events(data["events"])
+    return Scenario(**out)
+
+
+def load_scenario(source: str | Path | dict | Scenario | None = None) -> Scenario:
+    """A Scenario from a JSON file path, a dict, an existing Scenario, or None (defaults)."""
+    if source is None:
+        return scenario_from_dict({})
+    if isinstance(source, Scenario):
+        return source
+    if isinstance(source, dict):
+        return scenario_from_dict(source)
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"scenario: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(f"scenario: {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    return scenario_from_dict(data)

@@ -1,0 +1,110 @@
+"""The simulator as a running HTTPS service: in a thread for tests, or as a process (`__main__`).
+
+    with running_simulator({"instances": 3}) as sim:
+        client = ComputeManagementClient(credential, sim.info["subscription_id"],
+                                         base_url=sim.info["arm_endpoint"], ...)
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ..clock import SystemClock
+from .backend import Backend
+from .http import HttpsServer, SimulatorApp
+from .identity import DEFAULT_GITHUB_TOKEN_LIFETIME, Identity
+from .scenario import Scenario, load_scenario
+from .tls import ThrowawayCA
+
+# The keys of the JSON line (SPEC section 6), in the order printed.
+INFO_KEYS = ("arm_endpoint", "authority_host", "ca_bundle", "tenant_id", "client_id",
+             "client_secret", "subscription_id", "resource_group", "scale_set_name",
+             "github_oidc_url", "github_oidc_token")
+
+
+@dataclass
+class SimulatorHandle:
+    """What a client of a running simulator needs. `info` is the JSON line's dict; it also
+    carries `forbidden_client_id`, an app that authenticates but has no role (ARM answers 403)."""
+
+    info: dict[str, str]
+    backend: Backend
+    identity: Identity
+
+    def env(self) -> dict[str, str]:
+        """Environment for a client process (azure-identity's EnvironmentCredential and ours)."""
+        return {
+            "AZURE_AUTHORITY_HOST": self.info["authority_host"],
+            "AZURE_RESOURCE_MANAGER_ENDPOINT": self.info["arm_endpoint"],
+            "REQUESTS_CA_BUNDLE": self.info["ca_bundle"],
+            "AZURE_TENANT_ID": self.info["tenant_id"],
+            "AZURE_CLIENT_ID": self.info["client_id"],
+            "AZURE_CLIENT_SECRET": self.info["client_secret"],
+            "AZURE_SUBSCRIPTION_ID": self.info["subscription_id"],
+        }
+
+    def requests(self) -> list[dict]:
+        return self.backend.requests()
+
+    def history(self) -> dict:
+        return self.backend.history()
+
+    def get_json(self, path: str) -> Any:
+        """GET a path of the simulator over its own HTTPS (for introspection from tests)."""
+        context = ssl.create_default_context(cafile=self.info["ca_bundle"])
+        url = self.info["arm_endpoint"].rstrip("/") + path
+        with urllib.request.urlopen(url, context=context, timeout=10) as answer:  # noqa: S310
+            return json.load(answer)
+
+
+@contextmanager
+def running_simulator(scenario: str | dict | Scenario | None = None, *, host: str = "127.0.0.1",
+                      port: int = 0) -> Iterator[SimulatorHandle]:
+    """Serve HTTPS on host:port (0 = any free port) in a daemon thread until the block ends."""
+    loaded = load_scenario(scenario)
+    backend = Backend(loaded, SystemClock())
+    ca = ThrowawayCA()
+    try:
+        server = HttpsServer((host, port), ca.server_context())
+        url_host = f"[{host}]" if ":" in host else host
+        base_url = f"https://{url_host}:{server.server_port}"
+        identity = Identity(
+            base_url=base_url, tenant_id=loaded.tenant_id, client_id=loaded.client_id,
+            client_secret=loaded.client_secret, github_oidc_token=loaded.github_oidc_token,
+            subscription_id=loaded.subscription_id,
+            token_lifetime_seconds=loaded.token_lifetime_seconds,
+            github_token_lifetime_seconds=getattr(
+                loaded, "github_oidc_token_lifetime_seconds", DEFAULT_GITHUB_TOKEN_LIFETIME),
+        )
+        server.app = SimulatorApp(backend, identity)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                  name=f"simulator-{server.server_port}", daemon=True)
+        thread.start()
+        try:
+            info = {
+                "arm_endpoint": base_url + "/",
+                "authority_host": base_url,
+                "ca_bundle": ca.ca_bundle,
+                "tenant_id": loaded.tenant_id,
+                "client_id": loaded.client_id,
+                "client_secret": loaded.client_secret,
+                "subscription_id": loaded.subscription_id,
+                "resource_group": loaded.resource_group,
+                "scale_set_name": loaded.scale_set_name,
+                "github_oidc_url": identity.github_oidc_url,
+                "github_oidc_token": loaded.github_oidc_token,
+                "forbidden_client_id": identity.forbidden_client_id,
+            }
+            yield SimulatorHandle(info=info, backend=backend, identity=identity)
+        finally:
+            server.close()
+            thread.join(timeout=5)
+    finally:
+        ca.close()

@@ -1,0 +1,173 @@
+"""SimulatorComputePort end to end over the backend, in virtual time."""
+
+import pytest
+
+from cycle_vmss import compute
+from cycle_vmss.clock import VirtualClock
+from cycle_vmss.compute import Instance, OperationState
+from cycle_vmss.simulator.backend import Backend
+from cycle_vmss.simulator.inprocess import SimulatorComputePort
+
+RG, NAME = "rg-demo", "vmss-demo"
+
+
+def make(scenario=None, rg=RG, name=NAME):
+    clock = VirtualClock()
+    backend = Backend(scenario, clock)
+    return SimulatorComputePort(backend, rg, name), backend, clock
+
+
+def paths(backend):
+    prefix = f"/subscriptions/{backend.scenario.subscription_id}"
+    return [(r["method"], r["path"].removeprefix(prefix), r["status"]) for r in backend.requests()]
+
+
+SET = f"/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachineScaleSets/{NAME}"
+
+
+def test_scale_set_maps_to_the_observation_type():
+    port, backend, _ = make()
+    scale_set = port.get_scale_set()
+    assert scale_set == compute.ScaleSet(
+        id=f"/subscriptions/{backend.scenario.subscription_id}{SET}", name=NAME,
+        resource_group=RG, subscription_id=backend.scenario.subscription_id, location="eastus",
+        orchestration_mode="Uniform", capacity=6, upgrade_mode="Manual",
+        health_extension="ApplicationHealthLinux")
+    port, _, _ = make({"health_extension": False})
+    assert port.get_scale_set().health_extension is None
+    assert port.counts.reads == 1
+
+
+def test_list_instances_reads_every_page_one_request_each():
+    port, backend, _ = make({"page_size": 2, "instances": [
+        {}, {}, {"protect_from_scale_set_actions": True}, {"power": "deallocated"}, {"zone": None}]})
+    instances = port.list_instances()
+    assert [i.id for i in instances] == ["0", "1", "2", "3", "4"]
+    assert instances[0] == Instance(id="0", name=f"{NAME}_0", zone="1", fault_domain=0,
+                                    provisioning="succeeded", power="running", health="healthy",
+                                    protected=False)
+    assert instances[2].protected and instances[3].power == "deallocated"
+    assert instances[3].health is None and instances[4].zone is None
+    assert port.counts.reads == 3
+    assert paths(backend) == [("GET", f"{SET}/virtualMachines", 200)] * 3
+
+
+def test_reimage_operation_reports_status_one_read_per_poll():
+    port, backend, clock = make()
+    operation = port.begin_reimage("3")
+    assert port.counts.writes == 1
+    assert operation.status().state is OperationState.IN_PROGRESS
+    assert port.list_instances()[3].provisioning == "updating"
+    clock.sleep(4)
+    status = operation.status()
+    assert status.state is OperationState.SUCCEEDED and status.finished
+    assert port.list_instances()[3].health == "initializing"
+    reads = port.counts.reads
+    assert operation.status().finished and port.counts.reads == reads  # kept once finished
+    op_path = f"/providers/Microsoft.Compute/locations/eastus/operations/{operation.id}"
+    assert paths(backend)[:2] == [("POST", f"{SET}/virtualMachines/3/reimage", 202),
+                                  ("GET", op_path, 200)]
+    port.begin_reimage("4", all_disks=True)
+    assert paths(backend)[-1] == ("POST", f"{SET}/virtualMachines/4/reimageall", 202)
+
+
+def test_failed_operation_carries_the_error_code_and_instance_shows_failed():
+    port, _, clock = make({"instances": [{"on_reimage": "fail", "error_code": "OSProvisioningTimedOut"}]})
+    operation = port.begin_reimage("0")
+    clock.sleep(30)
+    status = operation.status()
+    assert status.state is OperationState.FAILED
+    assert status.error_code == "OSProvisioningTimedOut" and status.error_message
+    (instance,) = port.list_instances()
+    assert (instance.provisioning, instance.power, instance.health) == ("failed", "running", "unknown")
+
+
+def test_arm_errors_map_to_the_ports_errors():
+    port, backend, _ = make({"instances": [{}, {"protect_from_scale_set_actions": True}]})
+    port.begin_reimage("0")
+    with pytest.raises(compute.Conflict) as busy:
+        port.begin_reimage("0")
+    assert (busy.value.code, busy.value.status) == ("Conflict", 409)
+    with pytest.raises(compute.Conflict) as protected:
+        port.begin_reimage("1")
+    assert protected.value.code == "OperationNotAllowed"
+    with pytest.raises(compute.NotFound) as missing:
+        port.begin_reimage("9")
+    assert missing.value.code == "NotFound"
+    assert paths(backend)[-3:] == [("POST", f"{SET}/virtualMachines/0/reimage", 409),
+                                   ("POST", f"{SET}/virtualMachines/1/reimage", 409),
+                                   ("POST", f"{SET}/virtualMachines/9/reimage", 404)]
+
+    port, _, _ = make(rg="rg-elsewhere")
+    with pytest.raises(compute.NotFound) as no_set:
+        port.get_scale_set()
+    assert no_set.value.code == "ResourceNotFound"
+    assert "'Microsoft.Compute/virtualMachineScaleSets/vmss-demo' under resource group 'rg-elsewhere'" in str(no_set.value)
+    with pytest.raises(compute.NotFound):
+        port.rolling_upgrade_in_progress()  # a missing set is not "no upgrade"
+
+
+def test_rolling_upgrade_in_progress():
+    assert make()[0].rolling_upgrade_in_progress() is False
+    assert make({"rolling_upgrade_in_progress": True})[0].rolling_upgrade_in_progress() is True
+
+
+def test_throttled_requests_wait_retry_after_on_the_clock_and_are_retried():
+    port, backend, clock = make({"faults": {"throttle_reads_every": 2, "throttle_writes_every": 1,
+                                            "retry_after_seconds": 30}})
+    port.get_scale_set()
+    start = clock.now()
+    assert len(port.list_instances()) == 6  # the second read is throttled, then retried
+    assert clock.now() - start == 30
+    assert (port.counts.reads, port.counts.throttled) == (3, 1)
+    assert [s for _, _, s in paths(backend)] == [200, 429, 200]
+    # every write throttled: the SDK gives up after its 3 status retries
+    with pytest.raises(compute.AzureError) as info:
+        port.begin_reimage("0")
+    assert (info.value.status, info.value.code) == (429, "OperationNotAllowed")
+    assert port.counts.writes == 4 and port.counts.throttled == 5
+    assert clock.now() - start == 30 + 3 * 30
+
+
+def test_server_errors_are_retried_with_azure_cores_backoff():
+    port, backend, clock = make({"faults": {"server_error_rate": 1.0}})
+    start = clock.now()
+    with pytest.raises(compute.AzureError) as info:
+        port.get_scale_set()
+    assert info.value.status == 500 and port.counts.reads == 4
+    assert clock.now() - start == pytest.approx(0 + 1.6 + 3.2)
+
+
+def test_capacity_and_delete_end_to_end():
+    port, backend, clock = make({"instances": 3})
+    grow = port.begin_set_capacity(5)
+    assert [i.id for i in port.list_instances()] == ["0", "1", "2", "3", "4"]
+    assert port.list_instances()[4].provisioning == "creating"
+    clock.sleep(3)
+    assert grow.status().state is OperationState.SUCCEEDED
+    assert port.get_scale_set().capacity == 5
+    shrink = port.begin_delete_instances(["3", "4"])
+    clock.sleep(1)
+    assert shrink.status().state is OperationState.SUCCEEDED
+    assert [i.id for i in port.list_instances()] == ["0", "1", "2"]
+    assert port.get_scale_set().capacity == 3
+    assert [(m, p) for m, p, _ in paths(backend) if m != "GET"] == [
+        ("PATCH", SET), ("POST", f"{SET}/delete")]
+
+
+def test_a_careful_rolling_loop_over_the_port_keeps_one_out_at_a_time():
+    """A hand-written minimal rollout: the history the simulator keeps proves the invariant."""
+    port, backend, clock = make({"instances": 5, "page_size": 2})
+    for instance_id in [i.id for i in port.list_instances()]:
+        operation = port.begin_reimage(instance_id)
+        while True:
+            clock.sleep(1)
+            done = operation.status().finished
+            ready = {i.id: i for i in port.list_instances()}[instance_id]
+            if done and (ready.provisioning, ready.power, ready.health) == ("succeeded", "running", "healthy"):
+                break
+    history = backend.history()
+    assert history["max_not_ready"] == 1 and history["whole_set_reimages"] == 0
+    assert all(t["others_ready"] == 4 for t in history["takeouts"])
+    assert len(history["takeouts"]) == 5
+    assert port.counts.writes == 5 and port.counts.throttled == 0
