@@ -91,6 +91,7 @@ class Scenario:
     health_extension: bool = True
     page_size: int = 100
     token_lifetime_seconds: int = 3600
+    github_oidc_token_lifetime_seconds: int = 300  # GitHub's OIDC tokens live minutes
     timings: Timings = field(default_factory=Timings)
     instances: tuple[InstanceSpec, ...] = ()
     zones: tuple[str, ...] = ("1", "2", "3")
@@ -107,7 +108,8 @@ class Scenario:
 
 _TOP_KEYS = (
     "subscription_id", "resource_group", "scale_set_name", "location", "orchestration_mode",
-    "upgrade_mode", "health_extension", "page_size", "token_lifetime_seconds", "timings",
+    "upgrade_mode", "health_extension", "page_size", "token_lifetime_seconds",
+    "github_oidc_token_lifetime_seconds", "timings",
     "instances", "zones", "faults", "events", "rolling_upgrade_in_progress", "tenant_id",
     "client_id", "client_secret", "github_oidc_token",
 )
@@ -289,7 +291,7 @@ def scenario_from_dict(data: dict) -> Scenario:
     for key in ("health_extension", "rolling_upgrade_in_progress"):
         if key in data:
             out[key] = _bool(data[key], key)
-    for key in ("page_size", "token_lifetime_seconds"):
+    for key in ("page_size", "token_lifetime_seconds", "github_oidc_token_lifetime_seconds"):
         if key in data:
             out[key] = _int(data[key], key, 1)
     timings = _timings(data.get("timings", {}), Timings(), "timings")

@@ -19,7 +19,7 @@ from typing import Any
 from ..clock import SystemClock
 from .backend import Backend
 from .http import HttpsServer, SimulatorApp
-from .identity import DEFAULT_GITHUB_TOKEN_LIFETIME, Identity
+from .identity import Identity
 from .scenario import Scenario, load_scenario
 from .tls import ThrowawayCA
 
@@ -80,8 +80,7 @@ def running_simulator(scenario: str | dict | Scenario | None = None, *, host: st
             client_secret=loaded.client_secret, github_oidc_token=loaded.github_oidc_token,
             subscription_id=loaded.subscription_id,
             token_lifetime_seconds=loaded.token_lifetime_seconds,
-            github_token_lifetime_seconds=getattr(
-                loaded, "github_oidc_token_lifetime_seconds", DEFAULT_GITHUB_TOKEN_LIFETIME),
+            github_token_lifetime_seconds=loaded.github_oidc_token_lifetime_seconds,
         )
         server.app = SimulatorApp(backend, identity)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},

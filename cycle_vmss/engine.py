@@ -1,0 +1,557 @@
+"""The rolling reimage: preflight (read only) -> plan -> surge -> rolling passes -> restore -> report.
+
+Each rolling pass observes (the status of every in-flight reimage, then one paged list of the
+set), asks the pure `decide` what the rules allow, acts on the answer and sleeps until the next
+poll. The clock is injected, so the same engine runs against Azure in real time and against the
+simulator's backend in virtual time. `run_rollout` never raises for Azure or preflight problems:
+the report's `result` says what happened (`exit_code` maps it to SPEC section 5's exit codes).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+from . import __version__
+from .budget import resolve_budget
+from .clock import Clock
+from .compute import (
+    AuthenticationFailed, AzureError, ComputePort, Conflict, Forbidden, Instance, NotFound,
+    Observation, Operation, OperationState, ScaleSet,
+)
+from .decide import (
+    Decision, Failure, Outcome, Plan, RunState, Status, Track, decide, id_key, plan_order,
+    record_gone, record_refused, record_start_failed, record_started, skip_reason,
+)
+from .events import Event, Listener, NullListener
+from .health import HealthSourceRefused, Readiness, describe, readiness, resolve_source, states
+from .report import exit_code, failure_dict, instance_row, iso
+from .settings import Settings
+
+HEARTBEAT_SECONDS = 60.0
+SLEEP_SLICE = 1.0  # a cancel is noticed within this much clock time even on a clock that ignores it
+
+__all__ = ["run_rollout", "exit_code"]
+
+
+class _Stop(Exception):
+    """Ends the run early with a result and a one-line message."""
+
+    def __init__(self, result: str, message: str, failure: Failure | None = None):
+        super().__init__(message)
+        self.result, self.message, self.failure = result, message, failure
+
+
+def run_rollout(settings: Settings, port: ComputePort, *, clock: Clock,
+                listener: Listener = NullListener(),
+                cancelled: threading.Event | None = None) -> dict:
+    """Run one rollout (or dry run) of `settings` through `port`; returns the run report."""
+    return _Rollout(settings, port, clock, listener, cancelled or threading.Event()).run()
+
+
+class _Rollout:
+    def __init__(self, settings: Settings, port: ComputePort, clock: Clock, listener: Listener,
+                 cancelled: threading.Event) -> None:
+        self.s = settings
+        self.port = port
+        self.clock = clock
+        self.listener = listener
+        self.cancelled = cancelled
+        self.start = clock.now()
+        self.scale_set: ScaleSet | None = None
+        self.first: dict[str, Instance] = {}  # the set as preflight saw it
+        self.run_state: RunState | None = None
+        self.plan: Plan | None = None
+        self.plan_report: dict | None = None
+        self.ops: dict[str, Operation] = {}
+        self.capacity = {"before": None, "during": None, "after": None}
+        self.warnings: list[str] = []
+        self.wrote = False  # a write call was accepted: from now on nothing is "unchanged"
+        self.last_states: dict[str, dict] = {}
+        self.last_waiting = ""
+        self.last_heartbeat = self.start
+        self.last_ready = 0
+
+    # --- the run ---------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        result, message, failure = "succeeded", "", None
+        try:
+            message = self._execute()
+            if self.s.dry_run:
+                result = "dry-run"
+        except _Stop as stop:
+            result, message, failure = stop.result, stop.message, stop.failure
+        except AzureError as err:  # a call outside the rules' own handling
+            result = "failed" if self.wrote else "refused"
+            message = f"scale set {self.s.scale_set_name} in resource group {self.s.resource_group}: {err}"
+        if result in ("failed", "cancelled") and self.capacity["after"] != self.capacity["before"]:
+            surge_ids = sorted(self.run_state.surge_ids, key=id_key) if self.run_state else []
+            what = (f"delete the surge instances {', '.join(surge_ids)}" if surge_ids
+                    else f"set the capacity back to {self.capacity['before']}")
+            self.warnings.append(
+                f"capacity stays at {self.capacity['after']} (raised from {self.capacity['before']} "
+                f"for the surge) because the run {result}; {what} when you are done")
+        self._phase("results")
+        report = self._report(result, message, failure)
+        self._emit("finished", message=message, data=report)
+        return report
+
+    def _execute(self) -> str:
+        self._phase("preflight")
+        instances = self._preflight()
+        if self.s.dry_run:
+            return self._dry_run_message()
+        if not self._pending():
+            return f"nothing to reimage: {self._skip_summary() or 'the scale set has no instances'}"
+        surged = self._surge()
+        self._phase("rolling")
+        # Without a surge nothing changed since preflight's list: the first pass decides on it.
+        outcome = self._rolling(None if surged else instances)
+        if outcome is Outcome.FAILED:
+            f = self.run_state.failure
+            raise _Stop("failed", f.message if f else "the rollout failed", f)
+        self._restore()
+        done = self.run_state.count(Status.DONE)
+        removed = self.run_state.count(Status.REMOVED)
+        extra = f"; {removed} removed by someone else" if removed else ""
+        skipped = self._skip_summary()
+        return (f"reimaged {done} instance{'s' if done != 1 else ''} of scale set "
+                f"{self.s.scale_set_name} in {_duration(self.clock.now() - self.start)}"
+                f"{extra}{'; skipped ' + skipped if skipped else ''}")
+
+    # --- preflight ---------------------------------------------------------------------------
+
+    def _preflight(self) -> tuple[Instance, ...]:
+        s = self.s
+        where = f"scale set {s.scale_set_name} in resource group {s.resource_group}"
+        try:
+            ss = self.port.get_scale_set()
+        except NotFound as err:
+            raise _Stop("refused", f"{where} was not found (Azure said: {err})") from None
+        except (Forbidden, AuthenticationFailed) as err:
+            raise _Stop("refused", f"{where}: cannot read it ({err})") from None
+        except AzureError as err:
+            raise _Stop("refused", f"{where}: {err}") from None
+        self.scale_set = ss
+        self.capacity = {"before": ss.capacity, "during": ss.capacity, "after": ss.capacity}
+        if ss.orchestration_mode != "Uniform":
+            raise _Stop("refused", f"{where} uses {ss.orchestration_mode} orchestration; cycle-vmss "
+                                   f"reimages Uniform scale sets only for now (Flexible support "
+                                   f"through the single-VM APIs is planned)")
+        try:
+            if self.port.rolling_upgrade_in_progress():
+                raise _Stop("refused", f"{where} has a rolling upgrade in progress; wait for it to "
+                                       f"finish (or cancel it) and run again")
+        except AzureError as err:
+            raise _Stop("refused", f"{where}: cannot read its rolling upgrade status ({err})") from None
+        try:
+            source = resolve_source(s.health_source, ss)
+        except HealthSourceRefused as err:
+            raise _Stop("refused", str(err)) from None
+
+        instances = self._list_or_refuse(where)
+        ids = {i.id for i in instances}
+        if s.instance_ids is not None:
+            missing = [i for i in s.instance_ids if i not in ids]
+            if missing:
+                raise _Stop("refused", f"instance-ids: {', '.join(missing)} "
+                                       f"{'is' if len(missing) == 1 else 'are'} not in {where} "
+                                       f"(its instances: {_short(sorted(ids, key=id_key))})")
+        self.plan = Plan(source, s.timeout_minutes * 60.0, float(s.min_ready_seconds),
+                         s.ignore_availability)
+
+        instances = self._initial_health_gate(instances, source, where)
+        self.first = {i.id: i for i in instances}
+        scope = set(s.instance_ids) if s.instance_ids is not None else ids
+        tracks: dict[str, Track] = {}
+        for inst in sorted(instances, key=lambda i: id_key(i.id)):
+            reason = _first_skip(inst, inst.id in scope)
+            tracks[inst.id] = Track(inst.id, Status.SKIPPED if reason else Status.PENDING, reason,
+                                    in_n0=inst.in_service_candidate, last=inst)
+            self.last_states[inst.id] = states(inst)
+        n0 = sum(1 for i in instances if i.in_service_candidate)
+        budget = resolve_budget(n0, s.max_unavailable, s.max_surge,
+                                ignore_availability=s.ignore_availability)
+        self.run_state = RunState(tracks, budget)
+        pending = {t.id for t in tracks.values() if t.status is Status.PENDING}
+        surge_to = ss.capacity + budget.surge if budget.surge and pending else None
+        self.plan_report = {
+            "n0": n0, "maxUnavailable": budget.unavailable, "maxSurge": budget.surge,
+            "automaticSurge": budget.automatic_surge, "rMin": budget.r_min,
+            "maxInFlight": budget.max_in_flight,
+            "order": plan_order(instances, pending, source, budget.max_in_flight),
+            "surgeTo": surge_to,
+        }
+        self._emit("plan", data=dict(self.plan_report))
+        for t in tracks.values():
+            if t.status is Status.SKIPPED:
+                self._emit("skipped", t.id, t.reason or "")
+        return instances
+
+    def _list_or_refuse(self, where: str) -> tuple[Instance, ...]:
+        try:
+            return self.port.list_instances()
+        except AzureError as err:
+            raise _Stop("refused", f"{where}: cannot list its instances ({err})") from None
+
+    def _initial_health_gate(self, instances: tuple[Instance, ...], source, where: str):
+        """Every in-scope instance ready, unless ignore-initial-health. Health `initializing`
+        means its probe has not decided yet: wait for it (up to timeout-minutes), reading only."""
+        if self.s.ignore_initial_health:
+            return instances
+        deadline = self.clock.now() + self.plan.timeout_seconds
+        while True:
+            scope = set(self.s.instance_ids) if self.s.instance_ids is not None else None
+            checked = [i for i in instances if (scope is None or i.id in scope)
+                       and _first_skip(i, True) is None]
+            verdicts = {i.id: readiness(i, source) for i in checked}
+            self.last_ready = sum(1 for i in instances if readiness(i, source) is Readiness.READY)
+            unready = [i for i in checked if verdicts[i.id] is not Readiness.READY]
+            if not unready:
+                return instances
+            waiting = all(verdicts[i.id] is Readiness.WAIT for i in unready)
+            if not waiting or self.clock.now() >= deadline:
+                named = "; ".join(f"{i.id} ({describe(i)})" for i in
+                                  sorted(unready, key=lambda i: id_key(i.id)))
+                raise _Stop("refused", f"{len(unready)} instance{'s' if len(unready) != 1 else ''} "
+                                       f"of {where} {'is' if len(unready) == 1 else 'are'} not "
+                                       f"ready: {named}; fix them, or pass ignore-initial-health "
+                                       f"to reimage them first")
+            self._wait_event(f"health of {_short([i.id for i in unready])} is initializing; "
+                             f"waiting before the initial health check")
+            if not self._sleep(self.s.poll_interval_seconds):
+                raise _Stop("cancelled", "cancelled during preflight; nothing was changed")
+            instances = self._list_or_refuse(where)
+
+    def _dry_run_message(self) -> str:
+        p = self.plan_report
+        n = len(self._pending())
+        surge = (f"surge capacity {self.capacity['before']} -> {p['surgeTo']}" if p["surgeTo"]
+                 else "no surge")
+        skipped = self._skip_summary()
+        return (f"dry run: would reimage {n} instance{'s' if n != 1 else ''}, at most "
+                f"{p['maxInFlight']} at a time with at least {p['rMin']} of N0={p['n0']} ready, "
+                f"{surge}{'; skip ' + skipped if skipped else ''}; nothing was changed")
+
+    # --- surge and restore -------------------------------------------------------------------
+
+    def _surge(self) -> bool:
+        budget = self.run_state.budget
+        if not budget.surge:
+            return False
+        self._phase("surge")
+        before = self.capacity["before"]
+        target = before + budget.surge
+        self._emit("capacity", data={"from": before, "to": target})
+        op = self._write(lambda: self.port.begin_set_capacity(target), "raise the capacity")
+        self.capacity["during"] = self.capacity["after"] = target
+        known = set(self.first)
+        status, instances = self._await(op, f"raising the capacity to {target}")
+        if status.state is not OperationState.SUCCEEDED:
+            raise _Stop("failed", f"raising the capacity from {before} to {target} for the surge "
+                                  f"ended {status.state.value} ({status.error_code}: "
+                                  f"{status.error_message})",
+                        Failure(None, status.error_code or status.state.value,
+                                status.error_message or ""))
+        # The instances that appeared with our capacity change; if others added some at the same
+        # moment the newest ids are taken as ours (Azure numbers new instances upwards).
+        new = sorted((i.id for i in instances if i.id not in known), key=id_key)
+        self.run_state = replace(self.run_state, surge_ids=frozenset(new[-budget.surge:]))
+        return True
+
+    def _restore(self) -> None:
+        surge_ids = sorted(self.run_state.surge_ids, key=id_key)
+        before = self.capacity["before"]
+        if not surge_ids and self.capacity["during"] == before:
+            return
+        self._phase("restore")
+        if surge_ids:
+            try:
+                op = self.port.begin_delete_instances(surge_ids)
+            except AzureError as err:
+                raise self._restore_failed(f"deleting surge instances {', '.join(surge_ids)}: {err}")
+            status, _ = self._await(op, f"deleting surge instances {', '.join(surge_ids)}")
+            if status.state is not OperationState.SUCCEEDED:
+                raise self._restore_failed(f"deleting surge instances {', '.join(surge_ids)} ended "
+                                           f"{status.state.value} ({status.error_code})")
+        self.run_state = replace(self.run_state, surge_ids=frozenset())
+        try:
+            now_capacity = self.port.get_scale_set().capacity
+            if now_capacity > before:  # deleting instances normally lowers it; make sure
+                op = self.port.begin_set_capacity(before)
+                status, _ = self._await(op, f"setting the capacity back to {before}")
+                if status.state is not OperationState.SUCCEEDED:
+                    raise self._restore_failed(f"setting the capacity back to {before} ended "
+                                               f"{status.state.value} ({status.error_code})")
+                now_capacity = before
+        except AzureError as err:
+            raise self._restore_failed(f"setting the capacity back to {before}: {err}")
+        self._emit("capacity", data={"from": self.capacity["during"], "to": now_capacity})
+        self.capacity["after"] = now_capacity
+
+    def _restore_failed(self, what: str) -> _Stop:
+        msg = (f"every instance was reimaged, but restoring the capacity failed: {what}; "
+               f"capacity is {self.capacity['during']}, it was {self.capacity['before']}")
+        return _Stop("failed", msg, Failure(None, "RestoreFailed", msg))
+
+    def _write(self, call, what: str) -> Operation:
+        try:
+            op = call()
+        except (Forbidden, AuthenticationFailed) as err:
+            raise _Stop("failed" if self.wrote else "refused", f"cannot {what}: {err}") from None
+        except AzureError as err:
+            raise _Stop("failed", f"cannot {what}: {err}",
+                        Failure(None, err.code or "RequestFailed", str(err))) from None
+        self.wrote = True
+        return op
+
+    def _await(self, op: Operation, what: str):
+        """Follow one scale-set operation to its end: each check is a pass (its status, then one
+        list), so the new instances are seen as they appear. Bounded by timeout-minutes."""
+        deadline = self.clock.now() + self.plan.timeout_seconds
+        while True:
+            if not self._sleep(self.s.poll_interval_seconds):
+                raise _Stop("cancelled", f"cancelled while {what}")
+            try:
+                status = op.status()
+                instances = self.port.list_instances()
+            except AzureError as err:
+                if self.clock.now() >= deadline:
+                    raise _Stop("failed", f"{what}: {err}") from None
+                continue
+            self._observe_states(instances)
+            if status.finished:
+                return status, instances
+            if self.clock.now() >= deadline:
+                raise _Stop("failed", f"{what} did not finish within "
+                                      f"{self.s.timeout_minutes} minutes",
+                            Failure(None, "Timeout", f"{what} did not finish"))
+
+    # --- rolling passes ---------------------------------------------------------------------
+
+    def _rolling(self, first: tuple[Instance, ...] | None) -> Outcome:
+        poll = float(self.s.poll_interval_seconds)
+        list_failing_since: float | None = None
+        while True:
+            if self.cancelled.is_set():
+                raise self._cancel()
+            pass_start = self.clock.now()
+            statuses = {}
+            for tid in self.run_state.in_flight():
+                try:
+                    statuses[tid] = self.ops[tid].status()
+                except AzureError:
+                    pass  # not known this pass; asked again on the next
+            try:
+                instances, first = (first, None) if first is not None else (self.port.list_instances(), None)
+            except AzureError as err:
+                list_failing_since = list_failing_since or pass_start
+                if pass_start - list_failing_since >= self.plan.timeout_seconds:
+                    raise _Stop("failed", f"cannot list the instances of scale set "
+                                          f"{self.s.scale_set_name} for {self.s.timeout_minutes} "
+                                          f"minutes: {err}") from None
+                self._wait_event(f"cannot list the instances ({err}); trying again")
+                if not self._sleep_until(pass_start + poll, heartbeat=True):
+                    raise self._cancel()
+                continue
+            list_failing_since = None
+            obs = Observation(self.clock.now(), instances)
+            self._observe_states(instances)
+            d = decide(obs, statuses, self.run_state, self.plan, self.clock.now())
+            self._apply(d)
+            if d.outcome is not None:
+                return d.outcome
+            for tid in d.start:
+                if self.cancelled.is_set():
+                    raise self._cancel()
+                if not self._start(tid):
+                    break
+            wake = pass_start + poll
+            if d.next_check is not None:
+                wake = min(wake, max(d.next_check, self.clock.now()))
+            if self.run_state.failure is not None and not self.run_state.in_flight():
+                continue  # a start just failed with nothing else in flight: finish now
+            if not self._sleep_until(wake, heartbeat=True):
+                raise self._cancel()
+
+    def _start(self, tid: str) -> bool:
+        """Ask Azure to reimage one instance; False when no further start should follow."""
+        now = self.clock.now()
+        try:
+            op = self.port.begin_reimage(tid, all_disks=self.s.reimage_all)
+        except NotFound:
+            self.run_state = record_gone(self.run_state, tid, now, self.plan)
+            self._emit("removed", tid, "deleted by someone else before its reimage")
+            return True
+        except (Forbidden, AuthenticationFailed) as err:
+            if not self.wrote:
+                raise _Stop("refused", f"instance {tid}: not allowed to reimage it ({err}); "
+                                       f"nothing was changed") from None
+            self.run_state = record_start_failed(self.run_state, tid, now, err.code, str(err),
+                                                 outcome_unknown=False)
+            self._emit_failed(tid)
+            return False
+        except AzureError as err:
+            if isinstance(err, Conflict) or err.status in (409, 429):
+                # Not accepted (busy or throttled): nothing started; a later pass asks again.
+                self.run_state = record_refused(self.run_state, tid, now, err.code, str(err))
+                self._wait_event(f"instance {tid}: Azure refused the reimage for now ({err}); "
+                                 f"trying again on the next pass")
+                return True
+            unknown = err.status is None or err.status >= 500
+            self.run_state = record_start_failed(self.run_state, tid, now, err.code, str(err),
+                                                 outcome_unknown=unknown)
+            self._emit_failed(tid)
+            return False
+        self.wrote = True
+        self.ops[tid] = op
+        self.run_state = record_started(self.run_state, tid, now)
+        self._emit("started", tid)
+        return True
+
+    def _apply(self, d: Decision) -> None:
+        old = self.run_state
+        self.run_state = d.run
+        self.last_ready = d.ready
+        for tid in d.changed:
+            t = d.run.tracks[tid]
+            if t.status is Status.DONE:
+                self._emit("done", tid)
+            elif t.status is Status.FAILED:
+                self._emit_failed(tid)
+            elif t.status is Status.REMOVED:
+                self._emit("removed", tid, "deleted by someone else")
+            elif t.status is Status.SKIPPED:
+                self._emit("skipped", tid, t.reason or "")
+        if d.run.budget.n0 != old.budget.n0:
+            self._wait_event(f"N0 is now {d.run.budget.n0} (R_min {d.run.budget.r_min}) after a "
+                             f"removal")
+        if d.waiting:
+            self._wait_event(d.waiting)
+
+    def _observe_states(self, instances) -> None:
+        """A `state` event for each instance whose states changed since the last list."""
+        for inst in instances:
+            st = states(inst)
+            if self.last_states.get(inst.id) != st:
+                if inst.id in self.last_states:
+                    self._emit("state", inst.id, data=st)
+                self.last_states[inst.id] = st
+
+    def _cancel(self) -> _Stop:
+        in_flight = sorted(self.run_state.in_flight(), key=id_key) if self.run_state else []
+        pending = len(self._pending())
+        return _Stop("cancelled", f"cancelled: no new reimage starts; "
+                                  f"{len(in_flight)} in flight"
+                                  f"{' (' + _short(in_flight) + ')' if in_flight else ''}, "
+                                  f"{pending} not started")
+
+    # --- time ----------------------------------------------------------------------------
+
+    def _sleep(self, seconds: float) -> bool:
+        return self._sleep_until(self.clock.now() + seconds, heartbeat=True)
+
+    def _sleep_until(self, until: float, *, heartbeat: bool) -> bool:
+        """Sleep in short slices so a cancel is seen at once; False when cancelled."""
+        while True:
+            if self.cancelled.is_set():
+                return False
+            now = self.clock.now()
+            if heartbeat and now - self.last_heartbeat >= HEARTBEAT_SECONDS:
+                self._heartbeat(now)
+            if now >= until:
+                return True
+            step = min(until - now, SLEEP_SLICE)
+            if heartbeat:
+                step = min(step, max(self.last_heartbeat + HEARTBEAT_SECONDS - now, 0.001))
+            self.clock.sleep(step)
+
+    def _heartbeat(self, now: float) -> None:
+        rs = self.run_state
+        self.last_heartbeat = now
+        if rs is None:  # still in preflight: no plan, no R_min yet
+            self._emit("heartbeat", data={"done": 0, "in_flight": 0, "pending": 0,
+                                          "ready": self.last_ready})
+            return
+        self._emit("heartbeat", data={
+            "done": rs.count(Status.DONE), "in_flight": rs.count(Status.IN_FLIGHT),
+            "pending": rs.count(Status.PENDING), "ready": self.last_ready,
+            "r_min": rs.budget.r_min})
+
+    # --- events and report -------------------------------------------------------------------
+
+    def _emit(self, kind: str, instance_id: str | None = None, message: str = "",
+              data: dict | None = None) -> None:
+        self.listener.event(Event(kind, self.clock.now(), instance_id, message, data or {}))
+
+    def _phase(self, name: str) -> None:
+        self._emit("phase", message=name)
+
+    def _wait_event(self, message: str) -> None:
+        if message != self.last_waiting:
+            self.last_waiting = message
+            self._emit("waiting", message=message)
+
+    def _emit_failed(self, tid: str) -> None:
+        t = self.run_state.tracks[tid]
+        self._emit("failed", tid, t.error_message or "",
+                   data={"code": t.error_code, "states": states(t.last) if t.last else None})
+
+    def _pending(self) -> list[str]:
+        if self.run_state is None:
+            return []
+        return [t.id for t in self.run_state.tracks.values() if t.status is Status.PENDING]
+
+    def _skip_summary(self) -> str:
+        if self.run_state is None:
+            return ""
+        by_reason: dict[str, list[str]] = {}
+        for t in self.run_state.tracks.values():
+            if t.status is Status.SKIPPED:
+                by_reason.setdefault(t.reason or "skipped", []).append(t.id)
+        return "; ".join(f"{_short(ids)} ({reason})" for reason, ids in by_reason.items())
+
+    def _report(self, result: str, message: str, failure: Failure | None) -> dict:
+        end = self.clock.now()
+        rs = self.run_state
+        if failure is None and rs is not None and result == "failed":
+            failure = rs.failure
+        rows = []
+        if rs is not None:
+            for tid, t in sorted(rs.tracks.items(), key=lambda kv: id_key(kv[0])):
+                rows.append(instance_row(t, self.first.get(tid) or t.last))
+        ss = self.scale_set
+        counts = self.port.counts
+        return {
+            "tool": "cycle-vmss", "version": __version__,
+            "subscriptionId": ss.subscription_id if ss else self.s.subscription_id,
+            "resourceGroup": self.s.resource_group, "scaleSet": self.s.scale_set_name,
+            "orchestrationMode": ss.orchestration_mode if ss else None,
+            "settings": self.s.as_report(),
+            "startTime": iso(self.start), "endTime": iso(end),
+            "durationSeconds": round(end - self.start, 1),
+            "result": result, "message": message,
+            "failure": failure_dict(failure),
+            "plan": self.plan_report,
+            "capacity": dict(self.capacity),
+            "requests": {"reads": counts.reads, "writes": counts.writes, "throttled": counts.throttled},
+            "warnings": list(self.warnings),
+            "instances": rows,
+        }
+
+
+def _first_skip(inst: Instance, in_scope: bool) -> str | None:
+    return skip_reason(inst) if in_scope else "out of scope"
+
+
+def _short(ids: list[str], limit: int = 10) -> str:
+    return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

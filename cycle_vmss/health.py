@@ -1,0 +1,75 @@
+"""When an instance is ready (SPEC section 3), as the original script scored it.
+
+Score bits over the instance view: `ProvisioningState/succeeded` = 1, `PowerState/running` = 2,
+`HealthState/healthy` = 4. Health source `extension`: ready at 7; `none`: ready when bits 1 and 2
+are set (the health bit is ignored). `HealthState/initializing` means the verdict is not in yet
+(wait); `unknown` and `unhealthy` mean not ready.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from .compute import HEALTH_EXTENSION_TYPES, Instance, ScaleSet
+from .settings import HealthSource
+
+PROVISIONED, RUNNING, HEALTHY = 1, 2, 4
+
+
+class Readiness(str, Enum):
+    READY = "ready"
+    WAIT = "initializing"  # the health probe has not decided yet
+    NOT_READY = "not ready"
+
+
+def score(instance: Instance) -> int:
+    return ((PROVISIONED if instance.provisioning == "succeeded" else 0)
+            | (RUNNING if instance.power == "running" else 0)
+            | (HEALTHY if instance.health == "healthy" else 0))
+
+
+def readiness(instance: Instance, source: HealthSource) -> Readiness:
+    """`source` is the resolved one (`extension` or `none`), never `auto`."""
+    s = score(instance)
+    if source is HealthSource.NONE:
+        return Readiness.READY if s & 3 == 3 else Readiness.NOT_READY
+    if s == 7:
+        return Readiness.READY
+    if s == 3 and instance.health == "initializing":
+        return Readiness.WAIT
+    return Readiness.NOT_READY
+
+
+def is_ready(instance: Instance, source: HealthSource) -> bool:
+    return readiness(instance, source) is Readiness.READY
+
+
+def states(instance: Instance) -> dict:
+    """The three states a user reads in messages and the report."""
+    return {"provisioning": instance.provisioning or None, "power": instance.power or None,
+            "health": instance.health}
+
+
+def describe(instance: Instance) -> str:
+    """`provisioning succeeded, power running, health unhealthy` for one-line messages."""
+    st = states(instance)
+    return ", ".join(f"{k} {v if v is not None else 'none'}" for k, v in st.items())
+
+
+class HealthSourceRefused(Exception):
+    """Preflight refusal: the set has no Application Health extension for this health source."""
+
+
+def resolve_source(source: HealthSource, scale_set: ScaleSet) -> HealthSource:
+    """`auto` -> `extension` when the model has an Application Health extension; refuses
+    (`extension` or `auto` without one) naming the missing extension and the `none` escape."""
+    if source is HealthSource.NONE:
+        return source
+    if scale_set.health_extension:
+        return HealthSource.EXTENSION
+    names = " or ".join(HEALTH_EXTENSION_TYPES)
+    raise HealthSourceRefused(
+        f"scale set {scale_set.name} has no Application Health extension ({names}) in its model, "
+        f"so health-source: {source.value} cannot tell when an instance is healthy; add the "
+        f"extension, or set health-source: none to count an instance ready when it is "
+        f"provisioned and running")

@@ -1,0 +1,441 @@
+"""Every rule of SPEC section 4, run by the real engine against the simulator in virtual time."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import pytest
+
+from cycle_vmss import compute
+from cycle_vmss.engine import exit_code
+from cycle_vmss.report import write_report
+from cycle_vmss.simulator.inprocess import SimulatorComputePort
+
+from .conftest import assert_budget_kept, rollout
+
+ZONED6 = {"instances": 6}  # ids 0..5 over zones 1, 2, 3; reimage 3 s + boot 1 s + health 1 s
+
+
+def started_at(run, instance_id):
+    return next(e.time for e in run.events.of("started") if e.instance_id == instance_id)
+
+
+# --- the happy path --------------------------------------------------------------------------
+
+
+def test_default_rollout_reimages_every_instance_within_the_budget():
+    run = rollout(ZONED6)
+    r = run.report
+    assert (r["result"], exit_code(r)) == ("succeeded", 0)
+    assert "reimaged 6 instances" in r["message"]
+    assert [row["action"] for row in r["instances"]] == ["reimaged"] * 6
+    assert all(row["reimageStart"] and row["readyTime"] and row["outOfServiceSeconds"] >= 5
+               for row in r["instances"])
+    h = run.history
+    assert h["max_not_ready"] == 1 and h["max_reimages_in_flight"] == 1
+    assert_budget_kept(run, r_min=5)
+    assert all(len(run.reimages(str(i))) == 1 for i in range(6))
+    assert sorted(run.events.ids("done")) == [str(i) for i in range(6)]
+    # Unready-free set, window 1: zone by zone (ties by zone name), fault domain, id.
+    assert r["plan"]["order"] == run.events.ids("started") == ["0", "3", "1", "4", "2", "5"]
+    assert r["requests"]["writes"] == 6 and r["capacity"] == {"before": 6, "during": 6, "after": 6}
+
+
+def test_polling_economy_one_list_per_pass_and_no_per_instance_reads():
+    run = rollout({"instances": 250, "page_size": 100}, max_unavailable="25")
+    assert run.report["result"] == "succeeded"
+    log = run.backend.requests()
+    paths = [r["path"] for r in log if r["method"] == "GET"]
+    assert not [p for p in paths if p.endswith("/instanceView") or "/virtualMachines/" in p]
+    lists = sum(1 for p in paths if p.endswith("/virtualMachines"))
+    assert lists % 3 == 0  # every list is whole: 3 pages of 100
+    passes = lists // 3
+    polls = sum(1 for p in paths if "/operations/" in p)
+    assert polls <= 250 * passes  # status of in-flight reimages only, each at most once a pass
+    assert run.report["requests"]["reads"] == len(paths)
+    assert [r["path"].rsplit("/", 1)[-1] for r in log if r["method"] == "POST"] == ["reimage"] * 250
+
+
+def test_events_report_state_changes_only_when_they_change():
+    run = rollout(ZONED6, poll_interval_seconds="1")
+    last: dict = {}
+    for e in run.events.of("state"):
+        assert last.get(e.instance_id) != e.data
+        last[e.instance_id] = e.data
+    seen0 = [e.data for e in run.events.of("state") if e.instance_id == "0"]
+    assert {"provisioning": "updating", "power": "stopping", "health": None} in seen0
+    assert seen0[-1] == {"provisioning": "succeeded", "power": "running", "health": "healthy"}
+    waits = [e.message for e in run.events.of("waiting")]
+    assert all(a != b for a, b in zip(waits, waits[1:]))
+
+
+def test_heartbeat_at_least_once_a_minute_of_clock_time():
+    run = rollout({"instances": 3, "timings": {"reimage_seconds": 400}}, poll_interval_seconds="300")
+    assert run.report["result"] == "succeeded"
+    times = [run.start] + [e.time for e in run.events.of("heartbeat")] + [run.clock.now()]
+    assert len(times) > 10 and max(b - a for a, b in zip(times, times[1:])) <= 60
+    beat = run.events.of("heartbeat")[0].data
+    assert set(beat) == {"done", "in_flight", "pending", "ready", "r_min"}
+
+
+def test_reimage_all_uses_the_reimageall_operation():
+    run = rollout({"instances": 2}, reimage_all="true", max_unavailable="1",
+                  ignore_availability="true")
+    assert run.report["result"] == "succeeded"
+    assert all(r["all_disks"] for i in ("0", "1") for r in run.reimages(i))
+    assert all(w["path"].endswith("/reimageall") for w in run.writes())
+
+
+def test_min_ready_seconds_holds_an_instance_until_it_stayed_ready():
+    run = rollout({"instances": 3}, min_ready_seconds="30", poll_interval_seconds="5")
+    assert run.report["result"] == "succeeded"
+    for e in run.events.of("done"):
+        ready_at = run.history["instances"][e.instance_id]["not_ready"][-1][1]
+        assert e.time - ready_at >= 30
+    # the next one waited for it: never two out of service or in the window at once
+    starts = [e.time for e in run.events.of("started")]
+    dones = [e.time for e in run.events.of("done")]
+    assert all(s >= d for s, d in zip(starts[1:], dones))
+
+
+def test_dry_run_plans_and_writes_nothing():
+    run = rollout({"instances": 1}, dry_run="true")
+    r = run.report
+    assert (r["result"], exit_code(r)) == ("dry-run", 0)
+    assert run.writes() == []
+    assert r["plan"]["surgeTo"] == 2 and r["plan"]["automaticSurge"] == 1
+    assert run.events.of("plan")[0].data["order"] == ["0"]
+    assert "would reimage 1 instance" in r["message"] and "surge capacity 1 -> 2" in r["message"]
+
+
+def test_report_file_is_written_whole(tmp_path):
+    run = rollout(ZONED6)
+    path = tmp_path / "report.json"
+    write_report(run.report, str(path))
+    assert json.loads(path.read_text())["instances"][0]["id"] == "0"
+    assert os.listdir(tmp_path) == ["report.json"]
+
+
+# --- preflight refusals: exit 2, nothing written ---------------------------------------------
+
+
+@pytest.mark.parametrize("scenario, raw, words", [
+    (ZONED6, {"scale_set_name": "vmss-missing"}, ["vmss-missing", "rg-demo", "not found"]),
+    (ZONED6, {"resource_group": "rg-other"}, ["vmss-demo", "rg-other", "not found"]),
+    ({"orchestration_mode": "Flexible"}, {}, ["Flexible", "Uniform"]),
+    ({"rolling_upgrade_in_progress": True}, {}, ["rolling upgrade in progress"]),
+    ({"health_extension": False}, {}, ["ApplicationHealthLinux", "health-source: none"]),
+    ({"health_extension": False}, {"health_source": "extension"},
+     ["ApplicationHealthLinux", "ApplicationHealthWindows", "health-source: none"]),
+    (ZONED6, {"instance_ids": "1, 7 9"}, ["instance-ids", "7, 9", "are not in"]),
+    ({"instances": [{"id": "0"}, {"id": "1", "health": "unhealthy"}, {"id": "2", "health": "unknown"}]},
+     {}, ["2 instances", "1 (provisioning succeeded, power running, health unhealthy)",
+          "2 (provisioning succeeded, power running, health unknown)", "ignore-initial-health"]),
+])
+def test_preflight_refusals(scenario, raw, words):
+    run = rollout(scenario, **raw)
+    r = run.report
+    assert (r["result"], exit_code(r)) == ("refused", 2)
+    for word in words:
+        assert word in r["message"]
+    assert run.writes() == [] and r["requests"]["writes"] == 0
+
+
+def test_a_dry_run_is_refused_the_same_way():
+    run = rollout({"health_extension": False}, dry_run="true")
+    assert run.report["result"] == "refused"
+
+
+def test_health_source_none_needs_no_extension():
+    run = rollout({"instances": 3, "health_extension": False}, health_source="none")
+    assert run.report["result"] == "succeeded"
+    assert_budget_kept(run, r_min=2)
+
+
+def test_an_initializing_instance_is_waited_for_at_preflight():
+    scenario = {"instances": [{"id": "0"}, {"id": "1"}, {"id": "2", "health": "initializing"}],
+                "events": [{"at_seconds": 25, "instance": "2", "health": "healthy"}]}
+    run = rollout(scenario)
+    assert run.report["result"] == "succeeded"
+    assert started_at(run, run.events.ids("started")[0]) - run.start >= 25
+    assert any("initializing" in e.message for e in run.events.of("waiting"))
+
+
+def test_ignore_initial_health_reimages_unready_instances_first():
+    scenario = {"instances": [{"id": str(i)} for i in range(5)] + [{"id": "5", "health": "unhealthy"}]}
+    run = rollout(scenario, ignore_initial_health="true")
+    assert run.report["result"] == "succeeded"
+    assert run.events.ids("started")[0] == "5"
+    assert run.history["takeouts"][0] == {**run.history["takeouts"][0], "instance": "5", "was_ready": False}
+    assert_budget_kept(run, r_min=5)
+
+
+def test_skips_are_reported_and_never_touched():
+    scenario = {"instances": [
+        {"id": "0"}, {"id": "1", "protect_from_scale_set_actions": True},
+        {"id": "2", "power": "stopped"}, {"id": "3", "power": "deallocated"}, {"id": "4"}, {"id": "5"}]}
+    run = rollout(scenario, instance_ids="0 1 2 3 4")
+    r = run.report
+    assert r["result"] == "succeeded"
+    rows = {row["id"]: (row["action"], row["reason"]) for row in r["instances"]}
+    assert rows == {"0": ("reimaged", None), "1": ("skipped", "protected from scale-set actions"),
+                    "2": ("skipped", "stopped"), "3": ("skipped", "deallocated"),
+                    "4": ("reimaged", None), "5": ("skipped", "out of scope")}
+    assert all(run.reimages(i) == [] for i in "1235")
+    assert r["plan"]["n0"] == 4  # 0, 1 (protected, serving), 4, 5 (out of scope, serving)
+    assert sorted(run.events.ids("skipped")) == ["1", "2", "3", "5"]
+
+
+def test_an_empty_set_has_nothing_to_do():
+    run = rollout({"instances": 0})
+    assert run.report["result"] == "succeeded" and "nothing to reimage" in run.report["message"]
+    assert run.writes() == []
+
+
+def test_only_skipped_instances_means_nothing_to_do_and_no_surge():
+    run = rollout({"instances": [{"id": "0", "power": "deallocated"}]})
+    assert run.report["result"] == "succeeded" and run.writes() == []
+
+
+# --- surge ------------------------------------------------------------------------------------
+
+
+def test_a_one_instance_set_goes_to_two_and_back():
+    run = rollout({"instances": 1})
+    r = run.report
+    assert r["result"] == "succeeded"
+    assert r["capacity"] == {"before": 1, "during": 2, "after": 1}
+    assert [c["capacity"] for c in run.history["capacity"]] == [1, 2, 1]
+    new = run.history["instances"]["1"]
+    assert new["reimages"] == [] and new["deleted"] is not None  # fresh, never reimaged, removed
+    assert_budget_kept(run, r_min=1)  # one instance was always ready
+    assert [e.data for e in run.events.of("capacity")] == [{"from": 1, "to": 2}, {"from": 2, "to": 1}]
+
+
+def test_configured_surge_widens_the_window_and_is_removed_after():
+    run = rollout({"instances": 6, "timings": {"reimage_seconds": 30}}, max_surge="2")
+    r = run.report
+    assert r["result"] == "succeeded"
+    assert r["plan"]["maxInFlight"] == 3 and r["plan"]["surgeTo"] == 8
+    assert run.history["max_reimages_in_flight"] == 3
+    assert_budget_kept(run, r_min=5)
+    assert [c["capacity"] for c in run.history["capacity"]] == [6, 8, 6]
+    assert all(run.history["instances"][i]["deleted"] for i in ("6", "7"))
+    assert all(run.reimages(i) == [] for i in ("6", "7"))
+
+
+# --- failures -----------------------------------------------------------------------------------
+
+
+def test_a_failed_reimage_stops_new_starts_and_names_instance_code_and_states():
+    scenario = {"instances": [{"id": str(i), "zone": "1"} for i in range(6)]}
+    scenario["instances"][1] = {"id": "1", "zone": "1", "on_reimage": "fail",
+                                "error_code": "OSProvisioningTimedOut"}
+    run = rollout(scenario, max_unavailable="2", max_surge="1")
+    r = run.report
+    assert (r["result"], exit_code(r)) == ("failed", 1)
+    assert r["failure"]["instanceId"] == "1" and r["failure"]["code"] == "OSProvisioningTimedOut"
+    assert r["failure"]["states"] == {"provisioning": "failed", "power": "running", "health": "unknown"}
+    assert "OSProvisioningTimedOut" in r["message"] and "instance 1" in r["message"]
+    failed_at = run.events.of("failed")[0].time
+    assert all(e.time <= failed_at for e in run.events.of("started"))
+    # in-flight ones were watched to the end
+    assert {row["action"] for row in r["instances"] if row["id"] in ("0", "2")} == {"reimaged"}
+    rows = {row["id"]: row for row in r["instances"]}
+    assert rows["1"]["action"] == "failed" and rows["1"]["error"]["code"] == "OSProvisioningTimedOut"
+    assert rows["5"]["action"] == "not-started"
+    # the surge stays and the report says so
+    assert r["capacity"]["after"] == 7 and run.history["capacity"][-1]["capacity"] == 7
+    assert any("capacity stays at 7" in w for w in r["warnings"])
+
+
+def test_an_instance_never_healthy_times_out():
+    scenario = {"instances": [{"id": "0"}, {"id": "1", "on_reimage": "never-healthy"}, {"id": "2"}]}
+    run = rollout(scenario, timeout_minutes="2", poll_interval_seconds="10")
+    r = run.report
+    assert (r["result"], exit_code(r)) == ("failed", 1)
+    assert r["failure"]["instanceId"] == "1" and "not done within 2 min of its start" in r["message"]
+    assert "health unhealthy" in r["message"]
+    assert run.events.ids("started") == ["0", "1"]  # nothing after the failing one
+    assert 120 <= run.events.of("failed")[0].time - started_at(run, "1") < 130
+
+
+def test_a_run_blocked_by_other_unready_instances_fails_after_timeout():
+    scenario = {"instances": [{"id": str(i)} for i in range(5)] + [{"id": "5", "health": "unhealthy"}]}
+    run = rollout(scenario, instance_ids="0,1,2,3,4", timeout_minutes="3")
+    r = run.report
+    assert (r["result"], exit_code(r)) == ("failed", 1)
+    assert r["failure"]["code"] == "Blocked" and "5" in r["failure"]["message"]
+    assert run.writes() == []
+    assert run.clock.now() - run.start >= 180
+    assert any(e.message.startswith("blocked") for e in run.events.of("waiting"))
+
+
+def test_a_block_that_clears_in_time_does_not_fail():
+    scenario = {"instances": [{"id": str(i)} for i in range(6)],
+                "events": [{"at_seconds": 1, "instance": "5", "health": "unhealthy", "for_seconds": 100}]}
+    run = rollout(scenario, instance_ids="0,1,2,3,4", timeout_minutes="3")
+    assert run.report["result"] == "succeeded"
+    assert_budget_kept(run, r_min=5)
+
+
+# --- others acting on the set -------------------------------------------------------------------
+
+
+def test_an_instance_removed_by_someone_else_is_reported_removed():
+    scenario = {"instances": 6, "events": [{"at_seconds": 12, "delete_instance": "4"}]}
+    run = rollout(scenario)
+    r = run.report
+    assert r["result"] == "succeeded" and "1 removed" in r["message"]
+    assert {row["id"]: row["action"] for row in r["instances"]}["4"] == "removed"
+    assert run.events.ids("removed") == ["4"]
+    assert run.reimages("4") == []
+
+
+def test_an_in_flight_instance_removed_is_not_a_failure():
+    scenario = {"instances": 3, "events": [{"at_seconds": 1, "delete_instance": "0"}]}
+    run = rollout(scenario, ignore_availability="false")
+    assert run.report["result"] == "succeeded"
+    assert {row["id"]: row["action"] for row in run.report["instances"]}["0"] == "removed"
+
+
+def test_instances_added_by_others_are_left_alone():
+    scenario = {"instances": 4, "events": [{"at_seconds": 5, "add_instances": 2}]}
+    run = rollout(scenario)
+    assert run.report["result"] == "succeeded"
+    assert [row["id"] for row in run.report["instances"]] == ["0", "1", "2", "3"]
+    assert run.reimages("4") == [] and run.reimages("5") == []
+    assert run.history["instances"]["4"]["deleted"] is None
+
+
+# --- conflicts, unknown outcomes, throttling ---------------------------------------------------
+
+
+class BusyOnce(SimulatorComputePort):
+    """Azure answers 409 Conflict to the first reimage request of instance 1."""
+
+    refused: list[str] = []
+
+    def begin_reimage(self, instance_id, *, all_disks=False):
+        if instance_id == "1" and "1" not in self.refused:
+            self.refused.append("1")
+            raise compute.Conflict("(Conflict) Another operation on this or a dependent resource "
+                                   "is in progress.", code="Conflict", status=409)
+        return super().begin_reimage(instance_id, all_disks=all_disks)
+
+
+def test_a_409_conflict_is_not_a_start_and_is_asked_again():
+    BusyOnce.refused = []
+    run = rollout({"instances": 3}, port_class=BusyOnce)
+    assert run.report["result"] == "succeeded"
+    assert BusyOnce.refused == ["1"] and len(run.reimages("1")) == 1
+    assert any("refused the reimage for now" in e.message for e in run.events.of("waiting"))
+
+
+class LostAnswer(SimulatorComputePort):
+    """The reimage of instance 1 is accepted by Azure, but the answer never arrives."""
+
+    def begin_reimage(self, instance_id, *, all_disks=False):
+        op = super().begin_reimage(instance_id, all_disks=all_disks)
+        if instance_id == "1":
+            raise compute.AzureError("connection reset by peer", status=None)
+        return op
+
+
+def test_an_unknown_outcome_is_never_reimaged_twice():
+    run = rollout({"instances": 3}, port_class=LostAnswer, poll_interval_seconds="1")
+    r = run.report
+    assert (r["result"], exit_code(r)) == ("failed", 1)
+    assert r["failure"]["instanceId"] == "1" and "outcome is unknown" in r["message"]
+    assert len(run.reimages("1")) == 1
+    assert run.events.ids("started") == ["0"]
+
+
+def test_throttled_reads_and_writes_are_absorbed_and_counted():
+    scenario = {"instances": 6, "faults": {"throttle_reads_every": 4, "throttle_writes_every": 3,
+                                           "retry_after_seconds": 2}}
+    run = rollout(scenario)
+    r = run.report
+    assert r["result"] == "succeeded" and r["requests"]["throttled"] > 0
+    assert all(len(run.reimages(str(i))) == 1 for i in range(6))
+
+
+# --- cancellation --------------------------------------------------------------------------------
+
+
+def test_cancel_starts_nothing_new_and_lists_in_flight():
+    cancelled = threading.Event()
+
+    def on(event):
+        if event.kind == "started" and event.instance_id == "4":
+            cancelled.set()
+
+    run = rollout({"instances": 9, "timings": {"reimage_seconds": 60}}, listener=on,
+                  cancelled=cancelled, max_unavailable="3")
+    r = run.report
+    assert (r["result"], exit_code(r)) == ("cancelled", 130)
+    actions = {row["id"]: row["action"] for row in r["instances"]}
+    assert actions["4"] == "in-flight" and "4" in r["message"]
+    assert list(actions.values()).count("not-started") >= 4
+    assert run.events.ids("started")[-1] == "4"
+    assert run.clock.now() - run.events.of("started")[-1].time <= 3
+
+
+# --- the report and exit codes ------------------------------------------------------------------
+
+
+class NotAllowed(SimulatorComputePort):
+    def begin_reimage(self, instance_id, *, all_disks=False):
+        raise compute.Forbidden("(AuthorizationFailed) The client does not have authorization to "
+                                "perform action 'Microsoft.Compute/virtualMachineScaleSets/"
+                                "virtualMachines/reimage/action'", code="AuthorizationFailed", status=403)
+
+
+def test_no_permission_to_reimage_on_the_first_write_changes_nothing():
+    run = rollout({"instances": 3}, port_class=NotAllowed)
+    r = run.report
+    assert (r["result"], exit_code(r)) == ("refused", 2)
+    assert "AuthorizationFailed" in r["message"] and "nothing was changed" in r["message"]
+
+
+def test_report_has_the_documented_shape():
+    r = rollout({"instances": 3}).report
+    assert set(r) == {"tool", "version", "subscriptionId", "resourceGroup", "scaleSet",
+                      "orchestrationMode", "settings", "startTime", "endTime", "durationSeconds",
+                      "result", "message", "failure", "plan", "capacity", "requests", "warnings",
+                      "instances"}
+    assert set(r["plan"]) >= {"n0", "maxUnavailable", "maxSurge", "rMin", "maxInFlight", "order", "surgeTo"}
+    assert set(r["instances"][0]) == {"id", "name", "zone", "faultDomain", "action", "reason",
+                                      "reimageStart", "reimageEnd", "readyTime", "reimageSeconds",
+                                      "outOfServiceSeconds", "lastStates", "error"}
+    row = r["instances"][0]
+    assert row["name"] == "vmss-demo_0" and row["reimageStart"].endswith("Z")
+    assert row["lastStates"] == {"provisioning": "succeeded", "power": "running", "health": "healthy"}
+    assert r["settings"]["maxUnavailable"] == "1" and r["subscriptionId"]
+    json.dumps(r)  # plain JSON all the way down
+
+
+@pytest.mark.parametrize("result, code", [("succeeded", 0), ("dry-run", 0), ("failed", 1),
+                                          ("refused", 2), ("cancelled", 130)])
+def test_exit_codes(result, code):
+    assert exit_code({"result": result}) == code
+
+
+def test_heartbeat_also_while_the_surge_is_created():
+    run = rollout({"instances": 1, "timings": {"create_seconds": 400}}, poll_interval_seconds="300")
+    assert run.report["result"] == "succeeded"
+    rolling = next(e.time for e in run.events.of("phase") if e.message == "rolling")
+    beats = [run.start] + [e.time for e in run.events.of("heartbeat") if e.time <= rolling] + [rolling]
+    assert rolling - run.start >= 400 and max(b - a for a, b in zip(beats, beats[1:])) <= 60
+
+
+def test_cancel_during_the_surge_leaves_a_warning_about_capacity():
+    cancelled = threading.Event()
+    run = rollout({"instances": 1}, cancelled=cancelled,
+                  listener=lambda e: e.kind == "capacity" and cancelled.set())
+    r = run.report
+    assert (r["result"], exit_code(r)) == ("cancelled", 130)
+    assert r["capacity"]["after"] == 2 and any("capacity stays at 2" in w for w in r["warnings"])
+    assert run.events.ids("started") == []
