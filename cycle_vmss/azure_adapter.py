@@ -1,0 +1,286 @@
+"""The ComputePort over the real Azure SDK: the only module that imports azure.mgmt.compute.
+
+Everything Azure-specific stays here: the SDK's paging for the instance list, its long-running
+operation pollers (each advances in its own thread, honouring Retry-After), azure-core's retry
+policy for 429 and 5xx, and the translation of SDK errors into `cycle_vmss.compute` errors.
+A per-retry pipeline policy counts every real HTTP request, retries and operation polls
+included, so the report's request counts are what Azure actually saw.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, TypeVar
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    AzureError as SdkAzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import HTTPPolicy
+from azure.core.polling import LROPoller
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.compute.models import (
+    Sku,
+    VirtualMachineScaleSetUpdate,
+    VirtualMachineScaleSetVMInstanceRequiredIDs,
+)
+
+from cycle_vmss.compute import (
+    HEALTH_EXTENSION_TYPES,
+    AuthenticationFailed,
+    AzureError,
+    ComputePort,
+    Conflict,
+    Forbidden,
+    Instance,
+    NotFound,
+    Operation,
+    OperationState,
+    OperationStatus,
+    RequestCounts,
+    ScaleSet,
+)
+from cycle_vmss.credentials import PUBLIC_ARM_ENDPOINT, credential_scope
+
+_READ_METHODS = ("GET", "HEAD")
+T = TypeVar("T")
+
+
+class RequestCounter(HTTPPolicy):
+    """Counts each HTTP attempt (placed after the retry policy, so retries count too)."""
+
+    def __init__(self, counts: RequestCounts) -> None:
+        super().__init__()
+        self.counts = counts
+        self._lock = threading.Lock()  # pollers run in their own threads
+
+    def send(self, request: PipelineRequest) -> PipelineResponse:
+        is_read = request.http_request.method.upper() in _READ_METHODS
+        with self._lock:
+            if is_read:
+                self.counts.reads += 1
+            else:
+                self.counts.writes += 1
+        response = self.next.send(request)
+        if response.http_response.status_code == 429:
+            with self._lock:
+                self.counts.throttled += 1
+        return response
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def _error_parts(err: SdkAzureError) -> tuple[str | None, str]:
+    """ARM's error code and message from an SDK exception, without the SDK's multi-line dump."""
+    if isinstance(err, HttpResponseError) and err.error is not None:
+        code = err.error.code
+        message = err.error.message
+        if code or message:
+            return code, _one_line(message)
+    message = getattr(err, "message", None) or str(err)
+    # Only the first line: the SDK appends the code, message and response body on later lines.
+    return None, _one_line(message.splitlines()[0] if message else "")
+
+
+def _token_failure(text: str) -> str:
+    """One line from azure-identity's report of a failed token request. A chain lists each
+    credential it tried (tab-indented); the last one is the one that stopped it."""
+    tried = [line.strip() for line in text.splitlines() if line.startswith("\t")]
+    hint = ("sign in with `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and "
+            "AZURE_CLIENT_SECRET (or a federated token file)")
+    if len(tried) > 1:
+        names = ", ".join(line.split(":", 1)[0] for line in tried)
+        return f"no Azure sign-in worked (tried {names}; last: {_one_line(tried[-1])}); {hint}"
+    reason = tried[0] if tried else (text.splitlines() or [""])[0]
+    return f"could not get an Azure token: {_one_line(reason)}; {hint}"
+
+
+def map_error(err: SdkAzureError) -> AzureError:
+    """An SDK exception as one of our errors. The message is what Azure said, in one line
+    ("404 ResourceNotFound: The Resource ... was not found."); callers add which resource."""
+    code, message = _error_parts(err)
+    status = getattr(err, "status_code", None)
+    said = " ".join(str(p) for p in (status, code) if p) + (": " if status or code else "") + message
+    if isinstance(err, ClientAuthenticationError) and status in (None, 401):
+        if status is None:
+            return AuthenticationFailed(_token_failure(str(err)), code=code)
+        return AuthenticationFailed(said, code=code or "Unauthorized", status=status)
+    if status == 403:
+        return Forbidden(said, code=code or "AuthorizationFailed", status=status)
+    if isinstance(err, ResourceNotFoundError) or status == 404:
+        return NotFound(said, code=code or "NotFound", status=404)
+    if isinstance(err, ResourceExistsError) or status == 409:
+        return Conflict(said, code=code or "Conflict", status=409)
+    return AzureError(said, code=code, status=status)
+
+
+def _state(statuses: list | None, prefix: str) -> str:
+    """`ProvisioningState/failed/OSProvisioningTimedOut` -> "failed" (the error code reaches
+    the run through the operation's status)."""
+    for status in statuses or []:
+        parts = (status.code or "").split("/")
+        if parts[0] == prefix and len(parts) > 1:
+            return parts[1].lower()
+    return ""
+
+
+def instance_from_sdk(vm: Any) -> Instance:
+    """Turn one `VirtualMachineScaleSetVM` of an instanceView list into the engine's Instance."""
+    props = vm.properties
+    view = props.instance_view if props is not None else None
+    statuses = view.statuses if view is not None else None
+    provisioning = _state(statuses, "ProvisioningState")
+    if not provisioning and props is not None and props.provisioning_state:
+        provisioning = props.provisioning_state.lower()
+    health = None
+    if view is not None and view.vm_health is not None and view.vm_health.status is not None:
+        code = view.vm_health.status.code or ""
+        health = code.split("/", 1)[1].lower() if "/" in code else code.lower() or None
+    protection = props.protection_policy if props is not None else None
+    return Instance(
+        id=str(vm.instance_id if vm.instance_id is not None else vm.name),
+        name=vm.name or "",
+        zone=(vm.zones or [None])[0],
+        fault_domain=view.platform_fault_domain if view is not None else None,
+        provisioning=provisioning,
+        power=_state(statuses, "PowerState"),
+        health=health,
+        protected=bool(protection and protection.protect_from_scale_set_actions),
+    )
+
+
+class PolledOperation(Operation):
+    """An accepted long-running operation; its LROPoller polls in its own thread."""
+
+    def __init__(self, poller: LROPoller, what: str) -> None:
+        self.poller = poller
+        self.what = what
+        self._final: OperationStatus | None = None
+
+    def status(self) -> OperationStatus:
+        if self._final is not None:
+            return self._final
+        if not self.poller.done():
+            return OperationStatus(OperationState.IN_PROGRESS)
+        try:
+            self.poller.result(timeout=0)  # the thread has finished: returns or re-raises at once
+        except HttpResponseError as err:
+            code, message = _error_parts(err)
+            state = (OperationState.CANCELED if self.poller.status().lower() in ("canceled", "cancelled")
+                     else OperationState.FAILED)
+            self._final = OperationStatus(state, code or f"HTTP{err.status_code}", message)
+        except SdkAzureError as err:
+            # The poll itself broke (network, token): the outcome is unknown, so it is not success.
+            self._final = OperationStatus(OperationState.FAILED, type(err).__name__,
+                                          f"could not follow {self.what}: {_error_parts(err)[1]}")
+        else:
+            self._final = OperationStatus(OperationState.SUCCEEDED)
+        return self._final
+
+
+class AzureComputePort(ComputePort):
+    """The engine's port to one scale set through azure-mgmt-compute."""
+
+    def __init__(self, credential: TokenCredential, subscription_id: str, resource_group: str,
+                 scale_set_name: str, *, arm_endpoint: str | None = None,
+                 polling_interval: float = 10, connection_verify: str | bool | None = None,
+                 **client_kwargs: Any) -> None:
+        self.subscription_id = subscription_id
+        self.resource_group = resource_group
+        self.scale_set_name = scale_set_name
+        self.arm_endpoint = (arm_endpoint or PUBLIC_ARM_ENDPOINT).rstrip("/")
+        self.polling_interval = polling_interval
+        self.counts = RequestCounts()
+        if connection_verify is not None:
+            client_kwargs["connection_verify"] = connection_verify
+        self.client = ComputeManagementClient(
+            credential, subscription_id, base_url=self.arm_endpoint,
+            credential_scopes=[credential_scope(self.arm_endpoint)],
+            per_retry_policies=[RequestCounter(self.counts)],
+            polling_interval=polling_interval, **client_kwargs)
+
+    @staticmethod
+    def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except SdkAzureError as err:
+            raise map_error(err) from None
+
+    def get_scale_set(self) -> ScaleSet:
+        vmss = self._call(self.client.virtual_machine_scale_sets.get,
+                          self.resource_group, self.scale_set_name)
+        props = vmss.properties
+        mode = props.orchestration_mode if props is not None else None
+        upgrade = props.upgrade_policy.mode if props is not None and props.upgrade_policy else None
+        profile = props.virtual_machine_profile if props is not None else None
+        extensions = (profile.extension_profile.extensions or []) if profile is not None and \
+            profile.extension_profile is not None else []
+        health = None
+        for ext in extensions:
+            kind = ext.properties.type if ext.properties is not None else None
+            if kind in HEALTH_EXTENSION_TYPES:
+                health = kind
+        return ScaleSet(
+            id=vmss.id or "",
+            name=vmss.name or self.scale_set_name,
+            resource_group=self.resource_group,
+            subscription_id=self.subscription_id,
+            location=vmss.location or "",
+            orchestration_mode=str(mode.value if hasattr(mode, "value") else mode or "Uniform"),
+            capacity=int(vmss.sku.capacity or 0) if vmss.sku is not None else 0,
+            upgrade_mode=str(upgrade.value if hasattr(upgrade, "value") else upgrade or "Manual"),
+            health_extension=health,
+        )
+
+    def rolling_upgrade_in_progress(self) -> bool:
+        try:
+            latest = self.client.virtual_machine_scale_set_rolling_upgrades.get_latest(
+                self.resource_group, self.scale_set_name)
+        except ResourceNotFoundError:
+            return False  # no rolling upgrade has ever run on this set
+        except SdkAzureError as err:
+            raise map_error(err) from None
+        running = latest.properties.running_status if latest.properties is not None else None
+        code = running.code if running is not None else None
+        return str(getattr(code, "value", code) or "").lower() == "rollingforward"
+
+    def list_instances(self) -> tuple[Instance, ...]:
+        def collect() -> tuple[Instance, ...]:
+            pages = self.client.virtual_machine_scale_set_vms.list(
+                self.resource_group, self.scale_set_name, expand="instanceView")
+            return tuple(instance_from_sdk(vm) for vm in pages)  # the pager follows nextLink
+        return self._call(collect)
+
+    def begin_reimage(self, instance_id: str, *, all_disks: bool = False) -> Operation:
+        what = f"the reimage{'all' if all_disks else ''} of instance {instance_id}"
+        vms = self.client.virtual_machine_scale_set_vms
+        begin = vms.begin_reimage_all if all_disks else vms.begin_reimage
+        poller = self._call(begin, self.resource_group, self.scale_set_name, instance_id,
+                            polling_interval=self.polling_interval)
+        return PolledOperation(poller, what)
+
+    def begin_set_capacity(self, capacity: int) -> Operation:
+        what = f"the capacity change to {capacity}"
+        poller = self._call(self.client.virtual_machine_scale_sets.begin_update,
+                            self.resource_group, self.scale_set_name,
+                            VirtualMachineScaleSetUpdate(sku=Sku(capacity=capacity)),
+                            polling_interval=self.polling_interval)
+        return PolledOperation(poller, what)
+
+    def begin_delete_instances(self, instance_ids: list[str]) -> Operation:
+        what = f"the deletion of instances {', '.join(instance_ids)}"
+        poller = self._call(self.client.virtual_machine_scale_sets.begin_delete_instances,
+                            self.resource_group, self.scale_set_name,
+                            VirtualMachineScaleSetVMInstanceRequiredIDs(instance_ids=list(instance_ids)),
+                            polling_interval=self.polling_interval)
+        return PolledOperation(poller, what)
+
+    def close(self) -> None:
+        self.client.close()

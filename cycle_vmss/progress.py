@@ -1,0 +1,235 @@
+"""What a person sees while the CLI runs, and the summary at the end.
+
+On a terminal: the events scroll above a live status block (done, in flight with elapsed time,
+pending, ready against R_min) drawn by `rich`. In a log (stdout not a TTY): one timestamped line
+per event, heartbeats included, so a CI log shows the run's pace. `print_summary` renders the
+final report as a table of every instance with its times.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from typing import IO, Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from cycle_vmss.events import Event
+
+
+def _clock(instant: float) -> str:
+    return datetime.fromtimestamp(instant, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _elapsed(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else \
+        f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _states(states: dict | None) -> str:
+    if not states:
+        return ""
+    return "/".join(str(states.get(k) or "-") for k in ("provisioning", "power", "health"))
+
+
+def describe(event: Event) -> str | None:
+    """One line for an event; None for events shown only in the live block."""
+    d = event.data or {}
+    iid = event.instance_id
+    kind = event.kind
+    if kind == "phase":
+        return f"== {event.message}"
+    if kind == "plan":
+        return plan_line(d)
+    if kind == "skipped":
+        return f"instance {iid}: skipped ({event.message})"
+    if kind == "started":
+        return f"instance {iid}: reimage started"
+    if kind == "state":
+        return f"instance {iid}: {_states(d)}"
+    if kind == "done":
+        return f"instance {iid}: done (reimaged and ready)"
+    if kind == "failed":
+        if event.message.startswith(f"instance {iid}"):  # the engine's line already names it
+            return f"FAILED {event.message}"
+        code = f" [{d['code']}]" if d.get("code") else ""
+        return f"instance {iid}: FAILED{code} {event.message}".rstrip()
+    if kind == "removed":
+        return f"instance {iid}: removed by someone else"
+    if kind == "capacity":
+        return f"capacity {d.get('from')} -> {d.get('to')}"
+    if kind == "waiting":
+        return f"waiting: {event.message}"
+    if kind == "heartbeat":
+        return heartbeat_line(d)
+    if kind == "finished":
+        return None
+    return f"{kind}: {event.message}".rstrip(": ")
+
+
+def plan_line(plan: dict) -> str:
+    surge = plan.get("surgeTo")
+    order = ", ".join(str(i) for i in plan.get("order") or []) or "(nothing to do)"
+    return (f"plan: N0={plan.get('n0')} max-unavailable={plan.get('maxUnavailable')} "
+            f"max-surge={plan.get('maxSurge')} R_min={plan.get('rMin')} "
+            f"in flight at most {plan.get('maxInFlight')}; "
+            f"{'surge to ' + str(surge) + ' first; ' if surge else ''}order: {order}")
+
+
+def heartbeat_line(d: dict) -> str:
+    return (f"progress: {d.get('done', 0)} done, {d.get('in_flight', 0)} in flight, "
+            f"{d.get('pending', 0)} pending; {d.get('ready', '?')} ready (R_min {d.get('r_min', '?')})")
+
+
+class TerminalProgress:
+    """A Listener for the CLI. Use as a context manager so the live block starts and stops."""
+
+    def __init__(self, stream: IO[str] | None = None, *, live: bool | None = None) -> None:
+        self.console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=True)
+        self.live_mode = self.console.is_terminal if live is None else live
+        self._lock = threading.Lock()
+        self._live: Live | None = None
+        self.in_flight: dict[str, float] = {}
+        self.done: set[str] = set()
+        self.ended: set[str] = set()  # failed or removed
+        self.order: list[str] = []
+        self.counts: dict[str, Any] = {}
+        self.phase = "starting"
+
+    # --- Listener --------------------------------------------------------------------------
+    def event(self, event: Event) -> None:
+        with self._lock:
+            self._track(event)
+            line = describe(event)
+            if line is None:
+                return
+            if self.live_mode:
+                if event.kind != "heartbeat":  # the live block already shows it
+                    self.console.print(Text(line, style=_style(event.kind)))
+            else:
+                self.console.print(f"{_clock(event.time)} {line}", markup=False, highlight=False)
+                self.console.file.flush()
+
+    def _track(self, event: Event) -> None:
+        iid = event.instance_id
+        if event.kind == "phase":
+            self.phase = event.message
+        elif event.kind == "plan":
+            self.order = [str(i) for i in event.data.get("order") or []]
+            self.counts.setdefault("r_min", event.data.get("rMin"))
+        elif event.kind == "started" and iid:
+            self.in_flight[iid] = event.time
+        elif event.kind in ("done", "failed", "removed") and iid:
+            self.in_flight.pop(iid, None)
+            (self.done if event.kind == "done" else self.ended).add(iid)
+        elif event.kind == "heartbeat":
+            self.counts.update(event.data)
+
+    # --- live block ------------------------------------------------------------------------
+    def __enter__(self) -> "TerminalProgress":
+        if self.live_mode:
+            self._live = Live(get_renderable=self._render, console=self.console,
+                              refresh_per_second=4, transient=True)
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def _render(self) -> Group:
+        with self._lock:
+            now = time.time()
+            pending = len([i for i in self.order if i not in self.done and i not in self.in_flight
+                           and i not in self.ended])
+            head = Text.assemble(
+                (f"{self.phase}  ", "bold"),
+                (f"{len(self.done)} done", "green"),
+                "  ", (f"{len(self.in_flight)} in flight", "yellow"),
+                "  ", f"{pending} pending",
+                "  ", (f"ready {self.counts['ready']} " if "ready" in self.counts else "")
+                + f"(R_min {self.counts.get('r_min', '?')})")
+            lines = [Text(f"  > instance {iid}  {_elapsed(now - start)}", style="yellow")
+                     for iid, start in sorted(self.in_flight.items(), key=lambda kv: kv[1])]
+            return Group(head, *lines)
+
+
+def _style(kind: str) -> str:
+    return {"failed": "bold red", "done": "green", "skipped": "yellow", "removed": "yellow",
+            "phase": "bold", "waiting": "dim"}.get(kind, "")
+
+
+def _time_of(iso: str | None) -> str:
+    if not iso:
+        return ""
+    return iso[11:19] if len(iso) >= 19 else iso
+
+
+def _seconds(value: Any) -> str:
+    return "" if value is None else f"{float(value):.0f}s"
+
+
+def _first_words(text: str | None, limit: int = 60) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def print_summary(report: dict, stream: IO[str] | None = None) -> None:
+    """The final report as a person reads it: the outcome, then every instance with its times."""
+    console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=True)
+    if not console.is_terminal:  # a log has no width; do not truncate the table to 80 columns
+        console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=True, width=200)
+    result = report.get("result", "?")
+    style = {"succeeded": "bold green", "dry-run": "bold cyan", "failed": "bold red",
+             "refused": "bold red", "cancelled": "bold yellow"}.get(result, "bold")
+    console.print(Text.assemble((f"{result.upper()}", style), "  ", report.get("message") or ""))
+    where = (f"scale set {report.get('scaleSet')} in {report.get('resourceGroup')} "
+             f"(subscription {report.get('subscriptionId')})")
+    duration = report.get("durationSeconds")
+    console.print(where + (f", {duration:.0f}s" if isinstance(duration, (int, float)) else ""),
+                  markup=False)
+    plan = report.get("plan")
+    if plan:
+        console.print(plan_line(plan), markup=False)
+    capacity = report.get("capacity") or {}
+    requests = report.get("requests") or {}
+    if capacity or requests:
+        console.print(
+            f"capacity before {capacity.get('before')}, during {capacity.get('during')}, after "
+            f"{capacity.get('after')}; requests: {requests.get('reads', 0)} reads, "
+            f"{requests.get('writes', 0)} writes, {requests.get('throttled', 0)} throttled",
+            markup=False)
+    for warning in report.get("warnings") or []:
+        console.print(Text("warning: " + str(warning), style="yellow"))
+    instances = report.get("instances") or []
+    if instances:
+        table = Table(show_edge=False, pad_edge=False, header_style="bold")
+        for name in ("id", "name", "zone", "action", "started", "reimaged", "ready",
+                     "out of service", "detail"):
+            table.add_column(name, no_wrap=name != "detail")
+        for row in instances:
+            error = row.get("error") or {}
+            detail = row.get("reason") or ""
+            if error:  # the code here; the whole message is the headline above
+                detail = error.get("code") or _first_words(error.get("message"))
+            action = row.get("action", "")
+            table.add_row(
+                str(row.get("id", "")), row.get("name") or "", row.get("zone") or "",
+                Text(action, style={"reimaged": "green", "failed": "red",
+                                    "in-flight": "yellow"}.get(action, "")),
+                _time_of(row.get("reimageStart")), _time_of(row.get("reimageEnd")),
+                _time_of(row.get("readyTime")), _seconds(row.get("outOfServiceSeconds")), detail)
+        console.print(table)
+    failure = report.get("failure")
+    if failure and (failure.get("message") or "") not in (report.get("message") or ""):
+        console.print(Text(
+            f"failed instance {failure.get('instanceId')}: {failure.get('code') or ''} "
+            f"{failure.get('message') or ''} (last states {_states(failure.get('states'))})",
+            style="red"))

@@ -1,0 +1,192 @@
+"""AzureComputePort over real HTTPS: paging, operations, request counting and error mapping."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cycle_vmss.compute import (
+    AuthenticationFailed,
+    Conflict,
+    Forbidden,
+    NotFound,
+    OperationState,
+)
+from cycle_vmss.credentials import credential_scope
+
+from .conftest import arm_requests, make_port
+
+
+def wait(op, limit: float = 15):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        status = op.status()
+        if status.finished:
+            return status
+        time.sleep(0.1)
+    raise AssertionError("operation did not finish")
+
+
+def test_list_follows_every_page_and_counts_one_read_per_page(simulate):
+    sim = simulate({"instances": 5, "page_size": 2})
+    port = make_port(sim)
+
+    instances = port.list_instances()
+
+    assert [i.id for i in instances] == ["0", "1", "2", "3", "4"]
+    assert {i.zone for i in instances} == {"1", "2", "3"}
+    assert all(i.provisioning == "succeeded" and i.power == "running" and i.health == "healthy"
+               for i in instances)
+    pages = [r for r in arm_requests(sim) if r["path"].endswith("/virtualMachines")]
+    assert len(pages) == 3
+    assert port.counts.reads == 3 and port.counts.writes == 0
+
+
+def test_instance_fields_from_the_instance_view(simulate):
+    sim = simulate({"instances": [
+        {"id": "7", "zone": "2", "fault_domain": 3, "power": "deallocated"},
+        {"id": "9", "health": "unhealthy", "protect_from_scale_set_actions": True},
+    ], "health_extension": True})
+    by_id = {i.id: i for i in make_port(sim).list_instances()}
+
+    assert by_id["7"].zone == "2" and by_id["7"].fault_domain == 3
+    assert by_id["7"].power == "deallocated" and not by_id["7"].in_service_candidate
+    assert by_id["9"].health == "unhealthy" and by_id["9"].protected
+
+
+def test_scale_set_model(simulate):
+    sim = simulate({"instances": 4})
+    scale_set = make_port(sim).get_scale_set()
+    assert (scale_set.name, scale_set.capacity, scale_set.orchestration_mode) == ("vmss-demo", 4, "Uniform")
+    assert scale_set.health_extension == "ApplicationHealthLinux"
+    assert scale_set.subscription_id == sim.info["subscription_id"]
+
+    bare = simulate({"health_extension": False})
+    assert make_port(bare).get_scale_set().health_extension is None
+
+
+def test_rolling_upgrade_404_means_none(simulate):
+    assert make_port(simulate()).rolling_upgrade_in_progress() is False
+    assert make_port(simulate({"rolling_upgrade_in_progress": True})).rolling_upgrade_in_progress() is True
+
+
+def test_reimage_status_never_blocks_and_reports_success(simulate):
+    sim = simulate()
+    port = make_port(sim)
+
+    op = port.begin_reimage("1")
+    began = time.monotonic()
+    first = op.status()
+    assert time.monotonic() - began < 0.2  # status() reads the poller; it never waits for it
+    assert first.state is OperationState.IN_PROGRESS
+    assert wait(op).state is OperationState.SUCCEEDED
+
+    posts = [r for r in arm_requests(sim) if r["method"] == "POST"]
+    assert [p["path"].rsplit("/", 2)[-2:] for p in posts] == [["1", "reimage"]]
+    # Every status poll went through the counted pipeline as a read.
+    polls = [r for r in arm_requests(sim) if "/operations/" in r["path"]]
+    assert polls and port.counts.reads == len(polls)
+    assert port.counts.writes == 1
+
+
+def test_reimage_all_uses_the_reimageall_operation(simulate):
+    sim = simulate()
+    wait(make_port(sim).begin_reimage("0", all_disks=True))
+    posts = [r["path"] for r in arm_requests(sim) if r["method"] == "POST"]
+    assert len(posts) == 1 and posts[0].endswith("/virtualMachines/0/reimageall")
+
+
+def test_failed_operation_carries_azure_error_code(simulate):
+    sim = simulate({"instances": [{"id": "0", "on_reimage": "fail",
+                                   "error_code": "OSProvisioningTimedOut"}]})
+    port = make_port(sim)
+    status = wait(port.begin_reimage("0"))
+    assert status.state is OperationState.FAILED
+    assert status.error_code == "OSProvisioningTimedOut"
+    assert "\n" not in status.error_message and "instance '0'" in status.error_message
+    # `ProvisioningState/failed/OSProvisioningTimedOut` in the instance view reads as "failed".
+    assert port.list_instances()[0].provisioning == "failed"
+
+
+def test_capacity_change_and_delete_instances(simulate):
+    sim = simulate({"instances": 1})
+    port = make_port(sim)
+
+    assert wait(port.begin_set_capacity(2)).state is OperationState.SUCCEEDED
+    assert port.get_scale_set().capacity == 2
+    ids = [i.id for i in port.list_instances()]
+    assert len(ids) == 2
+    new = [i for i in ids if i != "0"]
+    assert wait(port.begin_delete_instances(new)).state is OperationState.SUCCEEDED
+    assert [i.id for i in port.list_instances()] == ["0"]
+    writes = [(r["method"], r["path"].rsplit("/", 1)[-1]) for r in arm_requests(sim)
+              if r["method"] != "GET"]
+    assert writes == [("PATCH", "vmss-demo"), ("POST", "delete")]
+
+
+def test_counts_every_http_request_including_throttled_retries(simulate):
+    sim = simulate({"instances": 2, "faults": {"throttle_reads_every": 2, "retry_after_seconds": 1}})
+    port = make_port(sim)
+
+    port.get_scale_set()
+    port.list_instances()  # the 2nd read answers 429; azure-core waits Retry-After and retries
+    port.list_instances()
+
+    seen = arm_requests(sim)
+    assert port.counts.throttled == sum(1 for r in seen if r["status"] == 429) >= 1
+    assert port.counts.reads == len(seen)
+    assert len(port.list_instances()) == 2
+
+
+def test_missing_scale_set_names_set_and_group(simulate):
+    sim = simulate()
+    with pytest.raises(NotFound) as caught:
+        make_port(sim, scale_set_name="vmss-gone").get_scale_set()
+    message = str(caught.value)  # what Azure said, in one line; the engine adds which set
+    assert message.startswith("404 ResourceNotFound: ") and "/vmss-gone'" in message
+    assert "\n" not in message
+    assert caught.value.code == "ResourceNotFound" and caught.value.status == 404
+
+
+def test_busy_instance_is_a_conflict(simulate):
+    port = make_port(simulate())
+    op = port.begin_reimage("2")
+    with pytest.raises(Conflict) as caught:
+        port.begin_reimage("2")
+    assert caught.value.status == 409
+    wait(op)
+
+
+def test_missing_instance_is_not_found(simulate):
+    with pytest.raises(NotFound) as caught:
+        make_port(simulate()).begin_reimage("42")
+    assert str(caught.value).startswith("404 NotFound: ")
+
+
+def test_identity_without_role_is_forbidden_naming_the_action(simulate):
+    sim = simulate()
+    with pytest.raises(Forbidden) as caught:
+        make_port(sim, client_id=sim.info["forbidden_client_id"]).get_scale_set()
+    assert str(caught.value).startswith("403 AuthorizationFailed: ")
+    assert "Microsoft.Compute/virtualMachineScaleSets/read" in str(caught.value)
+    assert caught.value.status == 403
+
+
+def test_wrong_secret_is_authentication_failed_in_one_line_without_the_secret(simulate):
+    sim = simulate()
+    with pytest.raises(AuthenticationFailed) as caught:
+        make_port(sim, secret="not-the-secret").get_scale_set()
+    message = str(caught.value)
+    assert "\n" not in message and "AADSTS" in message
+    assert "not-the-secret" not in message and sim.info["client_secret"] not in message
+    assert arm_requests(sim) == []  # no token, no ARM call
+
+
+@pytest.mark.parametrize("endpoint, scope", [
+    ("https://management.azure.com/", "https://management.azure.com/.default"),
+    ("https://management.usgovcloudapi.net", "https://management.core.usgovcloudapi.net/.default"),
+    ("https://127.0.0.1:8443/", "https://127.0.0.1:8443/.default"),
+])
+def test_credential_scope_is_the_arm_audience(endpoint, scope):
+    assert credential_scope(endpoint) == scope

@@ -1,0 +1,308 @@
+"""`cycle-vmss` as a subprocess against the simulator over HTTPS, through azure-identity and the
+real SDK: what a user sees (exit code, stdout, stderr, report file) and what Azure saw."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import (
+    REPO,
+    WRITE_METHODS,
+    arm_requests,
+    assert_no_forbidden_calls,
+    clean_env,
+    cli_args,
+    reimage_posts,
+    run_cli,
+)
+
+pytestmark = pytest.mark.slow
+
+NEVER_HEALTHY = {"instances": [{"id": "0", "zone": "1", "on_reimage": "never-healthy"},
+                               {"id": "1", "zone": "2"}]}
+
+
+@pytest.fixture(scope="module")
+def never_healthy_run(tmp_path_factory):
+    """The per-instance timeout cannot be shorter than one real minute, so this run starts
+    before the other tests of the module and is checked after them (see the last test)."""
+    from cycle_vmss.simulator.server import running_simulator
+
+    from .conftest import TIMINGS
+
+    report = tmp_path_factory.mktemp("timeout") / "report.json"
+    with running_simulator({"timings": TIMINGS, **NEVER_HEALTHY}) as sim:
+        started = time.monotonic()
+        proc = subprocess.Popen(cli_args(sim, "--timeout-minutes", "1", "--report-file", str(report)),
+                                cwd=REPO, env=clean_env(sim), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            yield sim, proc, report, started
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+
+
+def test_a_never_healthy_run_is_under_way(never_healthy_run):
+    _, proc, _, _ = never_healthy_run
+    assert proc.poll() is None  # it is waiting out its one-minute timeout meanwhile
+
+
+def test_success_reimages_every_instance_within_the_budget(simulate, tmp_path):
+    sim = simulate({"instances": 3})
+    report_file = tmp_path / "run.json"
+
+    done = run_cli(sim, "--report-file", str(report_file))
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    report = json.loads(report_file.read_text())
+    assert report["result"] == "succeeded"
+    assert [(i["id"], i["action"]) for i in report["instances"]] == [
+        ("0", "reimaged"), ("1", "reimaged"), ("2", "reimaged")]
+    assert all(i["reimageStart"] and i["readyTime"] for i in report["instances"])
+    assert (report["scaleSet"], report["resourceGroup"]) == ("vmss-demo", "rg-demo")
+    assert report["subscriptionId"] == sim.info["subscription_id"]
+    # The counts are the HTTP requests the simulator saw, retries and operation polls included.
+    seen = arm_requests(sim)
+    assert report["requests"]["reads"] == sum(1 for r in seen if r["method"] == "GET")
+    assert report["requests"]["writes"] == sum(1 for r in seen if r["method"] in WRITE_METHODS) == 3
+    # What the user reads: the outcome, every instance with its times, where the report is.
+    assert "SUCCEEDED" in done.stdout and "reimaged 3 instances" in done.stdout
+    for row in report["instances"]:
+        assert f"vmss-demo_{row['id']}" in done.stdout
+        assert row["reimageStart"][11:19] in done.stdout
+    assert f"report: {report_file}" in done.stdout
+    assert "instance 0: reimage started" in done.stdout  # one timestamped line per event in a log
+    assert sorted(reimage_posts(sim)) == ["0", "1", "2"]
+    assert sim.history()["max_not_ready"] == 1
+    assert_no_forbidden_calls(sim)
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(simulate):
+    sim = simulate({"instances": [{"id": "0", "zone": "1"}, {"id": "1", "zone": "2"},
+                                  {"id": "2", "zone": "1"}, {"id": "3", "zone": "2", "power": "deallocated"}]})
+    # Settings through CYCLE_VMSS_* variables; a flag wins over its variable.
+    env = clean_env(sim, CYCLE_VMSS_DRY_RUN="true", CYCLE_VMSS_SCALE_SET_NAME="not-this-one",
+                    CYCLE_VMSS_MAX_UNAVAILABLE="2")
+
+    done = run_cli(sim, env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert "plan: N0=3 max-unavailable=2" in done.stdout
+    assert "order: 0, 1, 2" in done.stdout
+    assert "deallocated" in done.stdout  # the skip is shown
+    assert "DRY-RUN" in done.stdout and "nothing was changed" in done.stdout
+    logged = sim.get_json("/_simulator/requests")
+    logged = logged.get("requests", logged) if isinstance(logged, dict) else logged
+    assert [r for r in logged if r["method"] in WRITE_METHODS and r["path"].startswith("/subscriptions/")] == []
+    assert any(r["path"].endswith("/vmss-demo") for r in logged)  # the flag's name, not the variable's
+
+
+def test_one_instance_set_surges_to_two_and_back(simulate, tmp_path):
+    sim = simulate({"instances": 1})
+    report_file = tmp_path / "run.json"
+
+    done = run_cli(sim, "--report-file", str(report_file))
+
+    assert done.returncode == 0, done.stderr
+    report = json.loads(report_file.read_text())
+    assert report["capacity"] == {"before": 1, "during": 2, "after": 1}
+    assert report["plan"]["surgeTo"] == 2
+    assert reimage_posts(sim) == ["0"]  # the fresh surge instance is not reimaged
+    writes = [(r["method"], r["path"].rsplit("/", 1)[-1]) for r in arm_requests(sim)
+              if r["method"] in WRITE_METHODS]
+    assert writes == [("PATCH", "vmss-demo"), ("POST", "reimage"), ("POST", "delete")]
+    assert "capacity 1 -> 2" in done.stdout and "capacity 2 -> 1" in done.stdout
+    assert sim.backend.get_scale_set("rg-demo", "vmss-demo")["sku"]["capacity"] == 1
+    history = sim.history()
+    assert history["max_not_ready"] <= 1
+    assert_no_forbidden_calls(sim)
+
+
+def test_failed_reimage_names_the_instance_and_code(simulate, tmp_path):
+    sim = simulate({"instances": [{"id": "0", "zone": "1"},
+                                  {"id": "1", "zone": "2", "on_reimage": "fail",
+                                   "error_code": "OSProvisioningTimedOut"},
+                                  {"id": "2", "zone": "3"}]})
+    report_file = tmp_path / "run.json"
+
+    done = run_cli(sim, "--report-file", str(report_file))
+
+    assert done.returncode == 1
+    error = done.stderr.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("cycle-vmss: error: ")
+    assert "1" in error[0] and "OSProvisioningTimedOut" in error[0]
+    report = json.loads(report_file.read_text())
+    assert report["result"] == "failed"
+    assert report["failure"]["instanceId"] == "1"
+    assert report["failure"]["code"] == "OSProvisioningTimedOut"
+    actions = {i["id"]: i["action"] for i in report["instances"]}
+    assert actions["1"] == "failed"
+    assert "not-started" in actions.values()  # nothing new starts after a failure
+    assert "FAILED" in done.stdout and "OSProvisioningTimedOut" in done.stdout
+    assert_no_forbidden_calls(sim)
+
+
+def test_ignore_initial_health_reimages_the_unready_instance_first(simulate):
+    scenario = {"instances": [{"id": "0", "zone": "1"}, {"id": "1", "zone": "2"},
+                              {"id": "2", "zone": "3", "health": "unhealthy"}]}
+    refused_sim = simulate(scenario)
+    refused = run_cli(refused_sim)
+    assert refused.returncode == 2
+    assert "2 (" in refused.stderr and "ignore-initial-health" in refused.stderr
+    assert reimage_posts(refused_sim) == []
+
+    sim = simulate(scenario)
+    done = run_cli(sim, "--ignore-initial-health")
+
+    assert done.returncode == 0, done.stderr
+    assert reimage_posts(sim)[0] == "2"
+    assert sorted(reimage_posts(sim)) == ["0", "1", "2"]
+    assert_no_forbidden_calls(sim)
+
+
+def test_missing_health_extension_is_refused_with_the_health_source_hint(simulate):
+    sim = simulate({"instances": 2, "health_extension": False})
+
+    done = run_cli(sim)
+
+    assert done.returncode == 2
+    line = done.stderr.strip()
+    assert "\n" not in line and "ApplicationHealth" in line and "health-source" in line
+    assert [r for r in arm_requests(sim) if r["method"] in WRITE_METHODS] == []
+
+
+def test_missing_scale_set_names_set_and_group(simulate):
+    sim = simulate({"instances": 1})
+
+    done = run_cli(sim, "-n", "vmss-gone")
+
+    assert done.returncode == 2
+    line = done.stderr.strip()
+    assert "\n" not in line and "vmss-gone" in line and "rg-demo" in line and "not found" in line
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("args, env, named", [
+    (["--max-unavailable", "lots"], {}, "--max-unavailable: 'lots'"),
+    (["--timeout-minutes", "0"], {}, "--timeout-minutes: '0'"),
+    (["--max-unavailable", "0", "--max-surge", "0"], {}, "--max-unavailable and --max-surge"),
+    (["--dry-run=yes"], {}, "--dry-run: 'yes'"),
+    (["--health-source", "probe"], {}, "--health-source: 'probe'"),
+    (["--no-such-flag"], {}, "unrecognized arguments: --no-such-flag"),
+    ([], {"CYCLE_VMSS_MAX_SURGE": "-1"}, "CYCLE_VMSS_MAX_SURGE: '-1'"),
+    ([], {"AZURE_SUBSCRIPTION_ID": "not-a-guid"}, "AZURE_SUBSCRIPTION_ID: 'not-a-guid'"),
+])
+def test_bad_input_is_one_line_exit_2_and_no_request(simulate, args, env, named):
+    sim = simulate({"instances": 1})
+
+    done = run_cli(sim, *args, env=clean_env(sim, **env))
+
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cycle-vmss: error: ") and named in lines[0], lines
+    assert sim.requests() == []  # not even a token request
+
+
+def test_missing_resource_group_is_one_line(simulate):
+    done = run_cli(None, "-n", "vmss-demo", bare=True, env=clean_env())
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "cycle-vmss: error: --resource-group: (empty) is not accepted (it is required); expected "
+        "a resource group name: 1-90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.'"]
+
+
+def test_wrong_secret_is_refused_in_one_line_without_secrets(simulate):
+    sim = simulate({"instances": 1})
+
+    done = run_cli(sim, env=clean_env(sim, AZURE_CLIENT_SECRET="wrong-secret-value"))
+
+    assert done.returncode == 2
+    output = done.stdout + done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "AADSTS" in lines[0]
+    assert "wrong-secret-value" not in output and sim.info["client_secret"] not in output
+    assert "Traceback" not in output and "eyJ" not in output  # no trace, no token
+    assert arm_requests(sim) == []
+
+
+def test_identity_without_permission_is_refused_naming_the_action(simulate):
+    sim = simulate({"instances": 1})
+
+    done = run_cli(sim, env=clean_env(sim, AZURE_CLIENT_ID=sim.info["forbidden_client_id"]))
+
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "Microsoft.Compute/virtualMachineScaleSets/read" in lines[0]
+    assert "eyJ" not in done.stdout + done.stderr
+
+
+def test_sigint_mid_run_leaves_a_report_and_exits_130_within_3_seconds(simulate, tmp_path):
+    sim = simulate({"instances": 3, "timings": {"reimage_seconds": 6, "boot_seconds": 1,
+                                                "health_seconds": 1}})
+    report_file = tmp_path / "run.json"
+    proc = subprocess.Popen(cli_args(sim, "--report-file", str(report_file)), cwd=REPO,
+                            env=clean_env(sim), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        for line in proc.stdout:  # wait until a reimage is in flight
+            if "reimage started" in line:
+                break
+        time.sleep(0.5)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+        elapsed = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    assert proc.returncode == 130, err
+    assert elapsed < 3
+    report = json.loads(report_file.read_text())
+    assert report["result"] == "cancelled"
+    actions = {i["id"]: i["action"] for i in report["instances"]}
+    assert list(actions.values()).count("in-flight") == 1
+    assert "CANCELLED" in out
+    assert reimage_posts(sim) == [k for k, v in actions.items() if v == "in-flight"]
+
+
+def test_demo_runs_a_rolling_reimage_with_no_settings(tmp_path):
+    report_file = tmp_path / "demo.json"
+    started = time.monotonic()
+
+    done = subprocess.run([sys.executable, "-m", "cycle_vmss", "demo", "--report-file", str(report_file)],
+                          cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 40
+    report = json.loads(report_file.read_text())
+    assert report["result"] == "succeeded"
+    assert [i["action"] for i in report["instances"]] == ["reimaged"] * 6
+    assert {i["zone"] for i in report["instances"]} == {"1", "2", "3"}
+    assert "SUCCEEDED" in done.stdout and f"report: {report_file}" in done.stdout
+    assert "at most 2 instance(s) not ready at once (budget: 2)" in done.stdout
+
+
+def test_never_healthy_instance_times_out_naming_it(never_healthy_run):
+    sim, proc, report_file, started = never_healthy_run
+    out, err = proc.communicate(timeout=max(5.0, 90 - (time.monotonic() - started)))
+
+    assert proc.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "instance 0" in lines[0] and "not done within 60 s" in lines[0]
+    assert "health unhealthy" in lines[0]  # its last states
+    report = json.loads(report_file.read_text())
+    assert report["result"] == "failed" and report["failure"]["instanceId"] == "0"
+    actions = {i["id"]: i["action"] for i in report["instances"]}
+    assert actions == {"0": "failed", "1": "not-started"}
+    assert reimage_posts(sim) == ["0"]
+    assert_no_forbidden_calls(sim)
