@@ -1,0 +1,5 @@
+import sys
+
+from cycle_vmss.bench.run import main
+
+sys.exit(main())
