@@ -21,7 +21,7 @@ from .backend import Backend
 from .http import HttpsServer, SimulatorApp
 from .identity import Identity
 from .scenario import Scenario, load_scenario
-from .tls import ThrowawayCA
+from .tls import SERVER_NAMES, ThrowawayCA
 
 # The keys of the JSON line (SPEC section 6), in the order printed.
 INFO_KEYS = ("arm_endpoint", "authority_host", "ca_bundle", "tenant_id", "client_id",
@@ -37,6 +37,11 @@ class SimulatorHandle:
     info: dict[str, str]
     backend: Backend
     identity: Identity
+    server: HttpsServer | None = None
+
+    def refuse_connections(self, seconds: float) -> None:
+        """Drop open connections and refuse new ones for `seconds` (an outage of the endpoint)."""
+        self.server.refuse_connections(seconds)
 
     def env(self) -> dict[str, str]:
         """Environment for a client process (azure-identity's EnvironmentCredential and ours)."""
@@ -70,7 +75,9 @@ def running_simulator(scenario: str | dict | Scenario | None = None, *, host: st
     """Serve HTTPS on host:port (0 = any free port) in a daemon thread until the block ends."""
     loaded = load_scenario(scenario)
     backend = Backend(loaded, SystemClock())
-    ca = ThrowawayCA()
+    # A non-loopback bind (a Docker network gateway in the action's self-test) must be in the
+    # certificate too, or clients on that network fail the TLS check.
+    ca = ThrowawayCA(SERVER_NAMES if host in SERVER_NAMES else SERVER_NAMES + (host,))
     try:
         server = HttpsServer((host, port), ca.server_context())
         url_host = f"[{host}]" if ":" in host else host
@@ -101,7 +108,7 @@ def running_simulator(scenario: str | dict | Scenario | None = None, *, host: st
                 "github_oidc_token": loaded.github_oidc_token,
                 "forbidden_client_id": identity.forbidden_client_id,
             }
-            yield SimulatorHandle(info=info, backend=backend, identity=identity)
+            yield SimulatorHandle(info=info, backend=backend, identity=identity, server=server)
         finally:
             server.close()
             thread.join(timeout=5)
