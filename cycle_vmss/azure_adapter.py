@@ -163,14 +163,23 @@ class PolledOperation(Operation):
         self.poller = poller
         self.what = what
         self._final: OperationStatus | None = None
+        # Set by the poller's thread when polling has ended, before any callback of the engine's
+        # runs: `poller.done()` stays False until that thread has exited, after the callbacks.
+        self._ended = threading.Event()
+        poller.add_done_callback(lambda _polling_method: self._ended.set())
+
+    def add_done_callback(self, callback: Callable[[], None]) -> None:
+        """`callback()` runs in the poller's thread once the operation has finished (at once if
+        it already has): the engine uses it to end its sleep instead of noticing a poll later."""
+        self.poller.add_done_callback(lambda _polling_method: callback())
 
     def status(self) -> OperationStatus:
         if self._final is not None:
             return self._final
-        if not self.poller.done():
+        if not (self._ended.is_set() or self.poller.done()):
             return OperationStatus(OperationState.IN_PROGRESS)
         try:
-            self.poller.result(timeout=0)  # the thread has finished: returns or re-raises at once
+            self.poller.result(timeout=0)  # polling has ended: returns or re-raises at once
         except HttpResponseError as err:
             code, message = _error_parts(err)
             state = (OperationState.CANCELED if self.poller.status().lower() in ("canceled", "cancelled")

@@ -20,15 +20,32 @@ class Clock(Protocol):
 
 
 class SystemClock:
+    CANCEL_CHECK = 0.1  # seconds: how soon a sleep sees the cancel event while it waits for a wake
+
     def __init__(self, cancelled: threading.Event | None = None) -> None:
         self.cancelled = cancelled or threading.Event()
+        self._woken = threading.Event()
 
     def now(self) -> float:
         return time.time()
 
     def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self.cancelled.wait(seconds)
+        """Returns early when cancelled, or when `wake` was called (since the last sleep)."""
+        if seconds <= 0:
+            return
+        end = time.monotonic() + seconds
+        while not self.cancelled.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            if self._woken.wait(min(left, self.CANCEL_CHECK)):
+                self._woken.clear()
+                return
+
+    def wake(self) -> None:
+        """End the current sleep (or the next one) now: something the sleeper waits for
+        happened, e.g. an SDK poller saw its operation finish. Safe from any thread."""
+        self._woken.set()
 
 
 class VirtualClock:

@@ -25,8 +25,9 @@ Choices where SPEC section 4 leaves room (also in the README's rules section):
 
 from __future__ import annotations
 
+import functools
 import heapq
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Mapping
 
@@ -46,6 +47,7 @@ class Status(str, Enum):
 
 
 ACTIVE = (Status.PENDING, Status.IN_FLIGHT)
+_NOT_SERVING = ("deallocated", "deallocating", "stopped", "stopping")  # skip_reason's power states
 
 
 @dataclass(frozen=True)
@@ -87,18 +89,57 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class _Census:
+    """What one list says about the budget, given which instances are ours in flight."""
+
+    instances: tuple[Instance, ...]  # the list it was counted from (compared by identity)
+    ours: frozenset[str]
+    source: HealthSource
+    seen: dict[str, Instance]
+    ready: int
+    zone_out: dict[str, int]
+    unready: frozenset[str]  # not ready and not ours: what spends the budget
+
+
+@dataclass(frozen=True)
+class _Index:
+    """A tracks mapping by status, built once per mapping (it has a thousand entries)."""
+
+    by_status: dict[Status, list[str]]  # ids, in the mapping's order
+    watch: tuple[str, ...]  # in flight, or pending and refused: an unchanged list changes only these
+
+    @staticmethod
+    def of(tracks: Mapping[str, Track]) -> "_Index":
+        by_status: dict[Status, list[str]] = {}
+        watch = []
+        for t in tracks.values():
+            by_status.setdefault(t.status, []).append(t.id)
+            if t.status is Status.IN_FLIGHT or (t.status is Status.PENDING
+                                                 and t.refused_since is not None):
+                watch.append(t.id)
+        return _Index(by_status, tuple(watch))
+
+
+@dataclass(frozen=True)
 class RunState:
     tracks: Mapping[str, Track]  # never mutated: each decision builds a new mapping
     budget: ResolvedBudget  # N0 and R_min follow removals
     surge_ids: frozenset[str] = frozenset()
     blocked_since: float | None = None
     failure: Failure | None = None
+    # The last decision's list and its count (derived data, not state): when the next list is
+    # the very same object, a pass costs what the in-flight instances cost, not the whole set.
+    census: _Census | None = field(default=None, compare=False, repr=False)
+
+    @functools.cached_property
+    def index(self) -> _Index:
+        return _Index.of(self.tracks)
 
     def count(self, status: Status) -> int:
-        return sum(1 for t in self.tracks.values() if t.status is status)
+        return len(self.index.by_status.get(status, ()))
 
     def in_flight(self) -> list[str]:
-        return [t.id for t in self.tracks.values() if t.status is Status.IN_FLIGHT]
+        return list(self.index.by_status.get(Status.IN_FLIGHT, ()))
 
 
 class Outcome(str, Enum):
@@ -117,6 +158,7 @@ class Decision:
     next_check: float | None = None  # a min-ready window ends then: observe no later
 
 
+@functools.lru_cache(maxsize=1 << 16)  # the same ids are ordered on every pass
 def id_key(value: str | None) -> tuple:
     """Ids (and zone names) compare numerically when numeric: "2" < "10"."""
     value = value or ""
@@ -195,8 +237,23 @@ def decide(observation: Observation, operations: Mapping[str, OperationStatus], 
            plan: Plan, now: float) -> Decision:
     """One pass of the rules. `operations` holds the status of each in-flight reimage, read
     before `observation` was listed (so a ready instance in it is a *later* observation)."""
-    seen = observation.by_id()
     source = plan.health_source
+    # Against the last decision's list: the instances whose objects differ (the in-process port
+    # hands out the same object for an unchanged instance, and the same tuple for an unchanged
+    # list). Every other track already holds its instance, so only in-flight and refused ones
+    # can change, with time or an operation's status. None: compare everything.
+    # (tests/engine/test_decide.py checks this path against the full one.)
+    moved = _moved(run.census, observation.instances)
+    if moved is None:
+        seen = observation.by_id()
+        todo = run.tracks.items()
+    else:
+        seen = run.census.seen
+        if moved:
+            seen = {**seen, **{i.id: i for i in moved}}
+        ids = dict.fromkeys(run.index.watch)
+        ids.update(dict.fromkeys(i.id for i in moved if i.id in run.tracks))
+        todo = [(tid, run.tracks[tid]) for tid in ids]
     updates: dict[str, Track] = {}
     budget = run.budget
     failure = run.failure
@@ -209,13 +266,20 @@ def decide(observation: Observation, operations: Mapping[str, OperationStatus], 
             failure = Failure(track.id, code, message, states(t.last) if t.last else None)
         return t
 
-    for tid, track in run.tracks.items():
+    for tid, track in todo:
         inst = seen.get(tid)
-        t = track if inst is None or inst == track.last else replace(track, last=inst)
-        if t is track and track.status not in ACTIVE and inst is not None:
-            continue  # finished or skipped, unchanged: the common case, kept cheap
-        if inst is None:
-            # Gone from the list: deleted by someone else. Finished records stay as they are.
+        # `is` first: the in-process port hands out the same object for an unchanged instance
+        t = (track if inst is None or inst is track.last or inst == track.last
+             else replace(track, last=inst))
+        if t is track and inst is not None:
+            if track.status not in ACTIVE:
+                continue  # finished or skipped, unchanged: the common case, kept cheap
+            if (track.status is Status.PENDING and track.refused_since is None
+                    and not inst.protected and inst.power not in _NOT_SERVING):
+                continue  # waiting its turn, unchanged, nothing to skip it for (skip_reason)
+        if inst is None or (inst.provisioning == "deleting" and track.status in ACTIVE):
+            # Gone from the list, or on its way out: deleted by someone else (whose delete
+            # cancels our reimage: removed, not failed). Finished records stay as they are.
             if track.status in ACTIVE or track.status is Status.SKIPPED:
                 t = replace(t, status=Status.REMOVED, ended=now)
                 if track.in_n0:
@@ -231,39 +295,31 @@ def decide(observation: Observation, operations: Mapping[str, OperationStatus], 
             reason = skip_reason(inst)
             if reason:
                 t = replace(t, status=Status.SKIPPED, reason=reason)
-            elif (track.refused_since is not None
-                  and now - track.refused_since >= plan.timeout_seconds):
-                t = fail(t, track.error_code or "Conflict",
-                         f"instance {tid}: Azure refused the reimage request for "
-                         f"{_minutes(plan.timeout_seconds)} ({track.error_code}: "
-                         f"{track.error_message}); last states {describe(inst)}")
+            # A refused instance is asked again; `record_refused` fails it when Azure still
+            # refuses it `timeout-minutes` after the first time (time it spent unasked, behind
+            # the budget or slow passes, is not held against it).
         if t is not track:
             updates[tid] = t
 
     tracks = {**run.tracks, **updates} if updates else run.tracks
     changed = tuple(tid for tid, t in updates.items() if t.status is not run.tracks[tid].status)
     surge_ids = frozenset(i for i in run.surge_ids if i in seen)
-    in_flight = [t for t in tracks.values() if t.status is Status.IN_FLIGHT]
-    pending = [t for t in tracks.values() if t.status is Status.PENDING]
-
-    # Ready instances count against R_min; this run's in-flight ones are out whatever the list
-    # shows; stopped and deallocated ones are not in service and not counted per zone.
-    ready_count = 0
-    zone_out: dict[str, int] = {}
-    unready_names: list[str] = []  # not ready and not ours: what spends the budget
-    for inst in observation.instances:
-        t = tracks.get(inst.id)
-        ours = t is not None and t.status is Status.IN_FLIGHT
-        ready = not ours and is_ready(inst, source)
-        ready_count += ready
-        if ours or (inst.in_service_candidate and not ready):
-            zone_out[_zone(inst)] = zone_out.get(_zone(inst), 0) + 1
-            if not ours:
-                unready_names.append(inst.id)
+    # The index depends only on each track's status and refusal, which `changed` covers here.
+    index = run.index if not changed else _Index.of(tracks)
+    in_flight = [tracks[i] for i in index.by_status.get(Status.IN_FLIGHT, ())]
+    pending = index.by_status.get(Status.PENDING, [])  # ids: a thousand are not looked up
+    ready_test = _ready_test(source)
+    ours = frozenset(t.id for t in in_flight)
+    if moved is None or run.census.source is not source:
+        census = _count(observation.instances, seen, ours, source, ready_test)
+    else:
+        census = _recount(run.census, observation.instances, seen, moved, ours, ready_test)
+    ready_count, zone_out, unready_names = census.ready, census.zone_out, list(census.unready)
 
     def answer(outcome: Outcome | None, waiting: str = "", start: tuple[str, ...] = (),
                blocked_since: float | None = None) -> Decision:
-        new = RunState(tracks, budget, surge_ids, blocked_since, failure)
+        new = RunState(tracks, budget, surge_ids, blocked_since, failure, census)
+        new.__dict__["index"] = index  # the cached_property's slot: `index` is of `tracks`
         return Decision(new, start, waiting, outcome, changed, ready_count, next_check)
 
     if failure is not None:
@@ -279,17 +335,18 @@ def decide(observation: Observation, operations: Mapping[str, OperationStatus], 
         return answer(Outcome.SUCCEEDED)
 
     slots = budget.max_in_flight - len(in_flight)
-    present = [seen[t.id] for t in pending]
-    unready = sorted((i for i in present if not is_ready(i, source)),
-                     key=lambda i: (id_key(_zone(i)), _in_zone_key(i)))
     start: list[str] = []
-    for inst in unready:
-        if len(start) >= slots:
-            break
-        start.append(inst.id)
+    present = [seen[i] for i in pending] if slots > 0 else []
+    if slots > 0:  # with the cap full nothing below can start: a thousand pending cost nothing
+        unready = sorted((i for i in present if not ready_test(i)),
+                         key=lambda i: (id_key(_zone(i)), _in_zone_key(i)))
+        for inst in unready:
+            if len(start) >= slots:
+                break
+            start.append(inst.id)
     waiting = ""
     if len(start) < slots:
-        ready_candidates = [i for i in present if is_ready(i, source)]
+        ready_candidates = [i for i in present if ready_test(i)]
         for inst in spread_order(ready_candidates, zone_out, limit=slots - len(start)):
             if len(start) >= slots:
                 break
@@ -303,6 +360,12 @@ def decide(observation: Observation, operations: Mapping[str, OperationStatus], 
     if len(start) >= slots and len(start) < len(pending) and not waiting:
         waiting = (f"in-flight cap: {len(in_flight) + len(start)} of {budget.max_in_flight} "
                    f"reimages in flight")
+
+    # The refusal clock runs only while the instance is asked and refused pass after pass; one
+    # not asked this pass (budget, cap) starts afresh when it is asked again.
+    unasked = [i for i in pending if tracks[i].refused_since is not None and i not in start]
+    if unasked:
+        tracks = {**tracks, **{i: replace(tracks[i], refused_since=None) for i in unasked}}
 
     blocked_since = None
     if not start and not in_flight:
@@ -320,6 +383,85 @@ def decide(observation: Observation, operations: Mapping[str, OperationStatus], 
         waiting = (f"blocked for {_minutes(now - blocked_since)} (fails after "
                    f"{_minutes(plan.timeout_seconds)}): {waiting}")
     return answer(None, waiting, tuple(start), blocked_since)
+
+
+def _moved(census: _Census | None, instances: tuple[Instance, ...]) -> list[Instance] | None:
+    """The instances of `instances` that are not the very objects of the census's list at the
+    same place; None when there is no census or an instance came, went or moved."""
+    if census is None:
+        return None
+    old = census.instances
+    if old is instances:
+        return []
+    if len(old) != len(instances):
+        return None
+    moved = []
+    for a, b in zip(old, instances):
+        if a is not b:
+            if a.id != b.id:
+                return None
+            moved.append(b)
+    return moved
+
+
+def _count(instances: tuple[Instance, ...], seen: dict[str, Instance], ours: frozenset[str],
+           source: HealthSource, ready_test) -> _Census:
+    """Ready instances count against R_min; this run's in-flight ones are out whatever the
+    list shows; stopped and deallocated ones are not in service and not counted per zone."""
+    ready = 0
+    zone_out: dict[str, int] = {}
+    unready: set[str] = set()
+    for inst in instances:
+        r, zone, is_unready = _share(inst, inst.id in ours, ready_test)
+        ready += r
+        if zone is not None:
+            zone_out[zone] = zone_out.get(zone, 0) + 1
+        if is_unready:
+            unready.add(inst.id)
+    return _Census(instances, ours, source, seen, ready, zone_out, frozenset(unready))
+
+
+def _share(inst: Instance, ours: bool, ready_test) -> tuple[int, str | None, bool]:
+    """One instance's part of the count: (ready, zone it is out of service in, spends budget)."""
+    if ours:
+        return 0, _zone(inst), False
+    if ready_test(inst):
+        return 1, None, False
+    if inst.in_service_candidate:
+        return 0, _zone(inst), True
+    return 0, None, False
+
+
+def _recount(old: _Census, instances: tuple[Instance, ...], seen: dict[str, Instance],
+             moved: list[Instance], ours: frozenset[str], ready_test) -> _Census:
+    """`_count` from the last count: only the moved instances and those that became (or
+    stopped being) ours are counted again."""
+    touched = {i.id for i in moved} | (ours ^ old.ours)
+    if not touched:
+        return old if old.instances is instances else replace(old, instances=instances, seen=seen)
+    ready, zone_out, unready = old.ready, dict(old.zone_out), set(old.unready)
+    for tid in touched:
+        for inst, mine, sign in ((old.seen.get(tid), tid in old.ours, -1),
+                                 (seen.get(tid), tid in ours, 1)):
+            if inst is None:
+                continue
+            r, zone, is_unready = _share(inst, mine, ready_test)
+            ready += sign * r
+            if zone is not None:
+                zone_out[zone] = zone_out.get(zone, 0) + sign
+                if not zone_out[zone]:
+                    del zone_out[zone]
+            if is_unready:
+                (unready.add if sign > 0 else unready.discard)(tid)
+    return _Census(instances, ours, old.source, seen, ready, zone_out, frozenset(unready))
+
+
+def _ready_test(source: HealthSource):
+    """`health.is_ready` for one health source as a single expression: it runs for every
+    instance of the set on every pass (tests/engine/test_decide.py checks they agree)."""
+    if source is HealthSource.NONE:
+        return lambda i: i.provisioning == "succeeded" and i.power == "running"
+    return lambda i: i.provisioning == "succeeded" and i.power == "running" and i.health == "healthy"
 
 
 def _advance_in_flight(t: Track, inst: Instance, status: OperationStatus | None, plan: Plan,
@@ -347,6 +489,44 @@ def _advance_in_flight(t: Track, inst: Instance, status: OperationStatus | None,
     return t
 
 
+# --- whether a pass needs the list ---------------------------------------------------------------
+
+LIST_AT_LEAST_EVERY = 300.0  # seconds: a long wait still refreshes states and the ready count
+
+
+def needs_list(run: RunState, operations: Mapping[str, OperationStatus], plan: Plan, now: float,
+               listed_at: float | None) -> bool:
+    """Whether this pass must list the set, or may stop at the in-flight operations' statuses
+    (one read each instead of every page of the set).
+
+    A list can change what the rules do only when a reimage could start (a free in-flight slot
+    and an instance waiting, in a run that has not failed), when one of ours has finished or
+    waits to be seen ready, when a start has not been observed yet, or when a timeout is due.
+    Otherwise the answer would be "wait", so the list is skipped, except once every
+    `LIST_AT_LEAST_EVERY` seconds. `listed_at` is when the last list was taken (None: never)."""
+    if listed_at is None or now - listed_at >= LIST_AT_LEAST_EVERY:
+        return True
+    by_status = run.index.by_status
+    in_flight = by_status.get(Status.IN_FLIGHT, ())
+    if not in_flight:
+        return True  # no operation to ask: only a list tells anything
+    for tid in in_flight:
+        t = run.tracks[tid]
+        status = operations.get(tid)
+        if (t.op_state is not OperationState.IN_PROGRESS  # succeeded: to be seen ready
+                or (status is not None and status.finished)
+                or t.started is None or t.started >= listed_at  # its start not seen yet
+                or now - t.started >= plan.timeout_seconds):
+            return True
+    for tid in run.index.watch:
+        t = run.tracks[tid]
+        if (t.status is Status.PENDING and t.refused_since is not None
+                and now - t.refused_since >= plan.timeout_seconds):
+            return True
+    pending = by_status.get(Status.PENDING)
+    return run.failure is None and bool(pending) and len(in_flight) < run.budget.max_in_flight
+
+
 # --- what the engine records after acting: also pure -------------------------------------------
 
 
@@ -356,11 +536,21 @@ def record_started(run: RunState, tid: str, now: float) -> RunState:
     return replace(run, tracks={**run.tracks, tid: t}, blocked_since=None)
 
 
-def record_refused(run: RunState, tid: str, now: float, code: str | None, message: str) -> RunState:
-    """Azure did not accept the request (409 busy, 429): still pending, tried again later."""
+def record_refused(run: RunState, tid: str, now: float, code: str | None, message: str, *,
+                   timeout_seconds: float | None = None) -> RunState:
+    """Azure did not accept the request (409 busy, 429): still pending, tried again later; once
+    it is refused again `timeout_seconds` after the first refusal, the run fails naming it."""
     old = run.tracks[tid]
     t = replace(old, refused_since=old.refused_since if old.refused_since is not None else now,
                 error_code=code or "Conflict", error_message=message)
+    if timeout_seconds is not None and now - t.refused_since >= timeout_seconds:
+        why = (f"instance {tid}: Azure refused the reimage request for "
+               f"{_minutes(timeout_seconds)} ({t.error_code}: {message})"
+               + (f"; last states {describe(old.last)}" if old.last else ""))
+        t = _fail(t, now, t.error_code or "Conflict", why)
+        failure = run.failure or Failure(tid, t.error_code or "Conflict", why,
+                                         states(old.last) if old.last else None)
+        return replace(run, tracks={**run.tracks, tid: t}, failure=failure)
     return replace(run, tracks={**run.tracks, tid: t})
 
 

@@ -2,7 +2,8 @@
 
 Each rolling pass observes (the status of every in-flight reimage, then one paged list of the
 set), asks the pure `decide` what the rules allow, acts on the answer and sleeps until the next
-poll. The clock is injected, so the same engine runs against Azure in real time and against the
+poll. A pass whose list could only answer "wait" (the pure `needs_list`) stops at the statuses;
+an operation whose SDK poller calls back ends the sleep early. The clock is injected, so the same engine runs against Azure in real time and against the
 simulator's backend in virtual time. `run_rollout` never raises for Azure or preflight problems:
 the report's `result` says what happened (`exit_code` maps it to SPEC section 5's exit codes).
 """
@@ -20,8 +21,8 @@ from .compute import (
     Observation, Operation, OperationState, ScaleSet,
 )
 from .decide import (
-    Decision, Failure, Outcome, Plan, RunState, Status, Track, decide, id_key, plan_order,
-    record_gone, record_refused, record_start_failed, record_started, skip_reason,
+    Decision, Failure, Outcome, Plan, RunState, Status, Track, decide, id_key, needs_list,
+    plan_order, record_gone, record_refused, record_start_failed, record_started, skip_reason,
 )
 from .events import Event, Listener, NullListener
 from .health import HealthSourceRefused, Readiness, describe, readiness, resolve_source, states
@@ -29,6 +30,7 @@ from .report import exit_code, failure_dict, instance_row, iso
 from .settings import Settings
 
 HEARTBEAT_SECONDS = 60.0
+EARLY_GAP = 0.5  # of the poll interval: the least time between a list and one a finish brings forward
 SLEEP_SLICE = 1.0  # a cancel is noticed within this much clock time even on a clock that ignores it
 
 __all__ = ["run_rollout", "exit_code"]
@@ -68,6 +70,9 @@ class _Rollout:
         self.warnings: list[str] = []
         self.wrote = False  # a write call was accepted: from now on nothing is "unchanged"
         self.last_states: dict[str, dict] = {}
+        self.last_seen: dict[str, Instance] = {}  # the objects behind last_states
+        self.last_list: tuple[Instance, ...] | None = None
+        self.progress = threading.Event()  # set when an operation of ours finishes
         self.last_waiting = ""
         self.last_heartbeat = self.start
         self.last_ready = 0
@@ -100,10 +105,13 @@ class _Rollout:
     def _execute(self) -> str:
         self._phase("preflight")
         instances = self._preflight()
+        if not self._pending():  # issue 6: bad input, like any other refusal (exit 2)
+            raise _Stop("refused", f"scale set {self.s.scale_set_name} in resource group "
+                                   f"{self.s.resource_group} has nothing to reimage: "
+                                   f"{self._skip_summary() or 'it has no instances'}; "
+                                   f"nothing was changed")
         if self.s.dry_run:
             return self._dry_run_message()
-        if not self._pending():
-            return f"nothing to reimage: {self._skip_summary() or 'the scale set has no instances'}"
         surged = self._surge()
         self._phase("rolling")
         # Without a surge nothing changed since preflight's list: the first pass decides on it.
@@ -242,11 +250,19 @@ class _Rollout:
             return False
         self._phase("surge")
         before = self.capacity["before"]
-        target = before + budget.surge
-        self._emit("capacity", data={"from": before, "to": target})
+        # Capacity is absolute: raised from what it is now, not from preflight's reading, so an
+        # instance others added or removed meanwhile is not undone (or doubled) by ours; and the
+        # instances there now are known, so others' earlier additions are never taken as ours.
+        known = set(self.first)
+        try:
+            current = self.port.get_scale_set().capacity
+            known |= {i.id for i in self.port.list_instances()}
+        except AzureError:
+            current = before
+        target = current + budget.surge
+        self._emit("capacity", data={"from": current, "to": target})
         op = self._write(lambda: self.port.begin_set_capacity(target), "raise the capacity")
         self.capacity["during"] = self.capacity["after"] = target
-        known = set(self.first)
         status, instances = self._await(op, f"raising the capacity to {target}")
         if status.state is not OperationState.SUCCEEDED:
             raise _Stop("failed", f"raising the capacity from {before} to {target} for the surge "
@@ -254,10 +270,10 @@ class _Rollout:
                                   f"{status.error_message})",
                         Failure(None, status.error_code or status.state.value,
                                 status.error_message or ""))
-        # The instances that appeared with our capacity change; if others added some at the same
-        # moment the newest ids are taken as ours (Azure numbers new instances upwards).
+        # The instances that appeared since our capacity change. Azure numbers new instances
+        # upwards, so if others added some meanwhile, theirs are newer: ours are the oldest.
         new = sorted((i.id for i in instances if i.id not in known), key=id_key)
-        self.run_state = replace(self.run_state, surge_ids=frozenset(new[-budget.surge:]))
+        self.run_state = replace(self.run_state, surge_ids=frozenset(new[:budget.surge]))
         return True
 
     def _restore(self) -> None:
@@ -278,7 +294,10 @@ class _Rollout:
         self.run_state = replace(self.run_state, surge_ids=frozenset())
         try:
             now_capacity = self.port.get_scale_set().capacity
-            if now_capacity > before:  # deleting instances normally lowers it; make sure
+            # Deleting the surge instances lowered the capacity by as many; anything above
+            # `before` now was added by someone else, and a scale-in would delete theirs.
+            # Only a surge whose instances were never identified is undone by capacity.
+            if now_capacity > before and not surge_ids:
                 op = self.port.begin_set_capacity(before)
                 status, _ = self._await(op, f"setting the capacity back to {before}")
                 if status.state is not OperationState.SUCCEEDED:
@@ -333,6 +352,7 @@ class _Rollout:
     def _rolling(self, first: tuple[Instance, ...] | None) -> Outcome:
         poll = float(self.s.poll_interval_seconds)
         list_failing_since: float | None = None
+        listed_at: float | None = None
         while True:
             if self.cancelled.is_set():
                 raise self._cancel()
@@ -343,6 +363,14 @@ class _Rollout:
                     statuses[tid] = self.ops[tid].status()
                 except AzureError:
                     pass  # not known this pass; asked again on the next
+            if first is None and not needs_list(self.run_state, statuses, self.plan, pass_start,
+                                                listed_at):
+                # Every slot busy and every operation still running: a list could only say
+                # "wait", so this pass ends at the statuses (one read each, not every page).
+                if not self._sleep_until(pass_start + poll, heartbeat=True,
+                                         early_from=listed_at + poll * EARLY_GAP):
+                    raise self._cancel()
+                continue
             try:
                 instances, first = (first, None) if first is not None else (self.port.list_instances(), None)
             except AzureError as err:
@@ -356,7 +384,8 @@ class _Rollout:
                     raise self._cancel()
                 continue
             list_failing_since = None
-            obs = Observation(self.clock.now(), instances)
+            listed_at = self.clock.now()
+            obs = Observation(listed_at, instances)
             self._observe_states(instances)
             d = decide(obs, statuses, self.run_state, self.plan, self.clock.now())
             self._apply(d)
@@ -372,7 +401,10 @@ class _Rollout:
                 wake = min(wake, max(d.next_check, self.clock.now()))
             if self.run_state.failure is not None and not self.run_state.in_flight():
                 continue  # a start just failed with nothing else in flight: finish now
-            if not self._sleep_until(wake, heartbeat=True):
+            # A finished operation ends the sleep (SDK pollers call back), but never sooner than
+            # half a poll after the last list: operations ending together share one list, and
+            # lists stay at most two per poll interval.
+            if not self._sleep_until(wake, heartbeat=True, early_from=listed_at + poll * EARLY_GAP):
                 raise self._cancel()
 
     def _start(self, tid: str) -> bool:
@@ -395,7 +427,11 @@ class _Rollout:
         except AzureError as err:
             if isinstance(err, Conflict) or err.status in (409, 429):
                 # Not accepted (busy or throttled): nothing started; a later pass asks again.
-                self.run_state = record_refused(self.run_state, tid, now, err.code, str(err))
+                self.run_state = record_refused(self.run_state, tid, now, err.code, str(err),
+                                                timeout_seconds=self.plan.timeout_seconds)
+                if self.run_state.tracks[tid].status is Status.FAILED:
+                    self._emit_failed(tid)
+                    return False
                 self._wait_event(f"instance {tid}: Azure refused the reimage for now ({err}); "
                                  f"trying again on the next pass")
                 return True
@@ -406,6 +442,9 @@ class _Rollout:
             return False
         self.wrote = True
         self.ops[tid] = op
+        on_done = getattr(op, "add_done_callback", None)  # the SDK adapter's pollers have one
+        if on_done is not None:
+            on_done(self._operation_finished)
         self.run_state = record_started(self.run_state, tid, now)
         self._emit("started", tid)
         return True
@@ -432,7 +471,16 @@ class _Rollout:
 
     def _observe_states(self, instances) -> None:
         """A `state` event for each instance whose states changed since the last list."""
+        last, self.last_list = self.last_list, instances
+        if instances is last:
+            return  # the very list seen last time (the in-process port's unchanged answer)
+        if last is not None and len(last) == len(instances):
+            # only the objects that differ from the last list's at the same place
+            instances = [b for a, b in zip(last, instances) if a is not b]
         for inst in instances:
+            if self.last_seen.get(inst.id) is inst:
+                continue  # the very object seen last time: nothing changed
+            self.last_seen[inst.id] = inst
             st = states(inst)
             if self.last_states.get(inst.id) != st:
                 if inst.id in self.last_states:
@@ -452,17 +500,33 @@ class _Rollout:
     def _sleep(self, seconds: float) -> bool:
         return self._sleep_until(self.clock.now() + seconds, heartbeat=True)
 
-    def _sleep_until(self, until: float, *, heartbeat: bool) -> bool:
-        """Sleep in short slices so a cancel is seen at once; False when cancelled."""
+    def _operation_finished(self) -> None:
+        """Called from an SDK poller's thread: end the current sleep, so the next pass (its
+        statuses, then a list) follows at once instead of a poll interval later."""
+        self.progress.set()
+        wake = getattr(self.clock, "wake", None)  # SystemClock's; a VirtualClock has none
+        if wake is not None:
+            wake()
+
+    def _sleep_until(self, until: float, *, heartbeat: bool, early_from: float | None = None) -> bool:
+        """Sleep in short slices so a cancel is seen at once; False when cancelled. With
+        `early_from`, returns (True) as soon as one of our operations has finished and that
+        instant has come."""
         while True:
             if self.cancelled.is_set():
                 return False
             now = self.clock.now()
+            early = early_from is not None and self.progress.is_set()
+            if early and now >= early_from:
+                self.progress.clear()
+                return True
             if heartbeat and now - self.last_heartbeat >= HEARTBEAT_SECONDS:
                 self._heartbeat(now)
             if now >= until:
                 return True
             step = min(until - now, SLEEP_SLICE)
+            if early:
+                step = min(step, early_from - now)
             if heartbeat:
                 step = min(step, max(self.last_heartbeat + HEARTBEAT_SECONDS - now, 0.001))
             self.clock.sleep(step)

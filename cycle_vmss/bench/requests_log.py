@@ -1,6 +1,8 @@
 """Request accounting over the simulator's request log (`Backend.requests()`): reads, writes,
-the busiest 3-minute window, and whether polling kept to SPEC 4's economy rule (one paged list
-per poll plus the status of in-flight operations; no per-instance instance views in the loop)."""
+the busiest 3-minute window, and whether polling kept to SPEC 4's economy rule (at most one paged
+list per poll plus the status of in-flight operations; no per-instance instance views in the
+loop). A pass may also stop at the statuses, without a list (the engine does when every slot is
+busy and every operation still runs)."""
 
 from __future__ import annotations
 
@@ -76,9 +78,12 @@ def figures(log: list[dict], since: float | None = None) -> RequestFigures:
 
 @dataclass
 class Economy:
-    """The rule, checked over the log. A pass starts at each list call's first page."""
+    """The rule, checked over the log. `passes` counts lists (a list starts at its first
+    page); `status_only_passes` the poll instants with operation polls and no list (virtual
+    time only: over HTTPS the SDK's pollers keep their own time)."""
 
     passes: int
+    status_only_passes: int | None
     list_pages: int
     pages_per_list: int
     operation_polls: int
@@ -88,7 +93,8 @@ class Economy:
     ok: bool
 
     def as_json(self) -> dict:
-        return {"passes": self.passes, "listPages": self.list_pages, "pagesPerList": self.pages_per_list,
+        return {"passes": self.passes, "statusOnlyPasses": self.status_only_passes,
+                "listPages": self.list_pages, "pagesPerList": self.pages_per_list,
                 "operationPolls": self.operation_polls,
                 "operationPollsAfterSeenFinished": self.operation_polls_after_seen_finished,
                 "operationPollsOverCadence": self.operation_polls_over_cadence,
@@ -101,7 +107,7 @@ def economy(log: list[dict], n_instances: int, page_size: int, op_times: dict[st
     `rolling_from`: the instant the first reimage was accepted; reads before it are preflight.
 
     In process, the engine asks each in-flight operation once per pass: an operation may be
-    polled at most once between two lists and never after a poll saw it finished. Over HTTPS
+    polled at most once per `poll` seconds and never after a poll saw it finished. Over HTTPS
     the SDK's poller does the asking in its own thread, on the same interval: a GET at once,
     one per interval until it sees the end, then one GET of the Location (monitor) URL; more
     than that for any operation counts as over cadence."""
@@ -109,15 +115,16 @@ def economy(log: list[dict], n_instances: int, page_size: int, op_times: dict[st
     list_pages = ops = after_final = over = per_instance = 0
     seen_final: dict[str, int] = {}
     polls: dict[str, int] = {}
-    in_pass: set[str] = set()
+    last_poll: dict[str, float] = {}
+    list_times: set[float] = set()
+    poll_times: set[float] = set()
     for entry in log:
         if not _arm(entry) or entry["method"] not in READ_METHODS:
             continue
         handler = _route(entry)
         if handler == "list_instances":
-            if list_pages % pages == 0:
-                in_pass = set()  # a new list: a new pass
             list_pages += 1
+            list_times.add(entry["time"])
         elif handler == "operation":
             op_id = entry["path"].split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
             ops += 1
@@ -126,9 +133,10 @@ def economy(log: list[dict], n_instances: int, page_size: int, op_times: dict[st
                 seen_final[op_id] += 1
                 if seen_final[op_id] > (1 if sdk_poller else 0):  # the SDK's one monitor GET
                     after_final += 1
-            elif not sdk_poller and op_id in in_pass:
+            elif not sdk_poller and entry["time"] - last_poll.get(op_id, -math.inf) < poll - 1e-6:
                 over += 1
-            in_pass.add(op_id)
+            last_poll[op_id] = entry["time"]
+            poll_times.add(entry["time"])
             end = (op_times.get(op_id) or (None, None))[1]
             if end is not None and entry["time"] >= end and op_id not in seen_final:
                 seen_final[op_id] = 0
@@ -143,5 +151,6 @@ def economy(log: list[dict], n_instances: int, page_size: int, op_times: dict[st
             allowed = 1 + math.ceil((end - start) / poll) + 1 + 1
             over += max(0, count - allowed)
     passes = list_pages // pages
+    status_only = None if sdk_poller else len(poll_times - list_times)
     ok = list_pages % pages == 0 and after_final == 0 and over == 0 and per_instance == 0
-    return Economy(passes, list_pages, pages, ops, after_final, over, per_instance, ok)
+    return Economy(passes, status_only, list_pages, pages, ops, after_final, over, per_instance, ok)

@@ -33,7 +33,7 @@ from .errors import (
     ArmError, BadRequest, Conflict, NotFound, OperationNotAllowed, ResourceNotFound, ServerError,
     Throttled,
 )
-from .scenario import Event, InstanceSpec, Scenario, Timings, load_scenario
+from .scenario import FLAPS, Event, InstanceSpec, Scenario, Timings, load_scenario
 
 VM_SIZE = "Standard_D2s_v3"
 HEALTH_EXTENSION_NAME = "HealthExtension"
@@ -82,9 +82,11 @@ class _Vm:
     provisioning_time: float = 0.0
     power: str = "running"
     health: str | None = "healthy"  # None: no vmHealth reported
+    health_time: float = 0.0  # when `health` last changed (vmHealth's status time)
     op_id: str | None = None  # the operation in flight on this instance
     gen: int = 0  # bumped when an instance's course changes; stale transitions are dropped
     deleting: bool = False
+    rev: int = 0  # bumped by every change of its state (which list pages show it changed)
 
 
 @dataclass
@@ -131,10 +133,20 @@ class Backend:
         self._admitted = {"read": 0, "write": 0}
         self.throttled = 0
         self.server_errors = 0
+        self.conflicts = 0  # 409s answered by `conflict_first_reimage`
+        self._asked_reimage: set[str] = set()  # instances whose reimage was requested at all
+        self._response_delays_left = set(self.scenario.faults.reimage_response_delay_ids)
         self._recent: dict[str, list[float]] = {"read": [], "write": []}  # sorted times
         self._hist: dict[str, dict] = {}
         self._ready: dict[str, bool] = {}
         self._dirty: set[str] = set()
+        # A list of a thousand instances is mostly the bodies of the last list: ids stay in list
+        # order until one is added or removed, and a body is rebuilt only when its state changed.
+        self._order: list[str] | None = None
+        self._bodies: dict[tuple[str, bool], tuple[tuple, dict]] = {}
+        self._rev = 0  # bumped by every change an instance body shows
+        # (skip, size, expand) -> (_rev, the order it was cut from, each instance's rev, page)
+        self._pages: dict[tuple[int, int, bool], tuple[int, list, tuple, list[dict]]] = {}
         self._not_ready_count = 0
         self._in_flight: set[str] = set()
         self._max_not_ready = 0
@@ -183,9 +195,20 @@ class Backend:
             self._check_set(rg, name)
             if skip < 0:
                 raise BadRequest(f"The value of skip token '{skip}' is not valid.")
-            ids = sorted(self._vms, key=_id_key)
+            ids = self._list_order()
             size = self.scenario.page_size
-            page = [self._vm_body(self._vms[i], expand_instance_view) for i in ids[skip:skip + size]]
+            key = (skip, size, expand_instance_view)
+            hit = self._pages.get(key)
+            if hit is not None and hit[0] == self._rev:
+                page = hit[3]  # nothing changed since: the very same page
+            else:
+                vms = [self._vms[i] for i in ids[skip:skip + size]]
+                revs = tuple(vm.rev for vm in vms)
+                if hit is not None and hit[1] is ids and hit[2] == revs:
+                    page = hit[3]  # the changes were on other pages: callers may keep their work
+                else:
+                    page = [self._listed_body(vm, expand_instance_view) for vm in vms]
+                self._pages[key] = (self._rev, ids, revs, page)
             return page, (skip + size if skip + size < len(ids) else None)
 
     def get_instance(self, rg: str, name: str, instance_id: str, *,
@@ -204,10 +227,35 @@ class Backend:
             self._advance()
             vm = self._find_vm(rg, name, instance_id)
             self._check_reimageable(vm, name)
+            self._conflict_on_first_request(vm)
             op = self._new_op("reimageall" if all_disks else "reimage")
             self._begin_reimages([vm], op, all_disks)
             self._advance()
             return op.id
+
+    def _conflict_on_first_request(self, vm: _Vm) -> None:
+        """The `conflict_first_reimage` fault: a 409 that starts nothing, once per instance."""
+        first = vm.id not in self._asked_reimage
+        self._asked_reimage.add(vm.id)
+        chosen = self.scenario.faults.conflict_first_reimage
+        if not first or not chosen:
+            return
+        if isinstance(chosen, int) and len(self._asked_reimage) > chosen:
+            return
+        if not isinstance(chosen, int) and vm.id not in chosen:
+            return
+        self.conflicts += 1
+        raise Conflict("Another operation on this or a dependent resource is in progress. "
+                       "Retry the request after the operation completes.")
+
+    def take_response_delay(self, instance_id: str) -> float:
+        """Seconds the HTTP layer holds back the answer to this (accepted) reimage request:
+        the `reimage_response_delay_*` fault, once per listed instance."""
+        with self._lock:
+            if instance_id not in self._response_delays_left:
+                return 0.0
+            self._response_delays_left.discard(instance_id)
+            return self.scenario.faults.reimage_response_delay_seconds
 
     def reimage_set(self, rg: str, name: str, instance_ids: list | None, *,
                     all_disks: bool = False) -> str:
@@ -385,6 +433,8 @@ class Backend:
                     "reimages": [dict(r) for r in h["reimages"]],
                     "created": h["created"], "deleted": h["deleted"],
                 }
+                if h.get("created_by"):  # "capacity" (a capacity change) or "event" (someone else)
+                    instances[instance_id]["created_by"] = h["created_by"]
             return {
                 "start": self.start,
                 "now": self._t,
@@ -425,12 +475,15 @@ class Backend:
                  protected=spec.protect_from_scale_set_actions, on_reimage=spec.on_reimage,
                  error_code=spec.error_code, timings=spec.timings, vm_id=self._new_guid(),
                  time_created=self._t, created=created, provisioning_time=self._t,
-                 power=spec.power, health=spec.health if spec.power == "running" else None)
+                 power=spec.power, health=spec.health if spec.power == "running" else None,
+                 health_time=self._t)
         self._vms[vm.id] = vm
+        self._order = None
         self._hist[vm.id] = {"not_ready": [], "reimages": [], "created": created, "deleted": None}
         if spec.id.isdigit():
             self._next_id = max(self._next_id, int(spec.id) + 1)
         self._dirty.add(vm.id)
+        self._rev += 1  # list pages built before this are stale
         return vm
 
     def _set_capacity_value(self, capacity: int) -> None:
@@ -442,11 +495,17 @@ class Backend:
         vm.provisioning = state
         vm.provisioning_time = self._t
         self._dirty.add(vm.id)
+        self._rev += 1  # list pages built before this are stale
+        vm.rev += 1
 
     def _set(self, vm: _Vm, **changes) -> None:
+        if "health" in changes and changes["health"] != vm.health:
+            vm.health_time = self._t
         for key, value in changes.items():
             setattr(vm, key, value)
         self._dirty.add(vm.id)
+        self._rev += 1  # list pages built before this are stale
+        vm.rev += 1
 
     def _new_op(self, kind: str) -> _Operation:
         op = _Operation(id=self._new_guid(), kind=kind, start=self._t)
@@ -536,7 +595,13 @@ class Backend:
         if was_running:
             self._set(vm, power="running", health="initializing" if health_on else "healthy")
             final = "unhealthy" if vm.on_reimage == "never-healthy" else "healthy"
-            self._at(vm, gen, self._t + vm.timings.health_seconds, health=final)
+            at = self._t + vm.timings.health_seconds
+            if vm.on_reimage == "flap":  # healthy, unhealthy, ... then healthy for good
+                for _ in range(FLAPS):
+                    self._at(vm, gen, at, health="healthy")
+                    self._at(vm, gen, at + vm.timings.health_seconds, health="unhealthy")
+                    at += 2 * vm.timings.health_seconds
+            self._at(vm, gen, at, health=final)
         self._finish_part(op, vm, "Succeeded")
 
     def _apply_model(self, body: dict) -> tuple[dict, str]:
@@ -585,6 +650,8 @@ class Backend:
                 zone, fault_domain = None, int(instance_id) % 5
             spec = InstanceSpec(instance_id, zone, fault_domain, timings=timings)
             vm = self._add_vm(spec, created=self._t)
+            self._hist[vm.id]["created_by"] = "event" if op is not None and op.kind == "create" \
+                else "capacity"
             self._set_provisioning(vm, "creating")
             self._set(vm, power="starting", health=None)
             gen = vm.gen
@@ -635,8 +702,12 @@ class Backend:
 
     def _deleted(self, vm: _Vm, op: _Operation | None) -> None:
         self._vms.pop(vm.id, None)
+        self._order = None
+        self._bodies.pop((vm.id, True), None)
+        self._bodies.pop((vm.id, False), None)
         self._hist[vm.id]["deleted"] = self._t
         self._dirty.add(vm.id)
+        self._rev += 1  # list pages built before this are stale
         if op is not None:
             op.pending.discard(vm.id)
             if not op.pending and op.end is None:
@@ -721,7 +792,23 @@ class Backend:
         return vm
 
     def _sorted_vms(self) -> list[_Vm]:
-        return [self._vms[i] for i in sorted(self._vms, key=_id_key)]
+        return [self._vms[i] for i in self._list_order()]
+
+    def _list_order(self) -> list[str]:
+        if self._order is None or len(self._order) != len(self._vms):
+            self._order = sorted(self._vms, key=_id_key)
+        return self._order
+
+    def _listed_body(self, vm: _Vm, expand: bool) -> dict:
+        """`_vm_body`, kept until a field it shows changes (callers only read list bodies)."""
+        state = (vm.vm_id, vm.provisioning, vm.provisioning_time, vm.power, vm.health,
+                 vm.health_time, vm.protected, vm.zone, vm.fault_domain, vm.error_code)
+        hit = self._bodies.get((vm.id, expand))
+        if hit is not None and hit[0] == state:
+            return hit[1]
+        body = self._vm_body(vm, expand)
+        self._bodies[(vm.id, expand)] = (state, body)
+        return body
 
     def _scale_set_busy(self) -> bool:
         return bool(self._scale_set_ops)
@@ -852,7 +939,7 @@ class Backend:
         if self.scenario.health_extension and vm.health is not None:
             view["vmHealth"] = {"status": {"code": f"HealthState/{vm.health}", "level": "Info",
                                            "displayStatus": _HEALTH_DISPLAY[vm.health],
-                                           "time": iso(self._t)}}
+                                           "time": iso(vm.health_time)}}
         return view
 
     def __repr__(self) -> str:

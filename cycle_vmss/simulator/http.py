@@ -13,6 +13,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
@@ -294,8 +295,11 @@ class SimulatorApp:
     def reimage(self, request: Request, *, all_disks: bool = False) -> Response:
         p = request.params
         self._json_body(request, required=False)  # optional reimage input (e.g. tempDisk); unused
-        return self._accepted(request, self.backend.reimage(p["rg"], p["name"], p["instance_id"],
-                                                            all_disks=all_disks))
+        op_id = self.backend.reimage(p["rg"], p["name"], p["instance_id"], all_disks=all_disks)
+        delay = self.backend.take_response_delay(p["instance_id"])
+        if delay:  # the fault: accepted and running, but the client hears nothing for a while
+            time.sleep(delay)
+        return self._accepted(request, op_id)
 
     def reimage_all(self, request: Request) -> Response:
         return self.reimage(request, all_disks=True)
@@ -437,7 +441,23 @@ class HttpsServer(ThreadingHTTPServer):
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self.app: SimulatorApp | None = None
+        self._refuse_until = 0.0  # time.monotonic() before which new connections are dropped
         super().__init__(address, _Handler)
+
+    def refuse_connections(self, seconds: float) -> None:
+        """An outage: drop every open connection now, and close each new one at once (before
+        TLS) for `seconds`; clients see their connection reset, as when a front door restarts."""
+        self._refuse_until = time.monotonic() + seconds
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def verify_request(self, request, client_address) -> bool:
+        return time.monotonic() >= self._refuse_until
 
     def server_bind(self) -> None:
         super().server_bind()

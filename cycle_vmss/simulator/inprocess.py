@@ -8,6 +8,7 @@ policy replayed on the port's clock (429 waits `Retry-After`; 5xx backs off 0, 1
 
 from __future__ import annotations
 
+import operator
 from typing import Callable, TypeVar
 
 from .. import compute
@@ -112,6 +113,12 @@ class SimulatorComputePort(ComputePort):
         self.scale_set_name = scale_set_name
         self.clock = clock or backend.clock
         self.counts = RequestCounts()
+        # The backend hands out the same page (and body) objects until something on them
+        # changes, so most of a list maps for free: skip -> (page, its Instances), instanceId ->
+        # (body, Instance), and the last whole list (its pages, the tuple returned).
+        self._mapped_pages: dict[int, tuple[list, list[Instance]]] = {}
+        self._mapped: dict[str, tuple[dict, Instance]] = {}
+        self._last_list: tuple[list, tuple[Instance, ...]] = ([], ())
 
     # --- ComputePort --------------------------------------------------------------------------
 
@@ -134,14 +141,34 @@ class SimulatorComputePort(ComputePort):
 
     def list_instances(self) -> tuple[Instance, ...]:
         instances: list[Instance] = []
+        pages: list[list] = []
         skip: int | None = 0
         while skip is not None:
+            at = skip
             page, skip = self._call(
                 "read", "GET", self._set_path("/virtualMachines"),
                 lambda s=skip: self.backend.list_instances(
                     self.resource_group, self.scale_set_name, expand_instance_view=True, skip=s))
-            instances.extend(instance_from_body(body) for body in page)
-        return tuple(instances)
+            pages.append(page)
+            hit = self._mapped_pages.get(at)
+            if hit is None or hit[0] is not page:
+                hit = (page, [self._instance(body) for body in page])
+                self._mapped_pages[at] = hit
+            instances.extend(hit[1])
+        last_pages, last = self._last_list
+        if len(last_pages) == len(pages) and all(map(operator.is_, last_pages, pages)):
+            return last  # the same list as last time: the same tuple (the engine skips work on it)
+        result = tuple(instances)
+        self._last_list = (pages, result)
+        return result
+
+    def _instance(self, body: dict) -> Instance:
+        hit = self._mapped.get(body["instanceId"])
+        if hit is not None and hit[0] is body:
+            return hit[1]
+        instance = instance_from_body(body)
+        self._mapped[instance.id] = (body, instance)
+        return instance
 
     def begin_reimage(self, instance_id: str, *, all_disks: bool = False) -> Operation:
         action = "reimageall" if all_disks else "reimage"

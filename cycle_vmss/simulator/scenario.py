@@ -14,7 +14,10 @@ from typing import Any
 
 POWER_STATES = ("running", "stopped", "deallocated")
 HEALTH_STATES = ("healthy", "unhealthy", "unknown", "initializing")
-ON_REIMAGE = ("ok", "fail", "never-healthy")
+# `flap`: after the reimage, health goes healthy/unhealthy `FLAPS` times (each health_seconds)
+# before it stays healthy.
+ON_REIMAGE = ("ok", "fail", "never-healthy", "flap")
+FLAPS = 2
 ORCHESTRATION_MODES = ("Uniform", "Flexible")
 UPGRADE_MODES = ("Manual", "Automatic", "Rolling")
 FAULT_DOMAIN_COUNT = 5  # Azure's default spread for a regional set
@@ -52,6 +55,13 @@ class Faults:
     retry_after_seconds: int = 1
     server_error_rate: float = 0.0
     seed: int = 1
+    # The first reimage request of these instances (ids), or of the first N instances asked (a
+    # count), answers 409 Conflict and starts nothing, as Azure does while it is busy.
+    conflict_first_reimage: int | tuple[str, ...] = 0
+    # Over HTTPS: the response to the first reimage of these instances is sent this many seconds
+    # after the server accepted it (the reimage runs meanwhile), past a short client timeout.
+    reimage_response_delay_seconds: float = 0.0
+    reimage_response_delay_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -191,6 +201,17 @@ def _faults(obj: Any) -> Faults:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise _fail(where, value, "an integer")
             out[key] = value
+        elif key == "conflict_first_reimage":
+            if isinstance(value, list):
+                out[key] = tuple(_id(v, f"{where}[{i}]") for i, v in enumerate(value))
+            else:
+                out[key] = _int(value, where)
+        elif key == "reimage_response_delay_seconds":
+            out[key] = _seconds(value, where)
+        elif key == "reimage_response_delay_ids":
+            if not isinstance(value, list):
+                raise _fail(where, value, "a list of instance ids")
+            out[key] = tuple(_id(v, f"{where}[{i}]") for i, v in enumerate(value))
         else:
             out[key] = _int(value, where)
     return Faults(**out)

@@ -209,6 +209,9 @@ def test_a_refused_request_is_retried_then_fails_after_timeout():
     run = record_refused(d.run, "0", 10, "Conflict", "still busy")
     assert run.tracks["0"].refused_since == 0
     d = decide(obs(1800, *vms), {}, run, PLAN, 1800)
+    assert d.start == ("0",)  # time alone fails nothing: it is asked again (issue 6)
+    run = record_refused(d.run, "0", 1800, "Conflict", "still busy", timeout_seconds=PLAN.timeout_seconds)
+    d = decide(obs(1810, *vms), {}, run, PLAN, 1810)
     assert d.outcome is Outcome.FAILED and d.run.failure.code == "Conflict"
 
 

@@ -189,14 +189,14 @@ def test_skips_are_reported_and_never_touched():
 
 
 def test_an_empty_set_has_nothing_to_do():
-    run = rollout({"instances": 0})
-    assert run.report["result"] == "succeeded" and "nothing to reimage" in run.report["message"]
+    run = rollout({"instances": 0})  # refused since issue 6: nothing to do is bad input (exit 2)
+    assert run.report["result"] == "refused" and "nothing to reimage" in run.report["message"]
     assert run.writes() == []
 
 
 def test_only_skipped_instances_means_nothing_to_do_and_no_surge():
     run = rollout({"instances": [{"id": "0", "power": "deallocated"}]})
-    assert run.report["result"] == "succeeded" and run.writes() == []
+    assert run.report["result"] == "refused" and run.writes() == []  # issue 6
 
 
 # --- surge ------------------------------------------------------------------------------------
