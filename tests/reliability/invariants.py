@@ -1,0 +1,284 @@
+"""The five invariants of issue 6, checked from the simulator's own record (`history()` and its
+request log), never from the engine's report (the report is only read where invariant 5 asks
+what it *says*). The budget is computed here again from the scenario and the raw settings, so a
+mistake in the engine's own budget arithmetic cannot hide itself.
+
+A `Case` is one randomized run: the scenario dict given to the simulator and the raw settings
+as a user typed them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+SET_PATH_PART = "/virtualMachineScaleSets/"
+NAME = "vmss-demo"
+
+
+@dataclass(frozen=True)
+class Case:
+    scenario: dict
+    raw: dict  # settings as strings, keyed by field name
+
+    def setting(self, name: str, default: str) -> str:
+        return self.raw.get(name, default)
+
+
+@dataclass(frozen=True)
+class Budget:
+    unavailable: int
+    surge: int  # effective (configured + automatic)
+    cap: int
+
+    def r_min(self, n0: int, ignore_availability: bool) -> int:
+        return max(n0 - self.unavailable, 0 if ignore_availability else 1)
+
+
+def _resolve(text: str, n0: int, up: bool) -> int:
+    if text.endswith("%"):
+        exact = int(text[:-1]) * n0 / 100
+        return math.ceil(exact) if up else math.floor(exact)
+    return int(text)
+
+
+def budget_for(case: Case, n0: int) -> Budget:
+    """SPEC section 4, written out again: percentages of N0 (unavailable down, surge up), both 0
+    -> unavailable 1, automatic surge so that R_min + 1 instances exist, cap max(1, u + s)."""
+    unavailable = _resolve(case.setting("max_unavailable", "1"), n0, up=False)
+    surge = _resolve(case.setting("max_surge", "0"), n0, up=True)
+    if unavailable == 0 and surge == 0:
+        unavailable = 1
+    ignore = case.setting("ignore_availability", "false") == "true"
+    rmin = max(n0 - unavailable, 0 if ignore else 1)
+    auto = max(0, rmin + 1 - (n0 + surge)) if n0 else 0
+    return Budget(unavailable, surge + auto, max(1, unavailable + surge + auto))
+
+
+# --- reading the simulator's record ----------------------------------------------------------
+
+class Record:
+    """The simulator's history and request log, with the questions the invariants ask."""
+
+    def __init__(self, backend, case: Case) -> None:
+        self.h = backend.history()
+        self.requests = backend.requests()
+        self.capacity_now = backend.capacity
+        self.case = case
+        self.specs = {str(s["id"]): s for s in case.scenario["instances"]}
+        events = [e for e in self.h["events"] if "skipped" not in e]
+        self.deleted_by_event = {e["delete_instance"]: e["time"] for e in events if "delete_instance" in e}
+        self.added_at = [e["time"] for e in events for _ in range(e.get("add_instances") or 0)]
+        self.event_adds = sum(e.get("add_instances") or 0 for e in events)
+
+    def exists(self, iid: str, t: float) -> bool:
+        rec = self.h["instances"][iid]
+        return (rec["created"] is None or rec["created"] <= t) and (rec["deleted"] is None or rec["deleted"] > t)
+
+    def ready(self, iid: str, t: float) -> bool:
+        if not self.exists(iid, t):
+            return False
+        for start, end in self.h["instances"][iid]["not_ready"]:
+            if start <= t and (end is None or t < end):
+                return False
+        return True
+
+    def deleting(self, iid: str, t: float) -> bool:
+        at = self.deleted_by_event.get(iid)
+        return at is not None and at <= t
+
+    def list_times(self) -> list[float]:
+        return [r["time"] for r in self.requests if r["method"] == "GET" and r["status"] == 200
+                and r["path"].endswith("/virtualMachines")]
+
+    def first_list(self) -> float | None:
+        times = self.list_times()
+        return times[0] if times else None
+
+    def surge_created(self) -> set[str]:
+        """Instances created by the run's own capacity change (PATCH), not by events."""
+        return {i for i, r in self.h["instances"].items() if r.get("created_by") == "capacity"}
+
+    def n0_at(self, t: float) -> int:
+        """Instances in service at t: existing, not stopped or deallocated, not being deleted,
+        not the run's own surge."""
+        n = 0
+        surge = self.surge_created()
+        for iid, rec in self.h["instances"].items():
+            spec = self.specs.get(iid, {})
+            if not self.exists(iid, t) or self.deleting(iid, t) or iid in surge:
+                continue
+            if spec.get("power", "running") != "running":
+                continue
+            n += 1
+        return n
+
+    def reimage_requests(self) -> list[tuple[str, int]]:
+        """(instance id, status) of every per-instance reimage request the simulator saw."""
+        out = []
+        for r in self.requests:
+            parts = r["path"].rstrip("/").split("/")
+            if r["method"] == "POST" and parts[-1] in ("reimage", "reimageall") and \
+                    len(parts) >= 3 and parts[-3] == "virtualMachines":
+                out.append((parts[-2], r["status"]))
+        return out
+
+    def write_times(self, method: str, suffix: str = "") -> list[float]:
+        return [r["time"] for r in self.requests if r["method"] == method and r["status"] < 300
+                and r["path"].endswith(suffix)]
+
+
+# --- the invariants ----------------------------------------------------------------------------
+
+def check(case: Case, backend, report: dict) -> Record:
+    """Raise AssertionError naming the first broken invariant; returns the record read."""
+    rec = Record(backend, case)
+    h = rec.h
+    specs = rec.specs
+    t0 = rec.first_list()
+    result = report["result"]
+    ignore_avail = case.setting("ignore_availability", "false") == "true"
+    scope = set(case.raw["instance_ids"].split()) if case.raw.get("instance_ids") else set(specs)
+    untouchable = {i for i, s in specs.items()
+                   if i not in scope or s.get("protect_from_scale_set_actions")
+                   or s.get("power", "running") != "running"}
+
+    if t0 is None or result == "refused":
+        # Never listed, or refused at preflight: nothing may have been written.
+        writes = [r for r in rec.requests if r["method"] != "GET"]
+        assert writes == [], f"refused/unlisted run wrote: {writes}"
+        return rec
+
+    n0 = rec.n0_at(t0)
+    budget = budget_for(case, n0)
+    removed_from_n0 = {i: h["instances"][i]["deleted"] for i in rec.deleted_by_event
+                       if h["instances"][i]["deleted"] is not None and rec.exists(i, t0)
+                       and not rec.deleting(i, t0) and specs.get(i, {}).get("power", "running") == "running"}
+
+    def r_min(t: float) -> int:
+        gone = sum(1 for at in removed_from_n0.values() if at <= t)
+        return budget.r_min(n0 - gone, ignore_avail)
+
+    # 1. A ready instance was taken out only while >= R_min others were ready. Readiness that
+    #    changed after the engine's last list and before its request (only a Retry-After or
+    #    back-off sleep lets virtual time pass there) could not be seen, and is allowed for.
+    takeouts = h["takeouts"]
+    lists = rec.list_times()
+    for k, takeout in enumerate(takeouts):
+        if not takeout["was_ready"]:
+            continue
+        T, iid = takeout["time"], takeout["instance"]
+        need = r_min(T)
+        if takeout["others_ready"] >= need:
+            continue
+        seen = [t for t in lists if t <= T]
+        L = seen[-1] if seen else T
+        if not rec.ready(iid, L):
+            continue  # the engine saw it unready: started first, at no cost to the budget
+        ours_between = {t["instance"] for t in takeouts[:k] if L <= t["time"] <= T}
+        unseen = sum(1 for other in h["instances"] if other != iid and other not in ours_between
+                     and rec.ready(other, L) and not rec.ready(other, T))
+        assert takeout["others_ready"] + unseen >= need, (
+            f"invariant 1: instance {iid} taken out at +{T - h['start']:.1f}s with "
+            f"{takeout['others_ready']} others ready (R_min {need}, N0 {n0})")
+
+    # 2. Never more reimages in flight than the cap.
+    assert h["max_reimages_in_flight"] <= budget.cap, (
+        f"invariant 2: {h['max_reimages_in_flight']} reimages in flight, cap {budget.cap}")
+
+    # 3. No instance reimaged twice; nothing out of scope, protected or stopped touched; no
+    #    whole-set call; only the run's own surge instances deleted.
+    assert h["whole_set_reimages"] == 0, "invariant 3: a whole-set reimage call"
+    for iid, r in h["instances"].items():
+        assert len(r["reimages"]) <= 1, f"invariant 3: instance {iid} reimaged {len(r['reimages'])} times"
+    asked = rec.reimage_requests()
+    touched = sorted({i for i, _ in asked} & untouchable)
+    assert not touched, f"invariant 3: reimage requested for untouchable instances {touched}"
+    surge_created = rec.surge_created()
+    # Capacity is absolute in ARM: an addition or removal by someone else between the run's
+    # reading of the set and its own capacity change (only Retry-After sleeps let virtual time
+    # pass there) cannot be told apart from ours. The README names this limit; such runs skip
+    # the surge-attribution checks.
+    patches = rec.write_times("PATCH")
+    raced = False
+    if patches:
+        reads = [r["time"] for r in rec.requests if r["method"] == "GET" and r["status"] == 200
+                 and r["path"].endswith(SET_PATH_PART + NAME) and r["time"] <= patches[0]]
+        before_patch = [t for t in lists if t <= patches[0]]
+        since = min(reads[-1] if reads else h["start"], before_patch[-1] if before_patch else h["start"])
+        raced = any(since < e["time"] <= patches[0] for e in h["events"]
+                    if "skipped" not in e and ("add_instances" in e or "delete_instance" in e))
+    for iid, r in h["instances"].items():
+        if r["deleted"] is not None and iid not in rec.deleted_by_event and not raced:
+            assert iid in surge_created, f"invariant 3: instance {iid} was deleted by the run but is not a surge instance"
+
+    # 4. Every in-scope instance ends reimaged and ready, skipped, removed, or the run failed
+    #    naming what stopped it; within the timeouts' bound.
+    end = h["now"]
+    if result == "succeeded":
+        for iid in sorted(scope - untouchable):
+            r = h["instances"][iid]
+            if iid in rec.deleted_by_event and (r["deleted"] is not None or rec.deleting(iid, end)):
+                continue  # removed by someone else
+            assert len(r["reimages"]) == 1 and r["reimages"][0]["status"] == "Succeeded", (
+                f"invariant 4: run succeeded but instance {iid} has reimages {r['reimages']}")
+            op_end = r["reimages"][0]["end"]
+            ready_after = rec.ready(iid, op_end) or any(
+                e is not None and op_end <= e <= end and rec.ready(iid, e) for _, e in r["not_ready"])
+            assert ready_after, f"invariant 4: instance {iid} never ready after its reimage"
+    else:
+        assert not benign(case), f"invariant 4: a run with only recoverable faults {result}: {report['message']}"
+        assert result in ("failed",), f"invariant 4: unexpected result {result}: {report['message']}"
+        failure = report.get("failure") or {}
+        assert failure.get("message"), f"invariant 4: failed run without a failure: {report['message']}"
+        named = failure.get("instanceId")
+        assert named is None or named in h["instances"], f"invariant 4: failure names unknown {named}"
+    timeout = int(case.setting("timeout_minutes", "30")) * 60
+    poll = int(case.setting("poll_interval_seconds", "10"))
+    retry = case.scenario.get("faults", {}).get("retry_after_seconds", 1) * 8 + 10
+    bound = (len(specs) + rec.event_adds + 4) * (timeout + 2 * poll + retry)
+    assert end - h["start"] <= bound, f"invariant 4: the run took {end - h['start']:.0f}s > {bound}s"
+
+    # 5. On success the capacity is back (give or take what others added or removed); on a
+    #    failure the report says where the run left it.
+    initial = len(specs)
+    removed = sum(1 for i in rec.deleted_by_event if h["instances"][i]["deleted"] is not None
+                  or rec.deleting(i, end))
+    if result == "succeeded":
+        live_surge = [i for i in surge_created if h["instances"][i]["deleted"] is None]
+        assert raced or not live_surge, f"invariant 5: surge instances {live_surge} left after success"
+        assert raced or rec.capacity_now == initial + rec.event_adds - removed, (
+            f"invariant 5: capacity {rec.capacity_now} after success, started at {initial} "
+            f"(+{rec.event_adds} added, -{removed} removed by others)")
+    else:
+        cap = report["capacity"]
+        if cap["after"] != cap["before"]:
+            assert any("capacity" in w for w in report["warnings"]), (
+                f"invariant 5: capacity left at {cap['after']} (from {cap['before']}) without a warning")
+        if not rec.deleted_by_event and not rec.event_adds and cap["after"] is not None:
+            assert rec.capacity_now == cap["after"], (
+                f"invariant 5: report says capacity {cap['after']}, the set has {rec.capacity_now}")
+    return rec
+
+
+def benign(case: Case) -> bool:
+    """Only faults the run must ride out (429s, a 409 on a first reimage, instances removed or
+    added by others, stopped and protected instances), with every instance fast enough for the
+    timeout: such a run must succeed."""
+    s = case.scenario
+    if s.get("faults", {}).get("server_error_rate"):
+        return False
+    if any("health" in e for e in s.get("events", [])):
+        return False
+    for spec in s["instances"]:
+        if spec.get("on_reimage", "ok") != "ok" or spec.get("health", "healthy") != "healthy" \
+                or "timings" in spec:
+            return False
+    t = s["timings"]
+    faults = s.get("faults", {})
+    throttled = faults.get("throttle_reads_every") or faults.get("throttle_writes_every")
+    slowest = (max(t["reimage_seconds"] + t["boot_seconds"] + t["health_seconds"], t["create_seconds"])
+               + int(case.setting("min_ready_seconds", "0"))
+               + 3 * int(case.setting("poll_interval_seconds", "10"))
+               + (8 * faults.get("retry_after_seconds", 1) if throttled else 0))
+    return slowest * 2 < int(case.setting("timeout_minutes", "30")) * 60

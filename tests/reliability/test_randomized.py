@@ -1,0 +1,207 @@
+"""Randomized fault runs in virtual time: the real engine over `SimulatorComputePort` against the
+simulator's `Backend` on a `VirtualClock`, for random sets (1 to 60 instances, zoned or not),
+budgets and surges (counts and percentages), timings and faults; after every run the five
+invariants of issue 6 are checked from the simulator's own record (`invariants.check`).
+
+Run more examples while hunting: HYPOTHESIS_PROFILE=explore (see conftest.py). Every failure
+found is kept below as an `@example`, with the fix it led to.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from hypothesis import example, given, note
+from hypothesis import strategies as st
+
+from cycle_vmss.clock import VirtualClock
+from cycle_vmss.engine import run_rollout
+from cycle_vmss.settings import build_settings
+from cycle_vmss.simulator.backend import Backend
+from cycle_vmss.simulator.inprocess import SimulatorComputePort
+
+from .invariants import Case, check
+
+RG, NAME = "rg-demo", "vmss-demo"
+TRAITS = ("stopped", "deallocated", "protected", "fail", "never-healthy", "flap", "unhealthy",
+          "unknown", "slow")
+STATS: Counter = Counter()  # what the examples covered; printed by the last test of the module
+
+
+def _budget(draw, n: int, *, surge: bool) -> str:
+    if draw(st.booleans()):
+        return f"{draw(st.integers(0, 50 if surge else 100))}%"
+    return str(draw(st.integers(0, 3 if surge else n + 1)))
+
+
+@st.composite
+def cases(draw) -> Case:
+    n = draw(st.integers(1, 60))
+    base, step = draw(st.sampled_from([(0, 1), (0, 1), (0, 1), (3, 2), (10, 7)]))
+    ids = [str(base + i * step) for i in range(n)]
+    zones = ["1", "2", "3"] if draw(st.booleans()) else []
+    extension = draw(st.sampled_from([True, True, True, False]))
+    timings = {"reimage_seconds": draw(st.integers(1, 60)), "boot_seconds": draw(st.integers(0, 20)),
+               "health_seconds": draw(st.integers(0, 20)), "create_seconds": draw(st.integers(1, 60)),
+               "delete_seconds": draw(st.integers(1, 20))}
+    specials = dict(draw(st.lists(st.tuples(st.sampled_from(ids), st.sampled_from(TRAITS)), max_size=6)))
+    instances = []
+    for i, iid in enumerate(ids):
+        spec: dict = {"id": iid}
+        if zones:
+            spec["zone"] = zones[i % 3]
+        trait = specials.get(iid)
+        if trait in ("stopped", "deallocated"):
+            spec["power"] = trait
+        elif trait == "protected":
+            spec["protect_from_scale_set_actions"] = True
+        elif trait in ("fail", "never-healthy", "flap"):
+            spec["on_reimage"] = trait
+        elif trait in ("unhealthy", "unknown"):
+            spec["health"] = trait
+        elif trait == "slow":
+            spec["timings"] = {"reimage_seconds": draw(st.integers(60, 900))}
+        instances.append(spec)
+
+    events = []
+    for _ in range(draw(st.integers(0, 4))):
+        at = draw(st.integers(0, 900))
+        kind = draw(st.sampled_from(["health", "health", "delete", "add"]))
+        if kind == "health":
+            event = {"at_seconds": at, "instance": draw(st.sampled_from(ids)),
+                     "health": draw(st.sampled_from(["unhealthy", "unknown", "initializing"]))}
+            lasting = draw(st.sampled_from([None, 5, 30, 120, 600]))
+            if lasting is not None:
+                event["for_seconds"] = lasting
+        elif kind == "delete":
+            event = {"at_seconds": at, "delete_instance": draw(st.sampled_from(ids))}
+        else:
+            event = {"at_seconds": at, "add_instances": draw(st.integers(1, 2))}
+        events.append(event)
+
+    faults = {"seed": draw(st.integers(0, 2 ** 16)),
+              "retry_after_seconds": draw(st.integers(1, 30)),
+              "throttle_reads_every": draw(st.sampled_from([0, 0, 3, 7, 20])),
+              "throttle_writes_every": draw(st.sampled_from([0, 0, 2, 3, 5])),
+              "server_error_rate": draw(st.sampled_from([0.0, 0.0, 0.0, 0.02, 0.1]))}
+    conflict = draw(st.sampled_from(["none", "count", "ids"]))
+    if conflict == "count":
+        faults["conflict_first_reimage"] = draw(st.integers(1, 5))
+    elif conflict == "ids":
+        faults["conflict_first_reimage"] = draw(st.lists(st.sampled_from(ids), min_size=1, max_size=4))
+    page_size = draw(st.sampled_from([100, 100, 7, 25]))
+    if any("delete_instance" in e for e in events):
+        # Known simulator limit (README): its $skiptoken is an offset, so an instance deleted
+        # between two pages of one list shifts the next page and another instance goes
+        # unlisted. Azure's token is not an offset; until the simulator's is fixed, removals
+        # are generated with one-page lists only.
+        page_size = 100
+    scenario = {"instances": instances, "zones": zones, "health_extension": extension,
+                "timings": timings, "events": events, "faults": faults, "page_size": page_size}
+
+    raw = {"resource_group": RG, "scale_set_name": NAME,
+           "max_unavailable": _budget(draw, n, surge=False), "max_surge": _budget(draw, n, surge=True),
+           "timeout_minutes": str(draw(st.integers(1, 30))),
+           "poll_interval_seconds": str(draw(st.integers(1, 60))),
+           "min_ready_seconds": str(draw(st.sampled_from([0, 0, 5, 30, 120]))),
+           "health_source": draw(st.sampled_from(["auto", "extension"])) if extension else "none",
+           "ignore_initial_health": draw(st.sampled_from(["false", "true"])),
+           "ignore_availability": draw(st.sampled_from(["false", "false", "false", "true"])),
+           "reimage_all": draw(st.sampled_from(["false", "true"]))}
+    if raw["max_unavailable"] == "0" and raw["max_surge"] == "0":
+        raw["max_surge"] = "1"  # both written 0 is bad input (the bad-input table covers it)
+    if draw(st.integers(0, 3)) == 0:
+        raw["instance_ids"] = " ".join(draw(st.lists(st.sampled_from(ids), min_size=1, max_size=n, unique=True)))
+    return Case(scenario, raw)
+
+
+def run_case(case: Case):
+    clock = VirtualClock()
+    backend = Backend(case.scenario, clock)
+    settings = build_settings(case.raw)
+    port = SimulatorComputePort(backend, RG, NAME)
+    report = run_rollout(settings, port, clock=clock)
+    return backend, report
+
+
+def _tally(case: Case, backend, report: dict) -> None:
+    STATS["examples"] += 1
+    STATS[f"result {report['result']}"] += 1
+    STATS["instances"] += len(case.scenario["instances"])
+    STATS["throttled (429)"] += backend.throttled
+    STATS["server errors (5xx)"] += backend.server_errors
+    STATS["409 on a first reimage"] += backend.conflicts
+    specials = Counter(s.get("on_reimage") or s.get("power") or s.get("health")
+                       or ("protected" if s.get("protect_from_scale_set_actions") else None)
+                       for s in case.scenario["instances"])
+    for trait in ("fail", "never-healthy", "flap", "stopped", "deallocated", "protected",
+                  "unhealthy", "unknown"):
+        STATS[f"instances {trait}"] += specials[trait]
+    for event in backend.history()["events"]:
+        kind = "health" if "health" in event else "delete" if "delete_instance" in event else "add"
+        STATS[f"events {kind}"] += 1
+
+
+FAST = {"reimage_seconds": 1, "boot_seconds": 0, "health_seconds": 0, "create_seconds": 1, "delete_seconds": 1}
+BASE = {"resource_group": RG, "scale_set_name": NAME}
+
+
+# Regression examples: each reproduces a violation the suite found (see the README's table).
+@example(Case(  # someone else added instances during a surged run: restore scaled them in
+    scenario={"instances": [{"id": "0"}, {"id": "1"}, {"id": "2"}], "zones": [],
+              "health_extension": True, "faults": {},
+              "timings": {"reimage_seconds": 10, "boot_seconds": 1, "health_seconds": 1,
+                          "create_seconds": 5, "delete_seconds": 1},
+              "events": [{"at_seconds": 30, "add_instances": 1}]},
+    raw={"resource_group": RG, "scale_set_name": NAME, "max_unavailable": "0", "max_surge": "1",
+         "poll_interval_seconds": "10"}))
+@example(Case(  # others added an instance while the surge's were created: it was taken as ours
+    scenario={"instances": [{"id": "0"}], "zones": [], "health_extension": True, "faults": {},
+              "timings": {**FAST, "create_seconds": 1}, "events": [{"at_seconds": 1, "add_instances": 1}]},
+    raw={**BASE, "max_unavailable": "0", "max_surge": "1", "poll_interval_seconds": "1", "timeout_minutes": "1"}))
+@example(Case(  # the surge's capacity came from preflight's stale reading: the PATCH scaled in
+    scenario={"instances": [{"id": "0"}, {"id": "1"}], "zones": [], "health_extension": True,
+              "faults": {"throttle_reads_every": 3, "retry_after_seconds": 2}, "timings": FAST,
+              "events": [{"at_seconds": 0, "instance": "0", "health": "unhealthy"},
+                         {"at_seconds": 1, "add_instances": 2}, {"at_seconds": 0, "delete_instance": "0"}]},
+    raw={**BASE, "max_unavailable": "0", "max_surge": "1", "poll_interval_seconds": "1", "timeout_minutes": "1"}))
+@example(Case(  # an instance deleted by someone else during its reimage failed the run (Canceled)
+    scenario={"instances": [{"id": "0"}, {"id": "1"}, {"id": "2"}], "zones": [], "health_extension": True,
+              "faults": {}, "timings": {**FAST, "reimage_seconds": 30, "delete_seconds": 10},
+              "events": [{"at_seconds": 5, "delete_instance": "0"}]},
+    raw={**BASE, "poll_interval_seconds": "2", "timeout_minutes": "5"}))
+@example(Case(  # one 409, then slow throttled passes: "refused for 60 s" though asked only once
+    scenario={"instances": [{"id": "0", "on_reimage": "never-healthy"}, {"id": "1", "on_reimage": "never-healthy"},
+                            {"id": "2"}, {"id": "3", "on_reimage": "fail"},
+                            {"id": "4", "timings": {"reimage_seconds": 348}}, {"id": "5"}, {"id": "6"}],
+              "zones": [], "health_extension": True, "page_size": 7,
+              "timings": {"reimage_seconds": 3, "boot_seconds": 11, "health_seconds": 7,
+                          "create_seconds": 23, "delete_seconds": 19},
+              "events": [{"at_seconds": 358, "instance": "3", "health": "unknown", "for_seconds": 30},
+                         {"at_seconds": 397, "instance": "6", "health": "initializing", "for_seconds": 120},
+                         {"at_seconds": 336, "delete_instance": "1"},
+                         {"at_seconds": 394, "instance": "4", "health": "unknown", "for_seconds": 600}],
+              "faults": {"seed": 65536, "retry_after_seconds": 26, "throttle_reads_every": 7,
+                         "throttle_writes_every": 3, "server_error_rate": 0.02, "conflict_first_reimage": 5}},
+    raw={**BASE, "max_unavailable": "100%", "max_surge": "28%", "timeout_minutes": "1",
+         "poll_interval_seconds": "14", "ignore_availability": "true", "reimage_all": "true",
+         "instance_ids": "1 0 4 6 2 5 3"}))
+@given(cases())
+def test_every_randomized_run_keeps_the_five_invariants(case: Case):
+    note(f"scenario={case.scenario!r}")
+    note(f"raw={case.raw!r}")
+    backend, report = run_case(case)
+    note(f"result={report['result']}: {report['message']}")
+    _tally(case, backend, report)
+    check(case, backend, report)
+
+
+def test_zz_coverage_of_the_randomized_runs(capsys):
+    """Not a check of the product: what the examples above covered (for the README's counts)."""
+    if not STATS["examples"]:
+        pytest.skip("the randomized test did not run in this session")
+    with capsys.disabled():
+        print("\nrandomized runs: " + ", ".join(f"{k} {v}" for k, v in sorted(STATS.items())))
+    from hypothesis import settings
+    assert STATS["examples"] >= settings.default.max_examples  # the issue asks for >= 1000 in CI
