@@ -13,8 +13,9 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
+# Three workers on two cores: most end-to-end tests wait on real-time simulator timings.
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile
 
 demo: venv
 	$(BIN)/cycle-vmss demo
