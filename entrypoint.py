@@ -13,12 +13,19 @@ import sys
 import threading
 import time
 
-from actions_toolkit import core
+from cycle_vmss.signals import install_signal_handlers
 
-from cycle_vmss import github
-from cycle_vmss.report import exit_code, write_report
-from cycle_vmss.runner import execute, install_signal_handlers
-from cycle_vmss.settings import SETTINGS, SettingError, Spelling, build_settings
+# First, before the heavy imports below: as PID 1 a cancel during start-up would otherwise be
+# ignored (SIGTERM) or end without outputs (SIGINT).
+CANCELLED = threading.Event()
+install_signal_handlers(CANCELLED)
+
+from actions_toolkit import core  # noqa: E402
+
+from cycle_vmss import github  # noqa: E402
+from cycle_vmss.report import exit_code, write_report  # noqa: E402
+from cycle_vmss.runner import execute  # noqa: E402
+from cycle_vmss.settings import SETTINGS, SettingError, Spelling, build_settings  # noqa: E402
 
 AUTH_INPUTS = ("client-id", "tenant-id", "client-secret", "creds")
 EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
@@ -196,8 +203,7 @@ def refuse(message: str, inputs: dict[str, str], environ: dict[str, str]) -> int
 
 
 def main() -> int:
-    cancelled = threading.Event()
-    install_signal_handlers(cancelled)
+    cancelled = CANCELLED
     environ = dict(os.environ)
     inputs = read_inputs()
     mask_secrets(inputs, environ)

@@ -16,6 +16,7 @@ import threading
 from typing import Mapping, NoReturn, Sequence
 
 from cycle_vmss import __version__
+from cycle_vmss.signals import install_signal_handlers
 from cycle_vmss.settings import BOOLEAN, SETTINGS, SPECS, Settings, SettingError, build_settings, raw_from_env
 
 PROG = "cycle-vmss"
@@ -140,13 +141,14 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
         fail(message)
 
 
-def run(settings: Settings) -> int:
+def run(settings: Settings, cancelled: threading.Event | None = None) -> int:
     from cycle_vmss.report import exit_code
     from cycle_vmss.progress import TerminalProgress, print_summary
-    from cycle_vmss.runner import execute, install_signal_handlers
+    from cycle_vmss.runner import execute
 
-    cancelled = threading.Event()
-    install_signal_handlers(cancelled)
+    if cancelled is None:
+        cancelled = threading.Event()
+        install_signal_handlers(cancelled)
     with TerminalProgress() as progress:
         report = execute(settings, listener=progress, cancelled=cancelled)
     print()
@@ -166,11 +168,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv[:1] == ["demo"]:
             from cycle_vmss.demo import main as demo_main
             return demo_main(argv[1:])
+        # Before the heavy imports: a cancel while starting up still ends with a report.
+        cancelled = threading.Event()
+        install_signal_handlers(cancelled)
         args = build_parser().parse_args(argv)
         from cycle_vmss import pipelines
         if pipelines.active(os.environ):  # on an Azure Pipelines agent: logging commands, outputs
-            return pipelines.main({s.field: getattr(args, s.field) for s in SETTINGS})
-        return run(settings_from(args, os.environ))
+            return pipelines.main({s.field: getattr(args, s.field) for s in SETTINGS},
+                                  cancelled=cancelled)
+        return run(settings_from(args, os.environ), cancelled)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

@@ -22,6 +22,7 @@ from typing import IO, Mapping
 
 from cycle_vmss.events import Event
 from cycle_vmss.progress import describe  # the CLI's wording, so both logs read alike
+from cycle_vmss.signals import install_signal_handlers
 from cycle_vmss.settings import SettingError, Spelling, build_settings, raw_from_env
 
 # Variables that hold secrets on an agent: the service principal's key and federated token
@@ -331,7 +332,8 @@ def _refusal(raw: Mapping[str, str | None], message: str) -> dict:
 
 
 def main(flags: Mapping[str, str | None] | None = None, *,
-         environ: Mapping[str, str] | None = None, out: IO[str] | None = None) -> int:
+         environ: Mapping[str, str] | None = None, out: IO[str] | None = None,
+         cancelled: threading.Event | None = None) -> int:
     """One run on Azure Pipelines; returns the exit code (SPEC section 5).
 
     `flags` are the CLI's flags keyed by field name (None = not given); `CYCLE_VMSS_*` variables
@@ -349,15 +351,16 @@ def main(flags: Mapping[str, str | None] | None = None, *,
         return 2
 
     from cycle_vmss.report import exit_code
-    from cycle_vmss.runner import execute, install_signal_handlers
+    from cycle_vmss.runner import execute
 
     try:
         chosen = credential(environ)
     except ValueError as error:  # e.g. a malformed tenant id in the service connection
         publish(_refusal(raw, f"AZURESUBSCRIPTION_TENANT_ID: {error}"), environ, out)
         return 2
-    cancelled = threading.Event()
-    install_signal_handlers(cancelled)
+    if cancelled is None:
+        cancelled = threading.Event()
+        install_signal_handlers(cancelled)
     log = PipelinesLog(out)
     try:
         report = execute(settings, credential=chosen, listener=log, cancelled=cancelled)

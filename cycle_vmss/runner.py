@@ -27,6 +27,7 @@ from cycle_vmss.credentials import (
 )
 from cycle_vmss.events import Event, Listener, NullListener
 from cycle_vmss.settings import Settings
+from cycle_vmss.signals import install_signal_handlers  # noqa: F401  (front ends import it from here too)
 
 
 def _iso(instant: float) -> str:
@@ -96,16 +97,3 @@ def execute(settings: Settings, *, credential: TokenCredential | None = None,
     if settings.report_file:
         write_report(report, settings.report_file)
     return report
-
-
-def install_signal_handlers(cancelled: threading.Event) -> None:
-    """SIGINT and SIGTERM ask the run to stop (the engine then writes its report and exits 130).
-    A second signal gives up at once, for a run stuck in a long Retry-After."""
-
-    def handler(signum: int, frame: object) -> None:
-        if cancelled.is_set():
-            raise KeyboardInterrupt
-        cancelled.set()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
