@@ -38,6 +38,7 @@ from cycle_vmss.compute import (
     Conflict,
     Forbidden,
     Instance,
+    Locked,
     NotFound,
     Operation,
     OperationState,
@@ -116,6 +117,8 @@ def map_error(err: SdkAzureError) -> AzureError:
         return Forbidden(said, code=code or "AuthorizationFailed", status=status)
     if isinstance(err, ResourceNotFoundError) or status == 404:
         return NotFound(said, code=code or "NotFound", status=404)
+    if (isinstance(err, ResourceExistsError) or status == 409) and code == "ScopeLocked":
+        return Locked(said, code=code, status=409)  # a resource lock, not a busy resource
     if isinstance(err, ResourceExistsError) or status == 409:
         return Conflict(said, code=code or "Conflict", status=409)
     return AzureError(said, code=code, status=status)
@@ -131,9 +134,8 @@ def _state(statuses: list | None, prefix: str) -> str:
     return ""
 
 
-def instance_from_sdk(vm: Any) -> Instance:
-    """Turn one `VirtualMachineScaleSetVM` of an instanceView list into the engine's Instance."""
-    props = vm.properties
+def _observed(props: Any) -> dict:
+    """Provisioning, power and health from a VM's expanded instance view (either kind of VM)."""
     view = props.instance_view if props is not None else None
     statuses = view.statuses if view is not None else None
     provisioning = _state(statuses, "ProvisioningState")
@@ -143,16 +145,39 @@ def instance_from_sdk(vm: Any) -> Instance:
     if view is not None and view.vm_health is not None and view.vm_health.status is not None:
         code = view.vm_health.status.code or ""
         health = code.split("/", 1)[1].lower() if "/" in code else code.lower() or None
+    return {"provisioning": provisioning, "power": _state(statuses, "PowerState"), "health": health}
+
+
+def instance_from_sdk(vm: Any) -> Instance:
+    """Turn one `VirtualMachineScaleSetVM` of an instanceView list into the engine's Instance."""
+    props = vm.properties
+    view = props.instance_view if props is not None else None
     protection = props.protection_policy if props is not None else None
     return Instance(
         id=str(vm.instance_id if vm.instance_id is not None else vm.name),
         name=vm.name or "",
         zone=(vm.zones or [None])[0],
         fault_domain=view.platform_fault_domain if view is not None else None,
-        provisioning=provisioning,
-        power=_state(statuses, "PowerState"),
-        health=health,
         protected=bool(protection and protection.protect_from_scale_set_actions),
+        **_observed(props),
+    )
+
+
+def instance_from_vm(vm: Any) -> Instance:
+    """Turn one `VirtualMachine` of a Flexible set's instanceView list into the engine's
+    Instance: its name is its id; a VM has no protection policy (resource locks do that)."""
+    props = vm.properties
+    view = props.instance_view if props is not None else None
+    fault_domain = view.platform_fault_domain if view is not None else None
+    if fault_domain is None and props is not None:
+        fault_domain = props.platform_fault_domain
+    return Instance(
+        id=vm.name or "",
+        name=vm.name or "",
+        zone=(vm.zones or [None])[0],
+        fault_domain=fault_domain,
+        standby=bool(view is not None and view.is_vm_in_standby_pool),
+        **_observed(props),
     )
 
 
@@ -207,6 +232,7 @@ class AzureComputePort(ComputePort):
         self.arm_endpoint = (arm_endpoint or PUBLIC_ARM_ENDPOINT).rstrip("/")
         self.polling_interval = polling_interval
         self.counts = RequestCounts()
+        self.scale_set: ScaleSet | None = None  # as preflight read it: its mode picks the APIs
         if connection_verify is not None:
             client_kwargs["connection_verify"] = connection_verify
         self.client = ComputeManagementClient(
@@ -236,7 +262,7 @@ class AzureComputePort(ComputePort):
             kind = ext.properties.type if ext.properties is not None else None
             if kind in HEALTH_EXTENSION_TYPES:
                 health = kind
-        return ScaleSet(
+        self.scale_set = ScaleSet(
             id=vmss.id or "",
             name=vmss.name or self.scale_set_name,
             resource_group=self.resource_group,
@@ -247,6 +273,14 @@ class AzureComputePort(ComputePort):
             upgrade_mode=str(upgrade.value if hasattr(upgrade, "value") else upgrade or "Manual"),
             health_extension=health,
         )
+        return self.scale_set
+
+    def _flexible(self) -> ScaleSet | None:
+        """The scale set when it is Flexible (its instances are then VMs, reached through the
+        single-VM APIs), else None. The mode is read from the set itself by `get_scale_set`
+        (the engine's preflight), never configured; before that read the port speaks Uniform."""
+        ss = self.scale_set
+        return ss if ss is not None and ss.orchestration_mode == "Flexible" else None
 
     def rolling_upgrade_in_progress(self) -> bool:
         try:
@@ -261,6 +295,15 @@ class AzureComputePort(ComputePort):
         return str(getattr(code, "value", code) or "").lower() == "rollingforward"
 
     def list_instances(self) -> tuple[Instance, ...]:
+        flexible = self._flexible()
+        if flexible is not None:
+            def collect_vms() -> tuple[Instance, ...]:
+                pages = self.client.virtual_machines.list(
+                    self.resource_group, filter=f"'virtualMachineScaleSet/id' eq '{flexible.id}'",
+                    expand="instanceView")
+                return tuple(instance_from_vm(vm) for vm in pages)
+            return self._call(collect_vms)
+
         def collect() -> tuple[Instance, ...]:
             pages = self.client.virtual_machine_scale_set_vms.list(
                 self.resource_group, self.scale_set_name, expand="instanceView")
@@ -269,6 +312,12 @@ class AzureComputePort(ComputePort):
 
     def begin_reimage(self, instance_id: str, *, all_disks: bool = False) -> Operation:
         what = f"the reimage{'all' if all_disks else ''} of instance {instance_id}"
+        if self._flexible() is not None:
+            if all_disks:  # preflight refuses reimage-all on Flexible before any write
+                raise ValueError("a Flexible scale set's VMs have no reimageall operation")
+            poller = self._call(self.client.virtual_machines.begin_reimage, self.resource_group,
+                                instance_id, polling_interval=self.polling_interval)
+            return PolledOperation(poller, what)
         vms = self.client.virtual_machine_scale_set_vms
         begin = vms.begin_reimage_all if all_disks else vms.begin_reimage
         poller = self._call(begin, self.resource_group, self.scale_set_name, instance_id,

@@ -28,11 +28,13 @@ class Instance:
     power: str = ""
     health: str | None = None  # vmHealth code; None when the instance view has no vmHealth
     protected: bool = False  # protectionPolicy.protectFromScaleSetActions
+    standby: bool = False  # Flexible: instanceView.isVMInStandbyPool (parked, serves nothing)
 
     @property
     def in_service_candidate(self) -> bool:
-        """Not stopped or deallocated: it counts towards N0."""
-        return self.power not in ("stopped", "stopping", "deallocated", "deallocating")
+        """Not stopped, deallocated or parked in a standby pool: it counts towards N0."""
+        return not self.standby and self.power not in ("stopped", "stopping", "deallocated",
+                                                       "deallocating")
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,11 @@ class NotFound(AzureError):
 
 class Conflict(AzureError):
     """409: another operation is in flight on that resource."""
+
+
+class Locked(Conflict):
+    """409 ScopeLocked: an ARM resource lock (how Flexible sets protect an instance) refuses
+    the write. Unlike a busy 409, asking again will not help until someone removes the lock."""
 
 
 class AuthenticationFailed(AzureError):

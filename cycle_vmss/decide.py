@@ -47,6 +47,8 @@ class Status(str, Enum):
 
 
 ACTIVE = (Status.PENDING, Status.IN_FLIGHT)
+LOCKED = "locked"  # skip reason: a resource lock refused the reimage (409 ScopeLocked)
+STANDBY = "in standby pool"
 _NOT_SERVING = ("deallocated", "deallocating", "stopped", "stopping")  # skip_reason's power states
 
 
@@ -222,6 +224,8 @@ def skip_reason(inst: Instance) -> str | None:
     """Why an instance in scope is never touched, or None."""
     if inst.protected:
         return "protected from scale-set actions"
+    if inst.standby:
+        return STANDBY
     if inst.power in ("deallocated", "deallocating"):
         return "deallocated"
     if inst.power in ("stopped", "stopping"):
@@ -275,7 +279,8 @@ def decide(observation: Observation, operations: Mapping[str, OperationStatus], 
             if track.status not in ACTIVE:
                 continue  # finished or skipped, unchanged: the common case, kept cheap
             if (track.status is Status.PENDING and track.refused_since is None
-                    and not inst.protected and inst.power not in _NOT_SERVING):
+                    and not inst.protected and not inst.standby
+                    and inst.power not in _NOT_SERVING):
                 continue  # waiting its turn, unchanged, nothing to skip it for (skip_reason)
         if inst is None or (inst.provisioning == "deleting" and track.status in ACTIVE):
             # Gone from the list, or on its way out: deleted by someone else (whose delete
@@ -425,6 +430,8 @@ def _share(inst: Instance, ours: bool, ready_test) -> tuple[int, str | None, boo
     """One instance's part of the count: (ready, zone it is out of service in, spends budget)."""
     if ours:
         return 0, _zone(inst), False
+    if inst.standby:  # parked in a standby pool: serves nothing, whatever its states say
+        return 0, None, False
     if ready_test(inst):
         return 1, None, False
     if inst.in_service_candidate:
@@ -566,6 +573,14 @@ def record_start_failed(run: RunState, tid: str, now: float, code: str | None, m
     failure = run.failure or Failure(tid, t.error_code or "RequestFailed", why,
                                      states(old.last) if old.last else None)
     return replace(run, tracks={**run.tracks, tid: t}, failure=failure)
+
+
+def record_locked(run: RunState, tid: str, code: str | None, message: str) -> RunState:
+    """409 ScopeLocked on the reimage request: a resource lock protects it. Skipped (still
+    serving, still in N0), with what Azure said kept as its error detail."""
+    t = replace(run.tracks[tid], status=Status.SKIPPED, reason=LOCKED, refused_since=None,
+                error_code=code or "ScopeLocked", error_message=message)
+    return replace(run, tracks={**run.tracks, tid: t})
 
 
 def record_gone(run: RunState, tid: str, now: float, plan: Plan) -> RunState:

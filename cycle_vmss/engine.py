@@ -17,12 +17,13 @@ from . import __version__
 from .budget import resolve_budget
 from .clock import Clock
 from .compute import (
-    AuthenticationFailed, AzureError, ComputePort, Conflict, Forbidden, Instance, NotFound,
+    AuthenticationFailed, AzureError, ComputePort, Conflict, Forbidden, Instance, Locked, NotFound,
     Observation, Operation, OperationState, ScaleSet,
 )
 from .decide import (
-    Decision, Failure, Outcome, Plan, RunState, Status, Track, decide, id_key, needs_list,
-    plan_order, record_gone, record_refused, record_start_failed, record_started, skip_reason,
+    LOCKED, Decision, Failure, Outcome, Plan, RunState, Status, Track, decide, id_key, needs_list,
+    plan_order, record_gone, record_locked, record_refused, record_start_failed, record_started,
+    skip_reason,
 )
 from .events import Event, Listener, NullListener
 from .health import HealthSourceRefused, Readiness, describe, readiness, resolve_source, states
@@ -143,10 +144,17 @@ class _Rollout:
             raise _Stop("refused", f"{where}: {err}") from None
         self.scale_set = ss
         self.capacity = {"before": ss.capacity, "during": ss.capacity, "after": ss.capacity}
-        if ss.orchestration_mode != "Uniform":
+        if ss.orchestration_mode not in ("Uniform", "Flexible"):
             raise _Stop("refused", f"{where} uses {ss.orchestration_mode} orchestration; cycle-vmss "
-                                   f"reimages Uniform scale sets only for now (Flexible support "
-                                   f"through the single-VM APIs is planned)")
+                                   f"reimages Uniform and Flexible scale sets")
+        if ss.orchestration_mode == "Flexible" and s.reimage_all:
+            # A VM's reimage has no all-disks form (the scale-set VMs' reimageall does not
+            # exist for Flexible sets): refused before anything is touched.
+            raise _Stop("refused", f"reimage-all: true is not possible on {where}: it uses "
+                                   f"Flexible orchestration, whose instances are VMs reimaged one "
+                                   f"by one with the single-VM reimage, which has no all-disks "
+                                   f"form; set reimage-all: false to reimage the OS disks; "
+                                   f"nothing was changed")
         try:
             if self.port.rolling_upgrade_in_progress():
                 raise _Stop("refused", f"{where} has a rolling upgrade in progress; wait for it to "
@@ -317,7 +325,7 @@ class _Rollout:
     def _write(self, call, what: str) -> Operation:
         try:
             op = call()
-        except (Forbidden, AuthenticationFailed) as err:
+        except (Forbidden, AuthenticationFailed, Locked) as err:  # a lock on the set: not allowed
             raise _Stop("failed" if self.wrote else "refused", f"cannot {what}: {err}") from None
         except AzureError as err:
             raise _Stop("failed", f"cannot {what}: {err}",
@@ -415,6 +423,12 @@ class _Rollout:
         except NotFound:
             self.run_state = record_gone(self.run_state, tid, now, self.plan)
             self._emit("removed", tid, "deleted by someone else before its reimage")
+            return True
+        except Locked as err:
+            # A resource lock (a Flexible set's instance protection): never touched, like a
+            # protected instance; it keeps serving. Asking again would not help.
+            self.run_state = record_locked(self.run_state, tid, err.code, str(err))
+            self._emit("skipped", tid, LOCKED)
             return True
         except (Forbidden, AuthenticationFailed) as err:
             if not self.wrote:

@@ -234,7 +234,7 @@ def annotations(report: dict) -> list[str]:
         code = f"{err.get('code')}: " if err.get("code") else ""
         message = str(err.get("message") or "not ready in time").rstrip(".")
         errors.append((f"instance {row.get('id')}",
-                       f"Instance {row.get('id')} ({row.get('name')}) failed: {code}{message}."
+                       f"Instance {_named(row)} failed: {code}{message}."
                        + _with_states(message, row.get("lastStates"))))
     if result in ("failed", "refused") and not errors:
         errors.append(("run", str(report.get("message") or f"The run {result}.")))
@@ -246,7 +246,7 @@ def annotations(report: dict) -> list[str]:
     for row in rows:
         if row.get("action") == "skipped":
             warnings.append((f"instance {row.get('id')}",
-                             f"Instance {row.get('id')} ({row.get('name')}) skipped: "
+                             f"Instance {_named(row)} skipped: "
                              f"{row.get('reason') or 'not eligible'}."))
     warnings += [("warning", str(w)) for w in report.get("warnings") or []]
     lines = []
@@ -326,8 +326,19 @@ def _paragraph(text: str, label: str = "") -> list[str]:
     return out
 
 
+def _other_name(row: dict) -> str:
+    """The instance's VM name when it is not its id (Uniform); a Flexible set's id is the name."""
+    name = row.get("name") or ""
+    return "" if name == str(row.get("id")) else name
+
+
+def _named(row: dict) -> str:
+    other = _other_name(row)
+    return f"{row.get('id')} ({other})" if other else str(row.get("id"))
+
+
 def _gantt_name(row: dict) -> str:
-    return re.sub(r"[:;#,]", " ", f"{row.get('id')} {row.get('name') or ''}").strip()
+    return re.sub(r"[:;#,]", " ", f"{row.get('id')} {_other_name(row)}").strip()
 
 
 def gantt(report: dict, rows: Iterable[dict]) -> list[str]:
@@ -442,7 +453,8 @@ def summary_markdown(report: dict, max_rows: int | None = None) -> str:
                 action += f" ({r['reason']})"
             if (r.get("error") or {}).get("code"):
                 action += f": {r['error']['code']}"
-            out.append(f"| {_cell(r.get('id'))} `{_cell(r.get('name') or '')}` | {_cell(r.get('zone') or '–')} "
+            other = _other_name(r)
+            out.append(f"| {_cell(r.get('id'))}{f' `{_cell(other)}`' if other else ''} | {_cell(r.get('zone') or '–')} "
                        f"| {_cell(action)} | {_clock(r.get('reimageStart'))} | {_clock(r.get('reimageEnd'))} "
                        f"| {_clock(r.get('readyTime'))} | {duration_text(r.get('outOfServiceSeconds'))} "
                        f"| {_cell(_states(r.get('lastStates')))} |")

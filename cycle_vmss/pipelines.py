@@ -120,7 +120,10 @@ class PipelinesLog:
                                    "during the run; it is not reimaged", type="warning"))
             elif line is not None:
                 self.write(plain(line))
-            if kind in ("done", "failed", "removed") and iid is not None:
+            # A planned instance skipped during the run (a resource lock refused its reimage,
+            # or it was stopped meanwhile) is finished too: nothing more happens to it.
+            if iid is not None and (kind in ("done", "failed", "removed")
+                                    or (kind == "skipped" and str(iid) in self._order)):
                 self._finished.add(str(iid))
                 self._progress()
 

@@ -83,7 +83,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("min_ready_seconds", "min-ready-seconds", "minReadySeconds", "0", "a whole number of seconds from 0 to 3600"),
     SettingSpec("poll_interval_seconds", "poll-interval-seconds", "pollIntervalSeconds", "10", "a whole number of seconds from 1 to 300"),
     SettingSpec("health_source", "health-source", "healthSource", "auto", "auto, extension or none"),
-    SettingSpec("instance_ids", "instance-ids", "instanceIds", "", "instance ids separated by commas, spaces or newlines"),
+    SettingSpec("instance_ids", "instance-ids", "instanceIds", "", "instance ids (VM names on Flexible sets) separated by commas, spaces or newlines"),
     SettingSpec("reimage_all", "reimage-all", "reimageAll", "false", BOOLEAN),
     SettingSpec("dry_run", "dry-run", "dryRun", "false", BOOLEAN),
     SettingSpec("report_file", "report-file", "reportFile", "", "a file path whose folder exists"),

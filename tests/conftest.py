@@ -48,6 +48,13 @@ def secret_credential():
     return _secret_credential
 
 
+@pytest.fixture(params=("Uniform", "Flexible"))
+def mode(request) -> str:
+    """Both orchestration modes, for a test that runs the same rollout over each: Uniform (the
+    scale-set VM APIs) and Flexible (the single-VM APIs; instances are VMs named `<set>_<id>`)."""
+    return request.param
+
+
 @pytest.fixture
 def fast_timings() -> dict:
     return dict(FAST_TIMINGS)

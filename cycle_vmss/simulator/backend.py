@@ -23,6 +23,7 @@ import bisect
 import heapq
 import itertools
 import random
+import re
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -30,8 +31,8 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from .errors import (
-    ArmError, BadRequest, Conflict, NotFound, OperationNotAllowed, ResourceNotFound, ServerError,
-    Throttled,
+    ArmError, BadRequest, Conflict, NotFound, OperationNotAllowed, ResourceNotFound, ScopeLocked,
+    ServerError, Throttled,
 )
 from .scenario import FLAPS, Event, InstanceSpec, Scenario, Timings, load_scenario
 
@@ -62,6 +63,10 @@ def iso(t: float) -> str:
     return stamp + "0+00:00"
 
 
+# The one `$filter` ARM takes on a resource group's VM list.
+_VMSS_FILTER = re.compile(r"\s*'virtualMachineScaleSet/id'\s+eq\s+'([^']+)'\s*", re.IGNORECASE)
+
+
 def _id_key(instance_id: str) -> tuple:
     return (0, int(instance_id), "") if instance_id.isdigit() else (1, 0, instance_id)
 
@@ -87,6 +92,8 @@ class _Vm:
     gen: int = 0  # bumped when an instance's course changes; stale transitions are dropped
     deleting: bool = False
     rev: int = 0  # bumped by every change of its state (which list pages show it changed)
+    locked: bool = False  # Flexible: a resource lock on the VM (its reimage answers ScopeLocked)
+    standby: bool = False  # Flexible: parked in the standby pool (not counted in capacity)
 
 
 @dataclass
@@ -135,7 +142,11 @@ class Backend:
         self.server_errors = 0
         self.conflicts = 0  # 409s answered by `conflict_first_reimage`
         self._asked_reimage: set[str] = set()  # instances whose reimage was requested at all
-        self._response_delays_left = set(self.scenario.faults.reimage_response_delay_ids)
+        # Flexible: an instance is a VM named `<scale set>_<suffix>`, and that name is its id
+        # everywhere (bodies, routes, history); scenario keys may give the suffix alone.
+        self._flexible = self.scenario.orchestration_mode == "Flexible"
+        self._response_delays_left = {self._vm_key(i)
+                                      for i in self.scenario.faults.reimage_response_delay_ids}
         self._recent: dict[str, list[float]] = {"read": [], "write": []}  # sorted times
         self._hist: dict[str, dict] = {}
         self._ready: dict[str, bool] = {}
@@ -157,7 +168,7 @@ class Backend:
         self._event_log: list[dict] = []
         for spec in self.scenario.instances:
             self._add_vm(spec, created=None)
-        self._set_capacity_value(len(self._vms))
+        self._set_capacity_value(len(self._live()))
         for event in self.scenario.events:
             self._schedule(self.start + event.at_seconds, self._run_event, event)
         self._settle()
@@ -192,44 +203,105 @@ class Backend:
         """One page of `virtualMachines`, starting at `skip`; the next page's `skip` or None."""
         with self._lock:
             self._advance()
-            self._check_set(rg, name)
-            if skip < 0:
-                raise BadRequest(f"The value of skip token '{skip}' is not valid.")
-            ids = self._list_order()
-            size = self.scenario.page_size
-            key = (skip, size, expand_instance_view)
-            hit = self._pages.get(key)
-            if hit is not None and hit[0] == self._rev:
-                page = hit[3]  # nothing changed since: the very same page
+            self._uniform_only(rg, name, "virtualMachines.GET")
+            return self._page(skip, expand_instance_view)
+
+    def _page(self, skip: int, expand_instance_view: bool) -> tuple[list[dict], int | None]:
+        if skip < 0:
+            raise BadRequest(f"The value of skip token '{skip}' is not valid.")
+        ids = self._list_order()
+        size = self.scenario.page_size
+        key = (skip, size, expand_instance_view)
+        hit = self._pages.get(key)
+        if hit is not None and hit[0] == self._rev:
+            page = hit[3]  # nothing changed since: the very same page
+        else:
+            vms = [self._vms[i] for i in ids[skip:skip + size]]
+            revs = tuple(vm.rev for vm in vms)
+            if hit is not None and hit[1] is ids and hit[2] == revs:
+                page = hit[3]  # the changes were on other pages: callers may keep their work
             else:
-                vms = [self._vms[i] for i in ids[skip:skip + size]]
-                revs = tuple(vm.rev for vm in vms)
-                if hit is not None and hit[1] is ids and hit[2] == revs:
-                    page = hit[3]  # the changes were on other pages: callers may keep their work
-                else:
-                    page = [self._listed_body(vm, expand_instance_view) for vm in vms]
-                self._pages[key] = (self._rev, ids, revs, page)
-            return page, (skip + size if skip + size < len(ids) else None)
+                page = [self._listed_body(vm, expand_instance_view) for vm in vms]
+            self._pages[key] = (self._rev, ids, revs, page)
+        return page, (skip + size if skip + size < len(ids) else None)
 
     def get_instance(self, rg: str, name: str, instance_id: str, *,
                      expand_instance_view: bool = False) -> dict:
         with self._lock:
             self._advance()
+            self._uniform_only(rg, name, "virtualMachines.GET")
             return self._vm_body(self._find_vm(rg, name, instance_id), expand_instance_view)
 
     def get_instance_view(self, rg: str, name: str, instance_id: str) -> dict:
         with self._lock:
             self._advance()
+            self._uniform_only(rg, name, "virtualMachines.GET")
             return self._instance_view(self._find_vm(rg, name, instance_id))
 
     def reimage(self, rg: str, name: str, instance_id: str, *, all_disks: bool = False) -> str:
         with self._lock:
             self._advance()
+            self._uniform_only(rg, name, f"virtualMachines.{'reimageall' if all_disks else 'reimage'}.POST")
             vm = self._find_vm(rg, name, instance_id)
             self._check_reimageable(vm, name)
             self._conflict_on_first_request(vm)
             op = self._new_op("reimageall" if all_disks else "reimage")
             self._begin_reimages([vm], op, all_disks)
+            self._advance()
+            return op.id
+
+    # --- Flexible: the instances are ordinary VMs (Microsoft.Compute/virtualMachines) ---------
+
+    def list_vms(self, rg: str, *, vmss_filter: str | None, expand_instance_view: bool,
+                 skip: int = 0) -> tuple[list[dict], int | None]:
+        """One page of the resource group's VMs. ARM takes one `$filter`,
+        `'virtualMachineScaleSet/id' eq '<set id>'`, and `$expand=instanceView` only with it.
+        A Uniform set's instances are not VM resources: they are never listed here."""
+        with self._lock:
+            self._advance()
+            self._check_group(rg)
+            if vmss_filter is None and expand_instance_view:
+                raise BadRequest("The $expand=instanceView option can only be specified together "
+                                 "with a valid $filter on 'virtualMachineScaleSet/id'.",
+                                 code="InvalidParameter")
+            if vmss_filter is not None:
+                found = _VMSS_FILTER.fullmatch(vmss_filter)
+                if found is None:
+                    raise BadRequest(f"The $filter '{vmss_filter}' is not supported. Allowed value is "
+                                     "'virtualMachineScaleSet/id' eq '/subscriptions/{subId}/"
+                                     "resourceGroups/{resourceGroupName}/providers/Microsoft.Compute/"
+                                     "virtualMachineScaleSets/{vmssName}'.", code="InvalidParameter")
+                if found.group(1).lower() != self._set_id().lower():
+                    return [], None
+            if not self._flexible:
+                return [], None
+            return self._page(skip, expand_instance_view)
+
+    def get_vm(self, rg: str, vm_name: str, *, expand_instance_view: bool = False) -> dict:
+        with self._lock:
+            self._advance()
+            return self._vm_body(self._find_flexible_vm(rg, vm_name), expand_instance_view)
+
+    def get_vm_instance_view(self, rg: str, vm_name: str) -> dict:
+        with self._lock:
+            self._advance()
+            return self._instance_view(self._find_flexible_vm(rg, vm_name))
+
+    def reimage_vm(self, rg: str, vm_name: str) -> str:
+        """`POST .../virtualMachines/{vmName}/reimage`: 202 and an async operation, as for
+        Uniform. A resource lock on the VM refuses it with 409 ScopeLocked first."""
+        with self._lock:
+            self._advance()
+            vm = self._find_flexible_vm(rg, vm_name)
+            if vm.locked:
+                scope = self._vm_resource_id(vm)
+                raise ScopeLocked(f"The scope '{scope}' cannot perform write operation because "
+                                  f"following scope(s) are locked: '{scope}'. Please remove the "
+                                  "lock and try again.")
+            self._check_reimageable(vm, self.scenario.scale_set_name)
+            self._conflict_on_first_request(vm)
+            op = self._new_op("reimage")
+            self._begin_reimages([vm], op, False)
             self._advance()
             return op.id
 
@@ -242,7 +314,7 @@ class Backend:
             return
         if isinstance(chosen, int) and len(self._asked_reimage) > chosen:
             return
-        if not isinstance(chosen, int) and vm.id not in chosen:
+        if not isinstance(chosen, int) and vm.id not in {self._vm_key(i) for i in chosen}:
             return
         self.conflicts += 1
         raise Conflict("Another operation on this or a dependent resource is in progress. "
@@ -300,11 +372,8 @@ class Backend:
         with self._lock:
             self._advance()
             self._check_set(rg, name)
-            if self.scenario.orchestration_mode == "Flexible":
-                raise BadRequest(
-                    "The operation 'Get Virtual Machine Scale Set instance view' is not supported "
-                    "for Virtual Machine Scale Sets with orchestration mode Flexible.",
-                    code="OperationNotAllowed")
+            if self._flexible:
+                self._uniform_only(rg, name, "instanceView.GET")
             counts: dict[str, int] = {}
             for vm in self._vms.values():
                 code = f"ProvisioningState/{vm.provisioning}"
@@ -471,17 +540,18 @@ class Backend:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
 
     def _add_vm(self, spec: InstanceSpec, *, created: float | None) -> _Vm:
-        vm = _Vm(id=spec.id, zone=spec.zone, fault_domain=spec.fault_domain,
+        vm = _Vm(id=self._vm_key(spec.id), zone=spec.zone, fault_domain=spec.fault_domain,
                  protected=spec.protect_from_scale_set_actions, on_reimage=spec.on_reimage,
                  error_code=spec.error_code, timings=spec.timings, vm_id=self._new_guid(),
                  time_created=self._t, created=created, provisioning_time=self._t,
                  power=spec.power, health=spec.health if spec.power == "running" else None,
-                 health_time=self._t)
+                 health_time=self._t, locked=spec.locked, standby=spec.standby)
         self._vms[vm.id] = vm
         self._order = None
         self._hist[vm.id] = {"not_ready": [], "reimages": [], "created": created, "deleted": None}
-        if spec.id.isdigit():
-            self._next_id = max(self._next_id, int(spec.id) + 1)
+        suffix = self._suffix(vm.id)
+        if suffix.isdigit():
+            self._next_id = max(self._next_id, int(suffix) + 1)
         self._dirty.add(vm.id)
         self._rev += 1  # list pages built before this are stale
         return vm
@@ -620,7 +690,8 @@ class Backend:
         return self._scale_set_body(), op.id
 
     def _live(self) -> list[_Vm]:
-        return [vm for vm in self._sorted_vms() if not vm.deleting]
+        """The instances the capacity counts: standby-pool VMs are not part of it."""
+        return [vm for vm in self._sorted_vms() if not vm.deleting and not vm.standby]
 
     def _change_capacity(self, capacity: int, op: _Operation | None) -> None:
         live = self._live()
@@ -637,7 +708,7 @@ class Backend:
         timings = self.scenario.timings
         zones = self.scenario.zones
         for _ in range(count):
-            instance_id = str(self._next_id)
+            instance_id = self._vm_key(str(self._next_id))
             # New instances go to the zone with the fewest live instances, as Azure balances.
             if zones:
                 per_zone = {z: 0 for z in zones}
@@ -647,7 +718,7 @@ class Backend:
                 zone = min(zones, key=lambda z: (per_zone[z], zones.index(z)))
                 fault_domain = (per_zone[zone]) % 5
             else:
-                zone, fault_domain = None, int(instance_id) % 5
+                zone, fault_domain = None, self._next_id % 5
             spec = InstanceSpec(instance_id, zone, fault_domain, timings=timings)
             vm = self._add_vm(spec, created=self._t)
             self._hist[vm.id]["created_by"] = "event" if op is not None and op.kind == "create" \
@@ -717,7 +788,7 @@ class Backend:
         record = {"time": self._t, **{k: v for k, v in event.__dict__.items() if v is not None}}
         self._event_log.append(record)
         if event.health is not None:
-            vm = self._vms.get(event.instance or "")
+            vm = self._vms.get(self._vm_key(event.instance or ""))
             if vm is None or vm.deleting:
                 record["skipped"] = "no such instance"
                 return
@@ -727,7 +798,7 @@ class Backend:
                 self._schedule(self._t + event.for_seconds, self._restore_health, vm, event.health,
                                previous)
         elif event.delete_instance is not None:
-            vm = self._vms.get(event.delete_instance)
+            vm = self._vms.get(self._vm_key(event.delete_instance))
             if vm is None:
                 record["skipped"] = "no such instance"
                 return
@@ -784,6 +855,48 @@ class Backend:
                 f"group '{rg}' was not found. For more details please go to "
                 "https://aka.ms/ARMResourceNotFoundFix")
 
+    def _uniform_only(self, rg: str, name: str, operation: str) -> None:
+        """The scale-set VM APIs (and the set's instance view) refuse a Flexible set, as Azure
+        does: 400 "Operation 'VirtualMachineScaleSets.virtualMachines.GET' is not allowed on
+        Virtual Machine Scale Set '<name>'."."""
+        self._check_set(rg, name)
+        if self._flexible:
+            raise BadRequest(f"Operation 'VirtualMachineScaleSets.{operation}' is not allowed on "
+                             f"Virtual Machine Scale Set '{self.scenario.scale_set_name}'.",
+                             code="OperationNotAllowed")
+
+    def _check_group(self, rg: str) -> None:
+        if rg.lower() != self.scenario.resource_group.lower():
+            raise NotFound(f"Resource group '{rg}' could not be found.", code="ResourceGroupNotFound")
+
+    def _find_flexible_vm(self, rg: str, vm_name: str) -> _Vm:
+        self._check_group(rg)
+        vm = self._vms.get(vm_name) if self._flexible else None
+        if vm is None:
+            raise ResourceNotFound(
+                f"The Resource 'Microsoft.Compute/virtualMachines/{vm_name}' under resource group "
+                f"'{rg}' was not found. For more details please go to "
+                "https://aka.ms/ARMResourceNotFoundFix")
+        return vm
+
+    def _vm_key(self, instance: str) -> str:
+        """A scenario's instance reference as the id the set uses: itself for Uniform, the VM
+        name `<scale set>_<suffix>` for Flexible (a full name is taken as it is)."""
+        prefix = f"{self.scenario.scale_set_name}_"
+        if not self._flexible or instance.startswith(prefix):
+            return instance
+        return prefix + instance
+
+    def _suffix(self, instance_id: str) -> str:
+        prefix = f"{self.scenario.scale_set_name}_"
+        return instance_id[len(prefix):] if self._flexible and instance_id.startswith(prefix) \
+            else instance_id
+
+    def _vm_resource_id(self, vm: _Vm) -> str:
+        s = self.scenario
+        return (f"/subscriptions/{s.subscription_id}/resourceGroups/{s.resource_group}/providers/"
+                f"Microsoft.Compute/virtualMachines/{vm.id}")
+
     def _find_vm(self, rg: str, name: str, instance_id: str) -> _Vm:
         self._check_set(rg, name)
         vm = self._vms.get(str(instance_id))
@@ -802,7 +915,7 @@ class Backend:
     def _listed_body(self, vm: _Vm, expand: bool) -> dict:
         """`_vm_body`, kept until a field it shows changes (callers only read list bodies)."""
         state = (vm.vm_id, vm.provisioning, vm.provisioning_time, vm.power, vm.health,
-                 vm.health_time, vm.protected, vm.zone, vm.fault_domain, vm.error_code)
+                 vm.health_time, vm.protected, vm.zone, vm.fault_domain, vm.error_code, vm.standby)
         hit = self._bodies.get((vm.id, expand))
         if hit is not None and hit[0] == state:
             return hit[1]
@@ -883,10 +996,14 @@ class Backend:
         }
         if s.zones:
             body["zones"] = list(s.zones)
+        if self._flexible:  # as `az vmss create --orchestration-mode Flexible` makes them
+            body["properties"].update(singlePlacementGroup=False, platformFaultDomainCount=1)
         return body
 
     def _vm_body(self, vm: _Vm, expand: bool) -> dict:
         s = self.scenario
+        if self._flexible:
+            return self._flexible_vm_body(vm, expand)
         body = {
             "name": f"{s.scale_set_name}_{vm.id}",
             "id": f"{self._set_id()}/virtualMachines/{vm.id}",
@@ -913,8 +1030,35 @@ class Backend:
             body["properties"]["instanceView"] = self._instance_view(vm)
         return body
 
+    def _flexible_vm_body(self, vm: _Vm, expand: bool) -> dict:
+        """A Flexible instance: a `Microsoft.Compute/virtualMachines` resource that names its
+        scale set; no instanceId, no protection policy (resource locks do that)."""
+        s = self.scenario
+        body = {
+            "name": vm.id,
+            "id": self._vm_resource_id(vm),
+            "type": "Microsoft.Compute/virtualMachines",
+            "location": s.location,
+            "tags": {},
+            "properties": {
+                "vmId": vm.vm_id,
+                "hardwareProfile": {"vmSize": VM_SIZE},
+                "virtualMachineScaleSet": {"id": self._set_id()},
+                "osProfile": {"computerName": self._computer_name(vm), "adminUsername": "azureuser"},
+                "platformFaultDomain": vm.fault_domain,
+                "provisioningState": vm.provisioning.capitalize(),
+                "timeCreated": iso(vm.time_created),
+            },
+        }
+        if vm.zone is not None:
+            body["zones"] = [vm.zone]
+        if expand:
+            body["properties"]["instanceView"] = self._instance_view(vm)
+        return body
+
     def _computer_name(self, vm: _Vm) -> str:
-        suffix = f"{int(vm.id):06x}" if vm.id.isdigit() else vm.id
+        suffix = self._suffix(vm.id)
+        suffix = f"{int(suffix):06x}" if suffix.isdigit() else suffix
         return f"{self.scenario.scale_set_name[:9]}{suffix}"
 
     def _instance_view(self, vm: _Vm) -> dict:
@@ -936,6 +1080,8 @@ class Backend:
             "statuses": [provisioning, {"code": f"PowerState/{vm.power}", "level": "Info",
                                         "displayStatus": _POWER_DISPLAY[vm.power]}],
         }
+        if self._flexible:
+            view["isVMInStandbyPool"] = vm.standby
         if self.scenario.health_extension and vm.health is not None:
             view["vmHealth"] = {"status": {"code": f"HealthState/{vm.health}", "level": "Info",
                                            "displayStatus": _HEALTH_DISPLAY[vm.health],

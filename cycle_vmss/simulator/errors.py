@@ -64,3 +64,9 @@ class BadRequest(ArmError):
 class ServerError(ArmError):
     status = 500
     default_code = "InternalServerError"
+
+
+class ScopeLocked(Conflict):
+    """409 ScopeLocked: an ARM resource lock refuses a write on the resource (or its parent)."""
+
+    default_code = "ScopeLocked"

@@ -268,12 +268,39 @@ class SimulatorApp:
 
     def list_instances(self, request: Request) -> Response:
         p = request.params
+        return self._paged(request, lambda skip: self.backend.list_instances(
+            p["rg"], p["name"], expand_instance_view=self._expand_instance_view(request), skip=skip))
+
+    def list_vms(self, request: Request) -> Response:
+        """Flexible: `virtualMachines?$filter='virtualMachineScaleSet/id' eq '...'&$expand=instanceView`."""
+        return self._paged(request, lambda skip: self.backend.list_vms(
+            request.params["rg"], vmss_filter=request.param("$filter"),
+            expand_instance_view=self._expand_instance_view(request), skip=skip))
+
+    def get_vm(self, request: Request) -> Response:
+        p = request.params
+        return Response.json(200, self.backend.get_vm(
+            p["rg"], p["vm_name"], expand_instance_view=self._expand_instance_view(request)))
+
+    def get_vm_instance_view(self, request: Request) -> Response:
+        p = request.params
+        return Response.json(200, self.backend.get_vm_instance_view(p["rg"], p["vm_name"]))
+
+    def reimage_vm(self, request: Request) -> Response:
+        p = request.params
+        self._json_body(request, required=False)  # optional VirtualMachineReimageParameters; unused
+        op_id = self.backend.reimage_vm(p["rg"], p["vm_name"])
+        delay = self.backend.take_response_delay(p["vm_name"])
+        if delay:  # the fault: accepted and running, but the client hears nothing for a while
+            time.sleep(delay)
+        return self._accepted(request, op_id)
+
+    def _paged(self, request: Request, fetch) -> Response:
+        """One page from `fetch(skip)`, with a nextLink while more follow."""
         token = request.param("$skiptoken") or "0"
         if not token.isdigit():
             raise BadRequest(f"The skip token '{token}' is invalid.", code="InvalidSkipToken")
-        expand = self._expand_instance_view(request)
-        items, next_skip = self.backend.list_instances(p["rg"], p["name"], expand_instance_view=expand,
-                                                       skip=int(token))
+        items, next_skip = fetch(int(token))
         page: dict[str, Any] = {"value": items}
         if next_skip is not None:
             # Absolute, with every parameter the client sent (api-version included): the SDK

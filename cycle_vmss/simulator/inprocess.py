@@ -34,6 +34,8 @@ def to_compute_error(error: ArmError) -> compute.AzureError:
     """The port's error for an ARM error, keeping ARM's code and HTTP status."""
     kind = {404: compute.NotFound, 409: compute.Conflict, 401: compute.AuthenticationFailed,
             403: compute.Forbidden}.get(error.status, compute.AzureError)
+    if error.status == 409 and error.code == "ScopeLocked":
+        kind = compute.Locked
     return kind(f"({error.code}) {error.message}", code=error.code, status=error.status)
 
 
@@ -47,20 +49,23 @@ def _status_code(statuses: list[dict], prefix: str) -> str:
 
 
 def instance_from_body(body: dict) -> Instance:
+    """A scale-set VM (Uniform: `instanceId`) or a VM of a Flexible set (its name is its id)."""
     properties = body.get("properties") or {}
     view = properties.get("instanceView") or {}
     statuses = view.get("statuses") or []
     health = ((view.get("vmHealth") or {}).get("status") or {}).get("code")
     zones = body.get("zones") or []
+    fault_domain = view.get("platformFaultDomain")
     return Instance(
-        id=body["instanceId"],
+        id=body.get("instanceId") or body["name"],
         name=body["name"],
         zone=zones[0] if zones else None,
-        fault_domain=view.get("platformFaultDomain"),
+        fault_domain=fault_domain if fault_domain is not None else properties.get("platformFaultDomain"),
         provisioning=_status_code(statuses, "ProvisioningState"),
         power=_status_code(statuses, "PowerState"),
         health=health.split("/", 1)[1].lower() if health and "/" in health else None,
         protected=bool((properties.get("protectionPolicy") or {}).get("protectFromScaleSetActions")),
+        standby=bool(view.get("isVMInStandbyPool")),
     )
 
 
@@ -119,13 +124,21 @@ class SimulatorComputePort(ComputePort):
         self._mapped_pages: dict[int, tuple[list, list[Instance]]] = {}
         self._mapped: dict[str, tuple[dict, Instance]] = {}
         self._last_list: tuple[list, tuple[Instance, ...]] = ([], ())
+        self._scale_set: ScaleSet | None = None  # as the last get_scale_set read it
 
     # --- ComputePort --------------------------------------------------------------------------
 
     def get_scale_set(self) -> ScaleSet:
         body = self._call("read", "GET", self._set_path(),
                           lambda: self.backend.get_scale_set(self.resource_group, self.scale_set_name))
-        return scale_set_from_body(body)
+        self._scale_set = scale_set_from_body(body)
+        return self._scale_set
+
+    def _flexible(self) -> ScaleSet | None:
+        """The scale set when it is Flexible (its instances are then VMs), else None. The mode
+        comes from preflight's `get_scale_set`; before any, the port speaks Uniform."""
+        ss = self._scale_set
+        return ss if ss is not None and ss.orchestration_mode == "Flexible" else None
 
     def rolling_upgrade_in_progress(self) -> bool:
         try:
@@ -143,12 +156,19 @@ class SimulatorComputePort(ComputePort):
         instances: list[Instance] = []
         pages: list[list] = []
         skip: int | None = 0
+        flexible = self._flexible()
+        if flexible is not None:  # one paged list of the group's VMs, filtered to the set
+            path = self._vm_path()
+            vmss_filter = f"'virtualMachineScaleSet/id' eq '{flexible.id}'"
+            fetch = lambda s: self.backend.list_vms(  # noqa: E731
+                self.resource_group, vmss_filter=vmss_filter, expand_instance_view=True, skip=s)
+        else:
+            path = self._set_path("/virtualMachines")
+            fetch = lambda s: self.backend.list_instances(  # noqa: E731
+                self.resource_group, self.scale_set_name, expand_instance_view=True, skip=s)
         while skip is not None:
             at = skip
-            page, skip = self._call(
-                "read", "GET", self._set_path("/virtualMachines"),
-                lambda s=skip: self.backend.list_instances(
-                    self.resource_group, self.scale_set_name, expand_instance_view=True, skip=s))
+            page, skip = self._call("read", "GET", path, lambda s=skip: fetch(s))
             pages.append(page)
             hit = self._mapped_pages.get(at)
             if hit is None or hit[0] is not page:
@@ -163,7 +183,7 @@ class SimulatorComputePort(ComputePort):
         return result
 
     def _instance(self, body: dict) -> Instance:
-        hit = self._mapped.get(body["instanceId"])
+        hit = self._mapped.get(body.get("instanceId") or body["name"])
         if hit is not None and hit[0] is body:
             return hit[1]
         instance = instance_from_body(body)
@@ -171,6 +191,13 @@ class SimulatorComputePort(ComputePort):
         return instance
 
     def begin_reimage(self, instance_id: str, *, all_disks: bool = False) -> Operation:
+        if self._flexible() is not None:  # the single-VM reimage; a VM has no reimageall
+            if all_disks:
+                raise ValueError("a Flexible scale set's VMs have no reimageall operation")
+            op_id = self._call(
+                "write", "POST", self._vm_path(f"/{instance_id}/reimage"),
+                lambda: self.backend.reimage_vm(self.resource_group, instance_id), status=202)
+            return SimulatorOperation(self, op_id)
         action = "reimageall" if all_disks else "reimage"
         op_id = self._call(
             "write", "POST", self._set_path(f"/virtualMachines/{instance_id}/{action}"),
@@ -224,6 +251,11 @@ class SimulatorComputePort(ComputePort):
         sub = self.backend.scenario.subscription_id
         return (f"/subscriptions/{sub}/resourceGroups/{self.resource_group}/providers/"
                 f"Microsoft.Compute/virtualMachineScaleSets/{self.scale_set_name}{suffix}")
+
+    def _vm_path(self, suffix: str = "") -> str:
+        sub = self.backend.scenario.subscription_id
+        return (f"/subscriptions/{sub}/resourceGroups/{self.resource_group}/providers/"
+                f"Microsoft.Compute/virtualMachines{suffix}")
 
     def _operation_path(self, op_id: str) -> str:
         s = self.backend.scenario

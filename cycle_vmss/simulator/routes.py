@@ -14,11 +14,15 @@ from dataclasses import dataclass
 _SUB = r"/subscriptions/(?P<subscription>[^/]+)"
 VMSS = _SUB + r"/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute/virtualMachineScaleSets/(?P<name>[^/]+)"
 VM = VMSS + r"/virtualMachines/(?P<instance_id>[^/]+)"
+# Flexible instances are ordinary VMs of the resource group.
+VMS = _SUB + r"/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute/virtualMachines"
+SINGLE_VM = VMS + r"/(?P<vm_name>[^/]+)"
 OPERATION = _SUB + r"/providers/Microsoft\.Compute/locations/(?P<location>[^/]+)/operations/(?P<op_id>[^/]+)"
 _TENANT = r"/(?P<tenant>[^/_][^/]*)"
 
 _VMSS_ACTION = "Microsoft.Compute/virtualMachineScaleSets"
 _VM_ACTION = _VMSS_ACTION + "/virtualMachines"
+_SINGLE_VM_ACTION = "Microsoft.Compute/virtualMachines"
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,11 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", VM + "/instanceView", "get_instance_view", action=f"{_VM_ACTION}/read"),
     Route("POST", VM + "/reimage", "reimage", action=f"{_VM_ACTION}/reimage/action"),
     Route("POST", VM + "/reimageall", "reimage_all", action=f"{_VM_ACTION}/reimageall/action"),
+    # Flexible orchestration: the set's instances through the single-VM APIs
+    Route("GET", VMS, "list_vms", action=f"{_SINGLE_VM_ACTION}/read"),
+    Route("GET", SINGLE_VM, "get_vm", action=f"{_SINGLE_VM_ACTION}/read"),
+    Route("GET", SINGLE_VM + "/instanceView", "get_vm_instance_view", action=f"{_SINGLE_VM_ACTION}/read"),
+    Route("POST", SINGLE_VM + "/reimage", "reimage_vm", action=f"{_SINGLE_VM_ACTION}/reimage/action"),
     # Azure-AsyncOperation (status) and Location (monitor=true) share one path.
     Route("GET", OPERATION, "operation", action="Microsoft.Compute/locations/operations/read"),
     # Resource Manager itself: what `az cloud register` and `az login` read

@@ -75,6 +75,10 @@ class InstanceSpec:
     on_reimage: str = "ok"
     error_code: str = DEFAULT_ERROR_CODE
     timings: Timings = field(default_factory=Timings)
+    # Flexible only: an ARM resource lock on the VM (its reimage answers 409 ScopeLocked), and
+    # a VM parked in the set's standby pool (instanceView.isVMInStandbyPool).
+    locked: bool = False
+    standby: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ _TOP_KEYS = (
 )
 _INSTANCE_KEYS = (
     "id", "zone", "fault_domain", "power", "health", "protect_from_scale_set_actions",
-    "on_reimage", "error_code", "timings",
+    "locked", "standby", "on_reimage", "error_code", "timings",
 )
 _EVENT_KEYS = ("at_seconds", "instance", "health", "for_seconds", "delete_instance", "add_instances")
 _DEFAULT_INSTANCE_COUNT = 6
@@ -249,6 +253,8 @@ def _instances(value: Any, zones: tuple[str, ...], timings: Timings) -> tuple[In
             health=_choice(obj.get("health", "healthy"), HEALTH_STATES, f"{where}.health"),
             protect_from_scale_set_actions=_bool(
                 obj.get("protect_from_scale_set_actions", False), f"{where}.protect_from_scale_set_actions"),
+            locked=_bool(obj.get("locked", False), f"{where}.locked"),
+            standby=_bool(obj.get("standby", False), f"{where}.standby"),
             on_reimage=_choice(obj.get("on_reimage", "ok"), ON_REIMAGE, f"{where}.on_reimage"),
             error_code=_str(obj.get("error_code", DEFAULT_ERROR_CODE), f"{where}.error_code"),
             timings=_timings(obj.get("timings", {}), timings, f"{where}.timings"),
@@ -328,7 +334,21 @@ def scenario_from_dict(data: dict) -> Scenario:
         out["faults"] = _faults(data["faults"])
     if "events" in data:
         out["events"] = _events(data["events"])
+    _check_mode_keys(out.get("orchestration_mode", Scenario.orchestration_mode), out["instances"])
     return Scenario(**out)
+
+
+def _check_mode_keys(mode: str, instances: tuple[InstanceSpec, ...]) -> None:
+    """Uniform instances are protected by a protection policy; Flexible ones are VMs, protected
+    by resource locks and possibly parked in a standby pool. Azure has no other combination."""
+    for index, spec in enumerate(instances):
+        wrong = ([k for k in ("locked", "standby") if getattr(spec, k)] if mode == "Uniform"
+                 else ["protect_from_scale_set_actions"] if spec.protect_from_scale_set_actions
+                 else [])
+        if wrong:
+            other = "Flexible" if mode == "Uniform" else "Uniform"
+            raise ScenarioError(f"scenario: instances[{index}].{wrong[0]} = true needs "
+                                f"orchestration_mode {other} (this scenario is {mode})")
 
 
 def load_scenario(source: str | Path | dict | Scenario | None = None) -> Scenario:

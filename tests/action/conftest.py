@@ -85,6 +85,14 @@ def sim_inputs(sim, **more: str) -> dict[str, str]:
     return inputs
 
 
+def instance_id(sim, scenario_id: str) -> str:
+    """The id the action reports for a scenario's instance: the instanceId on a Uniform set,
+    the VM name `<set>_<id>` on a Flexible one."""
+    if sim.backend.scenario.orchestration_mode == "Flexible":
+        return f"{sim.info['scale_set_name']}_{scenario_id}"
+    return scenario_id
+
+
 def start_action(workspace: Path, env: dict[str, str], command: list[str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(command or [sys.executable, str(ROOT / "entrypoint.py")], cwd=workspace,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from .conftest import QUICK, action_env, collect, sim_inputs, start_action
+from .conftest import QUICK, action_env, collect, instance_id, sim_inputs, start_action
 
 JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
@@ -33,46 +33,66 @@ def github_token_requests(sim) -> int:
     return sum(1 for r in sim.requests() if r["path"].startswith("/_github/oidc/token"))
 
 
-def test_oidc_rollout_succeeds_with_outputs_groups_and_summary(simulator, run_action):
-    sim = simulator({"instances": 3, "timings": QUICK})
-    run = run_action(sim_inputs(sim, **{"max-unavailable": "2"}), sim=sim)
+def test_oidc_rollout_succeeds_with_outputs_groups_and_summary(simulator, run_action, mode):
+    sim = simulator({"instances": 3, "timings": QUICK, "orchestration_mode": mode})
+    ids = [instance_id(sim, i) for i in "012"]
+    run = run_action(sim_inputs(sim, **{"max-unavailable": "2", "max-surge": "1"}), sim=sim)
     assert run.code == 0, run.stdout + run.stderr
     assert run.outputs["result"] == "succeeded"
-    assert sorted(json.loads(run.outputs["reimaged-instances"])) == ["0", "1", "2"]
+    assert sorted(json.loads(run.outputs["reimaged-instances"])) == ids
     assert json.loads(run.outputs["failed-instances"]) == [] == json.loads(run.outputs["skipped-instances"])
     assert 0 <= int(run.outputs["duration-seconds"]) < 60
     assert run.outputs["report-file"] == "cycle-vmss-report.json"
     report = json.loads((run.workspace / "cycle-vmss-report.json").read_text())
     assert report["result"] == "succeeded" and len(report["instances"]) == 3
-    # Signed in through GitHub OIDC, and the whole set stayed within the budget.
+    assert report["orchestrationMode"] == mode
+    # The surge instance came and went: capacity back where it was, the new one deleted.
+    assert report["capacity"] == {"before": 3, "during": 4, "after": 3}
+    assert sim.history()["instances"][instance_id(sim, "3")]["deleted"] is not None
+    # Signed in through GitHub OIDC, and the whole set stayed within the budget (2 of the
+    # set's own instances, plus the surge instance while it was created).
     assert github_token_requests(sim) >= 1
-    assert sim.history()["max_not_ready"] <= 2
+    assert sim.history()["max_not_ready"] <= 3
     assert "::group::Preflight (read only)" in run.lines and "::group::Results" in run.lines
     assert run.lines.count("::group::Results") == 1
     assert not run.commands("error") and not run.commands("warning")
     assert "## ✅ cycle-vmss succeeded: `vmss-demo`" in run.summary
-    for i in range(3):
-        assert re.search(rf"^\| {i} `vmss-demo_{i}` \| \d \| reimaged \| \d\d:\d\d:\d\d \|", run.summary, re.M)
-        assert re.search(rf"^    {i} vmss-demo_{i} : done, ", run.summary, re.M)
+    for i in ids:  # Uniform: `| 0 `vmss-demo_0` |`; Flexible: the VM name is the id, shown once
+        name = "" if mode == "Flexible" else f" `vmss-demo_{i}`"
+        assert re.search(rf"^\| {i}{name} \| \d \| reimaged \| \d\d:\d\d:\d\d \|",
+                         run.summary, re.M), run.summary
+        assert re.search(rf"^    {i}{name.replace('`', '')} : done, ", run.summary, re.M), run.summary
     assert "```mermaid\ngantt\n" in run.summary
     assert "| `max-unavailable` | 2 |" in run.summary
     assert re.search(r"\| ARM requests \| \d+ reads, \d+ writes, 0 throttled \|", run.summary)
     assert_nothing_leaks(run, sim.info["github_oidc_token"])
 
 
-def test_client_secret_run_masks_the_secret_and_warns_about_skips(simulator, run_action):
-    sim = simulator({"instances": [{"id": "0"}, {"id": "1"}, {"id": "2", "power": "deallocated"}],
-                     "timings": QUICK})
+# Protected from the rollout: a protection policy (Uniform) or a resource lock on the VM
+# (Flexible: its reimage answers 409 ScopeLocked, and it is skipped, not failed).
+GUARDED = {"Uniform": ({"protect_from_scale_set_actions": True}, "protected from scale-set actions"),
+           "Flexible": ({"locked": True}, "locked")}
+
+
+def test_client_secret_run_masks_the_secret_and_warns_about_skips(simulator, run_action, mode):
+    guard, reason = GUARDED[mode]
+    sim = simulator({"instances": [{"id": "0"}, {"id": "1"}, {"id": "2", "power": "deallocated"},
+                                   {"id": "3", **guard}],
+                     "timings": QUICK, "orchestration_mode": mode})
+    ids = [instance_id(sim, i) for i in "0123"]
     inputs = sim_inputs(sim, **{"client-secret": sim.info["client_secret"], "max-unavailable": "1"})
     run = run_action(inputs, sim=sim, oidc=False)
     assert run.code == 0, run.stdout + run.stderr
     secret = sim.info["client_secret"]
     assert f"::add-mask::{secret}" in run.lines
     assert run.lines.index(f"::add-mask::{secret}") == 0  # before anything else is printed
-    assert json.loads(run.outputs["skipped-instances"]) == ["2"]
-    assert json.loads(run.outputs["reimaged-instances"]) == ["0", "1"]
+    assert sorted(json.loads(run.outputs["skipped-instances"])) == ids[2:]
+    assert json.loads(run.outputs["reimaged-instances"]) == ids[:2]
     warnings = run.commands("warning")
-    assert len(warnings) == 1 and "Instance 2" in warnings[0] and "deallocated" in warnings[0]
+    assert len(warnings) == 2
+    assert f"Instance {ids[2]}" in warnings[0] and "deallocated" in warnings[0]
+    assert f"Instance {ids[3]}" in warnings[1] and f"skipped: {reason}" in warnings[1]
+    assert not run.commands("error")
     assert github_token_requests(sim) == 0
     assert_nothing_leaks(run, secret)
 
@@ -130,10 +150,31 @@ def test_missing_id_token_permission_says_which_yaml_to_add(simulator, run_actio
     assert "```yaml\npermissions:\n  id-token: write\n  contents: read\n```" in run.summary
 
 
+FAILING = {"instances": [{"id": "0", "zone": "1"},
+                         {"id": "1", "zone": "2", "on_reimage": "fail", "error_code": "OSProvisioningTimedOut"},
+                         {"id": "2", "zone": "3"}], "timings": QUICK}
+
+
+def test_a_failed_reimage_is_an_error_annotation_and_the_surge_stays(simulator, run_action, mode):
+    sim = simulator({**FAILING, "orchestration_mode": mode})
+    failing = instance_id(sim, "1")
+    run = run_action(sim_inputs(sim, **{"max-surge": "1", "instance-ids": f"{failing}"}), sim=sim)
+    assert run.code == 1, run.stdout + run.stderr
+    assert run.outputs["result"] == "failed"
+    assert json.loads(run.outputs["failed-instances"]) == [failing]
+    errors = run.commands("error")
+    assert len(errors) == 1 and f"Instance {failing}" in errors[0] and "OSProvisioningTimedOut" in errors[0]
+    # After a failure the extra capacity stays, and the action says so.
+    report = json.loads((run.workspace / "cycle-vmss-report.json").read_text())
+    assert report["capacity"] == {"before": 3, "during": 4, "after": 4}
+    assert any("capacity stays at 4" in w for w in run.commands("warning"))
+    assert sim.backend.get_scale_set("rg-demo", "vmss-demo")["sku"]["capacity"] == 4
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_cancel_mid_run_writes_outputs_and_exits_130_within_5_seconds(simulator, workspace, signum):
+def test_cancel_mid_run_writes_outputs_and_exits_130_within_5_seconds(simulator, workspace, signum, mode):
     slow = dict(QUICK, reimage_seconds=30)
-    sim = simulator({"instances": 3, "timings": slow})
+    sim = simulator({"instances": 3, "timings": slow, "orchestration_mode": mode})
     env = action_env(workspace, sim_inputs(sim), sim=sim)
     proc = start_action(workspace, env)
     seen: list[str] = []
@@ -161,9 +202,9 @@ def test_cancel_mid_run_writes_outputs_and_exits_130_within_5_seconds(simulator,
     assert run.outputs["result"] == "cancelled"
     assert json.loads(run.outputs["reimaged-instances"]) == []
     report = json.loads((workspace / "cycle-vmss-report.json").read_text())
-    assert [r["id"] for r in report["instances"] if r["action"] == "in-flight"] == ["0"]
+    assert [r["id"] for r in report["instances"] if r["action"] == "in-flight"] == [instance_id(sim, "0")]
     assert "⏹️ cycle-vmss cancelled" in run.summary
-    assert "Reimages already started finish in Azure on their own: 0" in run.summary
+    assert f"Reimages already started finish in Azure on their own: {instance_id(sim, '0')}." in run.summary
     # Nothing new started after the signal.
     reimages = [r for r in sim.requests() if r["method"] == "POST" and r["path"].endswith("/reimage")]
     assert len(reimages) == 1

@@ -45,6 +45,14 @@ def run_cli(sim, *args: str, env: dict | None = None, timeout: float = 60,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def instance_id(sim, scenario_id: str) -> str:
+    """The id the product uses for a scenario's instance: the instanceId on a Uniform set, the
+    VM name `<set>_<id>` on a Flexible one."""
+    if sim.backend.scenario.orchestration_mode == "Flexible":
+        return f"{sim.info['scale_set_name']}_{scenario_id}"
+    return scenario_id
+
+
 def arm_requests(sim) -> list[dict]:
     return [r for r in sim.requests() if r["path"].startswith("/subscriptions/")]
 

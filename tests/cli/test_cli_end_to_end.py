@@ -18,6 +18,7 @@ from .conftest import (
     assert_no_forbidden_calls,
     clean_env,
     cli_args,
+    instance_id,
     reimage_posts,
     run_cli,
 )
@@ -55,8 +56,17 @@ def test_a_never_healthy_run_is_under_way(never_healthy_run):
     assert proc.poll() is None  # it is waiting out its one-minute timeout meanwhile
 
 
-def test_success_reimages_every_instance_within_the_budget(simulate, tmp_path):
-    sim = simulate({"instances": 3})
+# Protected from the rollout: a protection policy on a Uniform instance (skipped at preflight),
+# a resource lock on a Flexible one (its reimage answers 409 ScopeLocked: skipped then).
+GUARDED = {"Uniform": ({"protect_from_scale_set_actions": True}, "protected from scale-set actions"),
+           "Flexible": ({"locked": True}, "locked")}
+
+
+def test_success_reimages_every_instance_within_the_budget(simulate, tmp_path, mode):
+    guard, reason = GUARDED[mode]
+    sim = simulate({"orchestration_mode": mode,
+                    "instances": [{"id": "0"}, {"id": "1"}, {"id": "2"}, {"id": "3", **guard}]})
+    ids = [instance_id(sim, i) for i in "0123"]
     report_file = tmp_path / "run.json"
 
     done = run_cli(sim, "--report-file", str(report_file))
@@ -64,24 +74,29 @@ def test_success_reimages_every_instance_within_the_budget(simulate, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     report = json.loads(report_file.read_text())
-    assert report["result"] == "succeeded"
-    assert [(i["id"], i["action"]) for i in report["instances"]] == [
-        ("0", "reimaged"), ("1", "reimaged"), ("2", "reimaged")]
-    assert all(i["reimageStart"] and i["readyTime"] for i in report["instances"])
+    assert (report["result"], report["orchestrationMode"]) == ("succeeded", mode)
+    assert [(i["id"], i["action"], i["reason"]) for i in report["instances"]] == [
+        (ids[0], "reimaged", None), (ids[1], "reimaged", None), (ids[2], "reimaged", None),
+        (ids[3], "skipped", reason)]
+    assert all(i["reimageStart"] and i["readyTime"] for i in report["instances"][:3])
     assert (report["scaleSet"], report["resourceGroup"]) == ("vmss-demo", "rg-demo")
     assert report["subscriptionId"] == sim.info["subscription_id"]
-    # The counts are the HTTP requests the simulator saw, retries and operation polls included.
+    # The counts are the HTTP requests the simulator saw, retries and operation polls included
+    # (on Flexible, the locked VM's refused reimage too).
     seen = arm_requests(sim)
     assert report["requests"]["reads"] == sum(1 for r in seen if r["method"] == "GET")
-    assert report["requests"]["writes"] == sum(1 for r in seen if r["method"] in WRITE_METHODS) == 3
+    assert report["requests"]["writes"] == sum(1 for r in seen if r["method"] in WRITE_METHODS) \
+        == 3 + (mode == "Flexible")
     # What the user reads: the outcome, every instance with its times, where the report is.
     assert "SUCCEEDED" in done.stdout and "reimaged 3 instances" in done.stdout
-    for row in report["instances"]:
-        assert f"vmss-demo_{row['id']}" in done.stdout
+    assert f"skipped {ids[3]} ({reason})" in done.stdout
+    for row in report["instances"][:3]:
+        assert row["name"] in done.stdout
         assert row["reimageStart"][11:19] in done.stdout
     assert f"report: {report_file}" in done.stdout
-    assert "instance 0: reimage started" in done.stdout  # one timestamped line per event in a log
-    assert sorted(reimage_posts(sim)) == ["0", "1", "2"]
+    # one timestamped line per event in a log
+    assert f"instance {ids[0]}: reimage started" in done.stdout
+    assert sorted(reimage_posts(sim)) == ids[:3]
     assert sim.history()["max_not_ready"] == 1
     assert_no_forbidden_calls(sim)
 
@@ -106,8 +121,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(simulate):
     assert any(r["path"].endswith("/vmss-demo") for r in logged)  # the flag's name, not the variable's
 
 
-def test_one_instance_set_surges_to_two_and_back(simulate, tmp_path):
-    sim = simulate({"instances": 1})
+def test_one_instance_set_surges_to_two_and_back(simulate, tmp_path, mode):
+    sim = simulate({"instances": 1, "orchestration_mode": mode})
     report_file = tmp_path / "run.json"
 
     done = run_cli(sim, "--report-file", str(report_file))
@@ -116,7 +131,9 @@ def test_one_instance_set_surges_to_two_and_back(simulate, tmp_path):
     report = json.loads(report_file.read_text())
     assert report["capacity"] == {"before": 1, "during": 2, "after": 1}
     assert report["plan"]["surgeTo"] == 2
-    assert reimage_posts(sim) == ["0"]  # the fresh surge instance is not reimaged
+    # the fresh surge instance is not reimaged, and the scale set's batch delete removes it
+    assert reimage_posts(sim) == [instance_id(sim, "0")]
+    assert sim.history()["instances"][instance_id(sim, "1")]["deleted"] is not None
     writes = [(r["method"], r["path"].rsplit("/", 1)[-1]) for r in arm_requests(sim)
               if r["method"] in WRITE_METHODS]
     assert writes == [("PATCH", "vmss-demo"), ("POST", "reimage"), ("POST", "delete")]
@@ -127,11 +144,13 @@ def test_one_instance_set_surges_to_two_and_back(simulate, tmp_path):
     assert_no_forbidden_calls(sim)
 
 
-def test_failed_reimage_names_the_instance_and_code(simulate, tmp_path):
-    sim = simulate({"instances": [{"id": "0", "zone": "1"},
+def test_failed_reimage_names_the_instance_and_code(simulate, tmp_path, mode):
+    sim = simulate({"orchestration_mode": mode,
+                    "instances": [{"id": "0", "zone": "1"},
                                   {"id": "1", "zone": "2", "on_reimage": "fail",
                                    "error_code": "OSProvisioningTimedOut"},
                                   {"id": "2", "zone": "3"}]})
+    failing = instance_id(sim, "1")
     report_file = tmp_path / "run.json"
 
     done = run_cli(sim, "--report-file", str(report_file))
@@ -139,13 +158,13 @@ def test_failed_reimage_names_the_instance_and_code(simulate, tmp_path):
     assert done.returncode == 1
     error = done.stderr.strip().splitlines()
     assert len(error) == 1 and error[0].startswith("cycle-vmss: error: ")
-    assert "1" in error[0] and "OSProvisioningTimedOut" in error[0]
+    assert f"instance {failing}" in error[0] and "OSProvisioningTimedOut" in error[0]
     report = json.loads(report_file.read_text())
     assert report["result"] == "failed"
-    assert report["failure"]["instanceId"] == "1"
+    assert report["failure"]["instanceId"] == failing
     assert report["failure"]["code"] == "OSProvisioningTimedOut"
     actions = {i["id"]: i["action"] for i in report["instances"]}
-    assert actions["1"] == "failed"
+    assert actions[failing] == "failed"
     assert "not-started" in actions.values()  # nothing new starts after a failure
     assert "FAILED" in done.stdout and "OSProvisioningTimedOut" in done.stdout
     assert_no_forbidden_calls(sim)
@@ -245,9 +264,9 @@ def test_identity_without_permission_is_refused_naming_the_action(simulate):
     assert "eyJ" not in done.stdout + done.stderr
 
 
-def test_sigint_mid_run_leaves_a_report_and_exits_130_within_3_seconds(simulate, tmp_path):
-    sim = simulate({"instances": 3, "timings": {"reimage_seconds": 6, "boot_seconds": 1,
-                                                "health_seconds": 1}})
+def test_sigint_mid_run_leaves_a_report_and_exits_130_within_3_seconds(simulate, tmp_path, mode):
+    sim = simulate({"instances": 3, "orchestration_mode": mode,
+                    "timings": {"reimage_seconds": 6, "boot_seconds": 1, "health_seconds": 1}})
     report_file = tmp_path / "run.json"
     proc = subprocess.Popen(cli_args(sim, "--report-file", str(report_file)), cwd=REPO,
                             env=clean_env(sim), stdout=subprocess.PIPE, stderr=subprocess.PIPE,

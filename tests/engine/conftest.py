@@ -18,6 +18,12 @@ from cycle_vmss.simulator.inprocess import SimulatorComputePort
 RG, NAME = "rg-demo", "vmss-demo"
 
 
+def instance_id(mode: str, scenario_id: str) -> str:
+    """The id the product uses for a scenario's instance: its instanceId on a Uniform set, its
+    VM name `<set>_<id>` on a Flexible one (the simulator names Flexible VMs so)."""
+    return scenario_id if mode == "Uniform" else f"{NAME}_{scenario_id}"
+
+
 class Recorder:
     def __init__(self) -> None:
         self.events: list[Event] = []
@@ -40,6 +46,7 @@ class Rollout:
     clock: VirtualClock
     start: float
     port: SimulatorComputePort = field(repr=False, default=None)
+    mode: str = "Uniform"
 
     @property
     def history(self) -> dict:
@@ -48,13 +55,23 @@ class Rollout:
     def writes(self) -> list[dict]:
         return [r for r in self.backend.requests() if r["method"] != "GET"]
 
-    def reimages(self, instance_id: str) -> list[dict]:
-        return self.history["instances"][instance_id]["reimages"]
+    def reimages(self, scenario_id: str) -> list[dict]:
+        return self.history["instances"][self.id(scenario_id)]["reimages"]
+
+    def id(self, scenario_id: str) -> str:
+        return instance_id(self.mode, scenario_id)
+
+    def ids(self, *scenario_ids: str) -> list[str]:
+        return [self.id(i) for i in scenario_ids]
 
 
 def rollout(scenario: dict, port_class=SimulatorComputePort, listener=None, cancelled=None,
-            **raw: str) -> Rollout:
-    """Run the engine once: `scenario` for the simulator, `raw` settings as a user types them."""
+            mode: str | None = None, **raw: str) -> Rollout:
+    """Run the engine once: `scenario` for the simulator (on a set of orchestration `mode` when
+    given), `raw` settings as a user types them."""
+    if mode is not None:
+        scenario = {**scenario, "orchestration_mode": mode}
+    mode = scenario.get("orchestration_mode", "Uniform")
     clock = VirtualClock()
     backend = Backend(scenario, clock)
     raw.setdefault("resource_group", RG)
@@ -71,7 +88,7 @@ def rollout(scenario: dict, port_class=SimulatorComputePort, listener=None, canc
                 listener(e)
 
     report = run_rollout(settings, port, clock=clock, listener=Both(), cancelled=cancelled)
-    return Rollout(report, backend, recorder, clock, start, port)
+    return Rollout(report, backend, recorder, clock, start, port, mode)
 
 
 def assert_budget_kept(run: Rollout, r_min: int) -> None:

@@ -119,7 +119,7 @@ def both_paths(monkeypatch):
     return calls
 
 
-def test_incremental_decisions_equal_full_ones_through_a_busy_rollout(monkeypatch):
+def test_incremental_decisions_equal_full_ones_through_a_busy_rollout(monkeypatch, mode):
     calls = both_paths(monkeypatch)
     scenario = {
         "instances": [{"id": str(i), "zone": str(1 + i % 3), "fault_domain": i % 2,
@@ -131,7 +131,7 @@ def test_incremental_decisions_equal_full_ones_through_a_busy_rollout(monkeypatc
                    {"at_seconds": 70, "delete_instance": "11"},
                    {"at_seconds": 90, "add_instances": 2}],
     }
-    run = rollout(scenario, max_unavailable="3", ignore_initial_health="true",
+    run = rollout(scenario, mode=mode, max_unavailable="3", ignore_initial_health="true",
                   min_ready_seconds="15", poll_interval_seconds="5")
     assert run.report["result"] == "succeeded", run.report["message"]
     assert sum(calls) > 20  # the incremental path was taken, and agreed every time
@@ -151,12 +151,13 @@ def test_incremental_decisions_equal_full_ones_when_a_reimage_fails(monkeypatch)
 # --- passes in a real rollout ----------------------------------------------------------------
 
 
-def test_while_the_cap_is_full_a_pass_reads_only_the_operation_statuses():
+def test_while_the_cap_is_full_a_pass_reads_only_the_operation_statuses(mode):
     # k = 1, a 300 s reimage and 10 s polls: ~30 passes per instance, but only the pass after the
     # start (to see it go), the passes from the end of the operation until it is seen ready, and
-    # one every LIST_AT_LEAST_EVERY seconds list the set.
+    # one every LIST_AT_LEAST_EVERY seconds list the set (`.../virtualMachines` in both modes:
+    # the scale set's VM list, or the group's VM list filtered to the set).
     run = rollout({"instances": 4, "timings": {"reimage_seconds": 300, "boot_seconds": 0,
-                                                "health_seconds": 25}})
+                                                "health_seconds": 25}}, mode=mode)
     assert run.report["result"] == "succeeded"
     gets = [r for r in run.backend.requests() if r["method"] == "GET"]
     lists = [r for r in gets if r["path"].endswith("/virtualMachines")]

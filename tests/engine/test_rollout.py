@@ -13,22 +13,27 @@ from cycle_vmss.engine import exit_code
 from cycle_vmss.report import write_report
 from cycle_vmss.simulator.inprocess import SimulatorComputePort
 
-from .conftest import assert_budget_kept, rollout
+from .conftest import assert_budget_kept, instance_id, rollout
 
 ZONED6 = {"instances": 6}  # ids 0..5 over zones 1, 2, 3; reimage 3 s + boot 1 s + health 1 s
 
 
-def started_at(run, instance_id):
-    return next(e.time for e in run.events.of("started") if e.instance_id == instance_id)
+def started_at(run, iid):
+    return next(e.time for e in run.events.of("started") if e.instance_id == iid)
+
+
+def run_ids(mode, scenario_ids):
+    return [instance_id(mode, i) for i in scenario_ids]
 
 
 # --- the happy path --------------------------------------------------------------------------
 
 
-def test_default_rollout_reimages_every_instance_within_the_budget():
-    run = rollout(ZONED6)
+def test_default_rollout_reimages_every_instance_within_the_budget(mode):
+    run = rollout(ZONED6, mode=mode)
     r = run.report
     assert (r["result"], exit_code(r)) == ("succeeded", 0)
+    assert r["orchestrationMode"] == mode
     assert "reimaged 6 instances" in r["message"]
     assert [row["action"] for row in r["instances"]] == ["reimaged"] * 6
     assert all(row["reimageStart"] and row["readyTime"] and row["outOfServiceSeconds"] >= 5
@@ -37,14 +42,24 @@ def test_default_rollout_reimages_every_instance_within_the_budget():
     assert h["max_not_ready"] == 1 and h["max_reimages_in_flight"] == 1
     assert_budget_kept(run, r_min=5)
     assert all(len(run.reimages(str(i))) == 1 for i in range(6))
-    assert sorted(run.events.ids("done")) == [str(i) for i in range(6)]
+    assert sorted(run.events.ids("done")) == run.ids(*"012345")
     # Unready-free set, window 1: zone by zone (ties by zone name), fault domain, id.
-    assert r["plan"]["order"] == run.events.ids("started") == ["0", "3", "1", "4", "2", "5"]
+    assert r["plan"]["order"] == run.events.ids("started") == run.ids(*"031425")
     assert r["requests"]["writes"] == 6 and r["capacity"] == {"before": 6, "during": 6, "after": 6}
+    # Each mode through its own APIs: Flexible never asks the scale-set VM APIs (Azure refuses
+    # them), Uniform never the single-VM ones.
+    paths = [q["path"] for q in run.backend.requests()]
+    vmss_vm_api = [p for p in paths if "/virtualMachineScaleSets/vmss-demo/virtualMachines" in p]
+    single_vm_api = [p for p in paths if "/providers/Microsoft.Compute/virtualMachines" in p]
+    assert (vmss_vm_api, bool(single_vm_api)) == ([], True) if mode == "Flexible" else \
+        (bool(vmss_vm_api), single_vm_api) == (True, [])
+    if mode == "Flexible":
+        assert [p.rsplit("/", 2)[-2:] for p in paths if p.endswith("/reimage")] == \
+            [[i, "reimage"] for i in run.ids(*"031425")]
 
 
-def test_polling_economy_one_list_per_pass_and_no_per_instance_reads():
-    run = rollout({"instances": 250, "page_size": 100}, max_unavailable="25")
+def test_polling_economy_one_list_per_pass_and_no_per_instance_reads(mode):
+    run = rollout({"instances": 250, "page_size": 100}, mode=mode, max_unavailable="25")
     assert run.report["result"] == "succeeded"
     log = run.backend.requests()
     paths = [r["path"] for r in log if r["method"] == "GET"]
@@ -100,13 +115,13 @@ def test_min_ready_seconds_holds_an_instance_until_it_stayed_ready():
     assert all(s >= d for s, d in zip(starts[1:], dones))
 
 
-def test_dry_run_plans_and_writes_nothing():
-    run = rollout({"instances": 1}, dry_run="true")
+def test_dry_run_plans_and_writes_nothing(mode):
+    run = rollout({"instances": 1}, mode=mode, dry_run="true")
     r = run.report
     assert (r["result"], exit_code(r)) == ("dry-run", 0)
     assert run.writes() == []
     assert r["plan"]["surgeTo"] == 2 and r["plan"]["automaticSurge"] == 1
-    assert run.events.of("plan")[0].data["order"] == ["0"]
+    assert run.events.of("plan")[0].data["order"] == [run.id("0")]
     assert "would reimage 1 instance" in r["message"] and "surge capacity 1 -> 2" in r["message"]
 
 
@@ -124,7 +139,11 @@ def test_report_file_is_written_whole(tmp_path):
 @pytest.mark.parametrize("scenario, raw, words", [
     (ZONED6, {"scale_set_name": "vmss-missing"}, ["vmss-missing", "rg-demo", "not found"]),
     (ZONED6, {"resource_group": "rg-other"}, ["vmss-demo", "rg-other", "not found"]),
-    ({"orchestration_mode": "Flexible"}, {}, ["Flexible", "Uniform"]),
+    # A VM's reimage has no all-disks form: refused before anything is touched.
+    ({"orchestration_mode": "Flexible"}, {"reimage_all": "true"},
+     ["reimage-all", "Flexible orchestration", "nothing was changed"]),
+    ({"orchestration_mode": "Flexible"}, {"instance_ids": "vmss-demo_1, 1"},
+     ["instance-ids", "1 is not in", "vmss-demo_0"]),
     ({"rolling_upgrade_in_progress": True}, {}, ["rolling upgrade in progress"]),
     ({"health_extension": False}, {}, ["ApplicationHealthLinux", "health-source: none"]),
     ({"health_extension": False}, {"health_source": "extension"},
@@ -172,20 +191,54 @@ def test_ignore_initial_health_reimages_unready_instances_first():
     assert_budget_kept(run, r_min=5)
 
 
-def test_skips_are_reported_and_never_touched():
+# How each mode protects an instance: a protection policy (seen in the list, skipped at
+# preflight), or a resource lock on the VM (seen only when Azure refuses its reimage with 409
+# ScopeLocked: skipped then, not failed).
+GUARDED = {"Uniform": ({"protect_from_scale_set_actions": True}, "protected from scale-set actions"),
+           "Flexible": ({"locked": True}, "locked")}
+
+
+def test_skips_are_reported_and_never_touched(mode):
+    guard, reason = GUARDED[mode]
     scenario = {"instances": [
-        {"id": "0"}, {"id": "1", "protect_from_scale_set_actions": True},
+        {"id": "0"}, {"id": "1", **guard},
         {"id": "2", "power": "stopped"}, {"id": "3", "power": "deallocated"}, {"id": "4"}, {"id": "5"}]}
-    run = rollout(scenario, instance_ids="0 1 2 3 4")
+    run = rollout(scenario, mode=mode, instance_ids=" ".join(run_ids(mode, "01234")))
     r = run.report
     assert r["result"] == "succeeded"
     rows = {row["id"]: (row["action"], row["reason"]) for row in r["instances"]}
-    assert rows == {"0": ("reimaged", None), "1": ("skipped", "protected from scale-set actions"),
-                    "2": ("skipped", "stopped"), "3": ("skipped", "deallocated"),
-                    "4": ("reimaged", None), "5": ("skipped", "out of scope")}
+    assert rows == dict(zip(run.ids(*"012345"), [
+        ("reimaged", None), ("skipped", reason), ("skipped", "stopped"), ("skipped", "deallocated"),
+        ("reimaged", None), ("skipped", "out of scope")]))
     assert all(run.reimages(i) == [] for i in "1235")
     assert r["plan"]["n0"] == 4  # 0, 1 (protected, serving), 4, 5 (out of scope, serving)
-    assert sorted(run.events.ids("skipped")) == ["1", "2", "3", "5"]
+    assert sorted(run.events.ids("skipped")) == run.ids(*"1235")
+    assert "skipped" in r["message"] and reason in r["message"]
+    if mode == "Flexible":  # what Azure said about the lock stays in the report
+        row1 = next(row for row in r["instances"] if row["id"] == run.id("1"))
+        assert row1["error"]["code"] == "ScopeLocked" and "locked" in row1["error"]["message"]
+        assert [w["path"].rsplit("/", 2)[-2] for w in run.writes()] == run.ids("0", "1", "4")
+
+
+def test_standby_pool_vms_are_skipped_and_serve_nothing():
+    """Flexible: a VM parked in the set's standby pool (isVMInStandbyPool) is never touched and
+    is not in service, even when it runs healthy: it is not in N0 and never counts as ready."""
+    scenario = {"orchestration_mode": "Flexible", "instances": [
+        {"id": "0"}, {"id": "1"}, {"id": "2", "standby": True}, {"id": "3", "standby": True,
+                                                                  "power": "deallocated"}]}
+    run = rollout(scenario, max_unavailable="2")
+    r = run.report
+    assert r["result"] == "succeeded"
+    rows = {row["id"]: (row["action"], row["reason"]) for row in r["instances"]}
+    assert rows == {run.id("0"): ("reimaged", None), run.id("1"): ("reimaged", None),
+                    run.id("2"): ("skipped", "in standby pool"),
+                    run.id("3"): ("skipped", "in standby pool")}
+    assert r["plan"]["n0"] == 2 and r["plan"]["rMin"] == 1 and r["plan"]["maxInFlight"] == 2
+    assert run.reimages("2") == [] and run.reimages("3") == []
+    # Two slots, but R_min 1 of the two serving VMs: one at a time. Had the healthy standby VM
+    # counted as ready, both would have gone out together.
+    assert run.history["max_reimages_in_flight"] == 1
+    assert r["capacity"]["before"] == 2  # standby VMs are not in the capacity either
 
 
 def test_an_empty_set_has_nothing_to_do():
@@ -202,50 +255,54 @@ def test_only_skipped_instances_means_nothing_to_do_and_no_surge():
 # --- surge ------------------------------------------------------------------------------------
 
 
-def test_a_one_instance_set_goes_to_two_and_back():
-    run = rollout({"instances": 1})
+def test_a_one_instance_set_goes_to_two_and_back(mode):
+    run = rollout({"instances": 1}, mode=mode)
     r = run.report
     assert r["result"] == "succeeded"
     assert r["capacity"] == {"before": 1, "during": 2, "after": 1}
     assert [c["capacity"] for c in run.history["capacity"]] == [1, 2, 1]
-    new = run.history["instances"]["1"]
+    new = run.history["instances"][run.id("1")]
     assert new["reimages"] == [] and new["deleted"] is not None  # fresh, never reimaged, removed
     assert_budget_kept(run, r_min=1)  # one instance was always ready
     assert [e.data for e in run.events.of("capacity")] == [{"from": 1, "to": 2}, {"from": 2, "to": 1}]
 
 
-def test_configured_surge_widens_the_window_and_is_removed_after():
-    run = rollout({"instances": 6, "timings": {"reimage_seconds": 30}}, max_surge="2")
+def test_configured_surge_widens_the_window_and_is_removed_after(mode):
+    run = rollout({"instances": 6, "timings": {"reimage_seconds": 30}}, mode=mode, max_surge="2")
     r = run.report
     assert r["result"] == "succeeded"
     assert r["plan"]["maxInFlight"] == 3 and r["plan"]["surgeTo"] == 8
     assert run.history["max_reimages_in_flight"] == 3
     assert_budget_kept(run, r_min=5)
     assert [c["capacity"] for c in run.history["capacity"]] == [6, 8, 6]
-    assert all(run.history["instances"][i]["deleted"] for i in ("6", "7"))
+    assert all(run.history["instances"][i]["deleted"] for i in run.ids("6", "7"))
     assert all(run.reimages(i) == [] for i in ("6", "7"))
+    # removed by the scale set's batch delete, naming them as the mode names instances
+    assert [w["path"].endswith("/virtualMachineScaleSets/vmss-demo/delete")
+            for w in run.writes() if w["method"] == "POST" and w["path"].endswith("/delete")] == [True]
 
 
 # --- failures -----------------------------------------------------------------------------------
 
 
-def test_a_failed_reimage_stops_new_starts_and_names_instance_code_and_states():
+def test_a_failed_reimage_stops_new_starts_and_names_instance_code_and_states(mode):
     scenario = {"instances": [{"id": str(i), "zone": "1"} for i in range(6)]}
     scenario["instances"][1] = {"id": "1", "zone": "1", "on_reimage": "fail",
                                 "error_code": "OSProvisioningTimedOut"}
-    run = rollout(scenario, max_unavailable="2", max_surge="1")
+    run = rollout(scenario, mode=mode, max_unavailable="2", max_surge="1")
     r = run.report
     assert (r["result"], exit_code(r)) == ("failed", 1)
-    assert r["failure"]["instanceId"] == "1" and r["failure"]["code"] == "OSProvisioningTimedOut"
+    assert r["failure"]["instanceId"] == run.id("1") and r["failure"]["code"] == "OSProvisioningTimedOut"
     assert r["failure"]["states"] == {"provisioning": "failed", "power": "running", "health": "unknown"}
-    assert "OSProvisioningTimedOut" in r["message"] and "instance 1" in r["message"]
+    assert "OSProvisioningTimedOut" in r["message"] and f"instance {run.id('1')}" in r["message"]
     failed_at = run.events.of("failed")[0].time
     assert all(e.time <= failed_at for e in run.events.of("started"))
     # in-flight ones were watched to the end
-    assert {row["action"] for row in r["instances"] if row["id"] in ("0", "2")} == {"reimaged"}
+    assert {row["action"] for row in r["instances"] if row["id"] in run.ids("0", "2")} == {"reimaged"}
     rows = {row["id"]: row for row in r["instances"]}
-    assert rows["1"]["action"] == "failed" and rows["1"]["error"]["code"] == "OSProvisioningTimedOut"
-    assert rows["5"]["action"] == "not-started"
+    assert rows[run.id("1")]["action"] == "failed"
+    assert rows[run.id("1")]["error"]["code"] == "OSProvisioningTimedOut"
+    assert rows[run.id("5")]["action"] == "not-started"
     # the surge stays and the report says so
     assert r["capacity"]["after"] == 7 and run.history["capacity"][-1]["capacity"] == 7
     assert any("capacity stays at 7" in w for w in r["warnings"])
@@ -284,13 +341,13 @@ def test_a_block_that_clears_in_time_does_not_fail():
 # --- others acting on the set -------------------------------------------------------------------
 
 
-def test_an_instance_removed_by_someone_else_is_reported_removed():
+def test_an_instance_removed_by_someone_else_is_reported_removed(mode):
     scenario = {"instances": 6, "events": [{"at_seconds": 12, "delete_instance": "4"}]}
-    run = rollout(scenario)
+    run = rollout(scenario, mode=mode)
     r = run.report
     assert r["result"] == "succeeded" and "1 removed" in r["message"]
-    assert {row["id"]: row["action"] for row in r["instances"]}["4"] == "removed"
-    assert run.events.ids("removed") == ["4"]
+    assert {row["id"]: row["action"] for row in r["instances"]}[run.id("4")] == "removed"
+    assert run.events.ids("removed") == [run.id("4")]
     assert run.reimages("4") == []
 
 
@@ -365,21 +422,22 @@ def test_throttled_reads_and_writes_are_absorbed_and_counted():
 # --- cancellation --------------------------------------------------------------------------------
 
 
-def test_cancel_starts_nothing_new_and_lists_in_flight():
+def test_cancel_starts_nothing_new_and_lists_in_flight(mode):
     cancelled = threading.Event()
+    fourth = run_ids(mode, "4")[0]
 
     def on(event):
-        if event.kind == "started" and event.instance_id == "4":
+        if event.kind == "started" and event.instance_id == fourth:
             cancelled.set()
 
-    run = rollout({"instances": 9, "timings": {"reimage_seconds": 60}}, listener=on,
+    run = rollout({"instances": 9, "timings": {"reimage_seconds": 60}}, mode=mode, listener=on,
                   cancelled=cancelled, max_unavailable="3")
     r = run.report
     assert (r["result"], exit_code(r)) == ("cancelled", 130)
     actions = {row["id"]: row["action"] for row in r["instances"]}
-    assert actions["4"] == "in-flight" and "4" in r["message"]
+    assert actions[fourth] == "in-flight" and fourth in r["message"]
     assert list(actions.values()).count("not-started") >= 4
-    assert run.events.ids("started")[-1] == "4"
+    assert run.events.ids("started")[-1] == fourth
     assert run.clock.now() - run.events.of("started")[-1].time <= 3
 
 

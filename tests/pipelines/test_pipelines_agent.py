@@ -45,18 +45,41 @@ def assert_groups_balanced(run):
     assert depth == 0
 
 
+def instance_id(sim, scenario_id: str) -> str:
+    """The id the tool reports: the instanceId (Uniform) or the VM name `<set>_<id>` (Flexible)."""
+    if sim.backend.scenario.orchestration_mode == "Flexible":
+        return f"{sim.info['scale_set_name']}_{scenario_id}"
+    return scenario_id
+
+
+def in_mode(scenario: dict, mode: str) -> dict:
+    return {**scenario, "orchestration_mode": mode}
+
+
+BOTH_MODES = dict(ids=["Uniform", "Flexible"], indirect=True)
+# Protected from the rollout: a protection policy (Uniform), a resource lock on the VM (Flexible).
+GUARDED = {"Uniform": {"protect_from_scale_set_actions": True}, "Flexible": {"locked": True}}
+ROLLOUT = [{"timings": FAST_TIMINGS, "orchestration_mode": mode,
+            "instances": [{"id": "0"}, {"id": "1"}, {"id": "2"}, {"id": "3", **GUARDED[mode]}]}
+           for mode in ("Uniform", "Flexible")]
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("agent", ROLLOUT, **BOTH_MODES)
 def test_a_rollout_sets_outputs_progress_and_a_summary(agent):
     report = Path(agent.dirs["BUILD_ARTIFACTSTAGINGDIRECTORY"]) / "run.json"
-    run = agent.run({"maxUnavailable": "2", "healthSource": "extension", "pollIntervalSeconds": 1,
+    ids = [instance_id(agent.sim, i) for i in "0123"]
+    run = agent.run({"maxUnavailable": "2", "maxSurge": "1", "healthSource": "extension",
+                     "pollIntervalSeconds": 1,
                      "reportFile": "$(Build.ArtifactStagingDirectory)/run.json"})
     assert run.returncode == 0, run.stdout + run.stderr
     outputs = run.outputs()
     assert sorted(outputs) == ["durationSeconds", "failedInstances", "reimagedInstances",
                                "result", "skippedInstances"]
     assert (outputs["result"], outputs["failedInstances"], outputs["skippedInstances"]) == \
-        ("succeeded", "[]", "[]")
-    assert sorted(json.loads(outputs["reimagedInstances"])) == ["0", "1", "2"]
+        ("succeeded", "[]", json.dumps([ids[3]]))
+    assert sorted(json.loads(outputs["reimagedInstances"])) == ids[:3]
+    assert any(ids[3] in w for w in run.issues("warning"))  # the skip is a warning
     assert 0 < float(outputs["durationSeconds"]) < 60
     assert run.commands("task.setprogress")[-1].startswith("##vso[task.setprogress value=100;]")
     assert not run.commands("task.complete") and not run.issues("error")
@@ -67,9 +90,13 @@ def test_a_rollout_sets_outputs_progress_and_a_summary(agent):
     text = summary.read_text()
     assert "### cycle-vmss: succeeded" in text and text.count("| reimaged |") == 3
     # The macro in the parameter was expanded by the agent, not by a shell.
-    assert json.loads(report.read_text())["result"] == "succeeded"
+    written = json.loads(report.read_text())
+    assert written["result"] == "succeeded"
+    # surge and restore: one more instance while it ran, deleted after
+    assert written["capacity"] == {"before": 4, "during": 5, "after": 4}
     assert_no_secret_printed(run)
-    reimages = [r for r in agent.sim.requests() if r["method"] == "POST" and r["path"].endswith("/reimage")]
+    reimages = [r for r in agent.sim.requests() if r["method"] == "POST"
+                and r["path"].endswith("/reimage") and r["status"] == 202]
     assert len(reimages) == 3
 
 
@@ -92,12 +119,13 @@ FAILING = {"instances": [{"id": "0", "zone": "1"},
            "timings": FAST_TIMINGS}
 
 
-@pytest.mark.parametrize("agent", [FAILING], indirect=True)
+@pytest.mark.parametrize("agent", [in_mode(FAILING, m) for m in ("Uniform", "Flexible")], **BOTH_MODES)
 def test_a_failed_instance_fails_the_task_with_exit_1(agent):
-    run = agent.run({"instanceIds": "1", "pollIntervalSeconds": 1})
+    failing = instance_id(agent.sim, "1")
+    run = agent.run({"instanceIds": failing, "pollIntervalSeconds": 1})
     assert run.returncode == 1, run.stdout + run.stderr
     outputs = run.outputs()
-    assert outputs["result"] == "failed" and outputs["failedInstances"] == '["1"]'
+    assert outputs["result"] == "failed" and outputs["failedInstances"] == json.dumps([failing])
     errors = run.issues("error")
     assert errors and any("OSProvisioningTimedOut" in e for e in errors)
     assert run.commands("task.complete") == ["##vso[task.complete result=Failed;]cycle-vmss: failed"]
@@ -163,7 +191,7 @@ def test_the_consumer_example_runs_as_written(agent):
 SLOW_REIMAGE = {"instances": 3, "timings": {**FAST_TIMINGS, "reimage_seconds": 60}}
 
 
-@pytest.mark.parametrize("agent", [SLOW_REIMAGE], indirect=True)
+@pytest.mark.parametrize("agent", [in_mode(SLOW_REIMAGE, m) for m in ("Uniform", "Flexible")], **BOTH_MODES)
 def test_cancelling_the_job_reports_in_flight_instances_and_exits_130(agent):
     process, env, script = agent.start({"pollIntervalSeconds": 1})
     deadline = time.monotonic() + 30

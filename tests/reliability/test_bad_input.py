@@ -66,7 +66,7 @@ CASES = [
     Bad("group-does-not-exist", "pipeline", {"resource_group": "rg-nope"}, ("rg-nope", "was not found"), {"instances": 2}),
     Bad("401-bad-secret", "cli", {}, ("vmss-demo", "could not get an Azure token", "AZURE_CLIENT_SECRET"), {"instances": 2}, auth="bad-secret"),
     Bad("403-no-role", "action", {}, ("vmss-demo", "AuthorizationFailed"), {"instances": 2}, auth="forbidden"),
-    Bad("flexible-set", "pipeline", {}, ("vmss-demo", "Flexible orchestration"), {"instances": 2, "orchestration_mode": "Flexible"}),
+    Bad("flexible-set-reimage-all", "pipeline", {"reimage_all": "true"}, ("vmss-demo", "reimage-all", "Flexible orchestration"), {"instances": 2, "orchestration_mode": "Flexible"}),
     Bad("empty-set", "cli", {}, ("vmss-demo", "nothing to reimage", "no instances"), {"instances": 0}),
     Bad("every-instance-stopped", "action", {}, ("vmss-demo", "nothing to reimage", "stopped"),
         {"instances": [{"id": "0", "power": "stopped"}, {"id": "1", "power": "deallocated"}]}),
@@ -136,8 +136,11 @@ def outcomes(tmp_path_factory):
         for sim in {id(s): s for s in sims.values()}.values():
             record_tokens(sim)
 
+        # Made here, not in the threads: mktemp is not thread-safe.
+        workdirs = {c.id: tmp_path_factory.mktemp(c.id) for c in CASES}
+
         def one(case: Bad):
-            workdir = tmp_path_factory.mktemp(case.id)
+            workdir = workdirs[case.id]
             argv, env = command_for(case, sims[case.id], workdir)
             done = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True,
                                   timeout=60, check=False)
