@@ -199,17 +199,19 @@ class Backend:
             return result
 
     def list_instances(self, rg: str, name: str, *, expand_instance_view: bool,
-                       skip: int = 0) -> tuple[list[dict], int | None]:
-        """One page of `virtualMachines`, starting at `skip`; the next page's `skip` or None."""
+                       after: str | None = None) -> tuple[list[dict], str | None]:
+        """One page of `virtualMachines`: the instances listed after the id `after` (None = from
+        the start); returns the page and the token of the next page (its last id), or None."""
         with self._lock:
             self._advance()
             self._uniform_only(rg, name, "virtualMachines.GET")
-            return self._page(skip, expand_instance_view)
+            return self._page(after, expand_instance_view)
 
-    def _page(self, skip: int, expand_instance_view: bool) -> tuple[list[dict], int | None]:
-        if skip < 0:
-            raise BadRequest(f"The value of skip token '{skip}' is not valid.")
+    def _page(self, after: str | None, expand_instance_view: bool) -> tuple[list[dict], str | None]:
+        # The token is the last id listed, not an offset: an instance deleted between two pages
+        # of one list must not shift the next page (Azure's tokens are not offsets either).
         ids = self._list_order()
+        skip = 0 if after is None else bisect.bisect_right(ids, _id_key(after), key=_id_key)
         size = self.scenario.page_size
         key = (skip, size, expand_instance_view)
         hit = self._pages.get(key)
@@ -223,7 +225,7 @@ class Backend:
             else:
                 page = [self._listed_body(vm, expand_instance_view) for vm in vms]
             self._pages[key] = (self._rev, ids, revs, page)
-        return page, (skip + size if skip + size < len(ids) else None)
+        return page, (ids[skip + size - 1] if skip + size < len(ids) else None)
 
     def get_instance(self, rg: str, name: str, instance_id: str, *,
                      expand_instance_view: bool = False) -> dict:
@@ -253,7 +255,7 @@ class Backend:
     # --- Flexible: the instances are ordinary VMs (Microsoft.Compute/virtualMachines) ---------
 
     def list_vms(self, rg: str, *, vmss_filter: str | None, expand_instance_view: bool,
-                 skip: int = 0) -> tuple[list[dict], int | None]:
+                 after: str | None = None) -> tuple[list[dict], str | None]:
         """One page of the resource group's VMs. ARM takes one `$filter`,
         `'virtualMachineScaleSet/id' eq '<set id>'`, and `$expand=instanceView` only with it.
         A Uniform set's instances are not VM resources: they are never listed here."""
@@ -275,7 +277,7 @@ class Backend:
                     return [], None
             if not self._flexible:
                 return [], None
-            return self._page(skip, expand_instance_view)
+            return self._page(after, expand_instance_view)
 
     def get_vm(self, rg: str, vm_name: str, *, expand_instance_view: bool = False) -> dict:
         with self._lock:

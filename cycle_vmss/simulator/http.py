@@ -268,14 +268,14 @@ class SimulatorApp:
 
     def list_instances(self, request: Request) -> Response:
         p = request.params
-        return self._paged(request, lambda skip: self.backend.list_instances(
-            p["rg"], p["name"], expand_instance_view=self._expand_instance_view(request), skip=skip))
+        return self._paged(request, lambda after: self.backend.list_instances(
+            p["rg"], p["name"], expand_instance_view=self._expand_instance_view(request), after=after))
 
     def list_vms(self, request: Request) -> Response:
         """Flexible: `virtualMachines?$filter='virtualMachineScaleSet/id' eq '...'&$expand=instanceView`."""
-        return self._paged(request, lambda skip: self.backend.list_vms(
+        return self._paged(request, lambda after: self.backend.list_vms(
             request.params["rg"], vmss_filter=request.param("$filter"),
-            expand_instance_view=self._expand_instance_view(request), skip=skip))
+            expand_instance_view=self._expand_instance_view(request), after=after))
 
     def get_vm(self, request: Request) -> Response:
         p = request.params
@@ -296,18 +296,17 @@ class SimulatorApp:
         return self._accepted(request, op_id)
 
     def _paged(self, request: Request, fetch) -> Response:
-        """One page from `fetch(skip)`, with a nextLink while more follow."""
-        token = request.param("$skiptoken") or "0"
-        if not token.isdigit():
-            raise BadRequest(f"The skip token '{token}' is invalid.", code="InvalidSkipToken")
-        items, next_skip = fetch(int(token))
+        """One page from `fetch(after)`, with a nextLink while more follow; the opaque token
+        names the last instance listed."""
+        items, after = fetch(request.param("$skiptoken") or None)
         page: dict[str, Any] = {"value": items}
-        if next_skip is not None:
+        if after is not None:
             # Absolute, with every parameter the client sent (api-version included): the SDK
             # follows nextLink verbatim.
             kept = [(k, v) for k, v in request.query.items() if k.lower() != "$skiptoken"]
             query = "&".join(f"{k}={quote(v, safe='')}" for k, v in kept)
-            page["nextLink"] = f"{self._base(request)}{request.path}?{query}&$skiptoken={next_skip}"
+            page["nextLink"] = (f"{self._base(request)}{request.path}?{query}"
+                                f"&$skiptoken={quote(after, safe='')}")
         return Response.json(200, page)
 
     def get_instance(self, request: Request) -> Response:

@@ -119,9 +119,9 @@ class SimulatorComputePort(ComputePort):
         self.clock = clock or backend.clock
         self.counts = RequestCounts()
         # The backend hands out the same page (and body) objects until something on them
-        # changes, so most of a list maps for free: skip -> (page, its Instances), instanceId ->
+        # changes, so most of a list maps for free: page token -> (page, its Instances), instanceId ->
         # (body, Instance), and the last whole list (its pages, the tuple returned).
-        self._mapped_pages: dict[int, tuple[list, list[Instance]]] = {}
+        self._mapped_pages: dict[str | None, tuple[list, list[Instance]]] = {}
         self._mapped: dict[str, tuple[dict, Instance]] = {}
         self._last_list: tuple[list, tuple[Instance, ...]] = ([], ())
         self._scale_set: ScaleSet | None = None  # as the last get_scale_set read it
@@ -155,26 +155,28 @@ class SimulatorComputePort(ComputePort):
     def list_instances(self) -> tuple[Instance, ...]:
         instances: list[Instance] = []
         pages: list[list] = []
-        skip: int | None = 0
+        after: str | None = None  # the page token: the last id of the page before
         flexible = self._flexible()
         if flexible is not None:  # one paged list of the group's VMs, filtered to the set
             path = self._vm_path()
             vmss_filter = f"'virtualMachineScaleSet/id' eq '{flexible.id}'"
             fetch = lambda s: self.backend.list_vms(  # noqa: E731
-                self.resource_group, vmss_filter=vmss_filter, expand_instance_view=True, skip=s)
+                self.resource_group, vmss_filter=vmss_filter, expand_instance_view=True, after=s)
         else:
             path = self._set_path("/virtualMachines")
             fetch = lambda s: self.backend.list_instances(  # noqa: E731
-                self.resource_group, self.scale_set_name, expand_instance_view=True, skip=s)
-        while skip is not None:
-            at = skip
-            page, skip = self._call("read", "GET", path, lambda s=skip: fetch(s))
+                self.resource_group, self.scale_set_name, expand_instance_view=True, after=s)
+        while True:
+            at = after
+            page, after = self._call("read", "GET", path, lambda s=at: fetch(s))
             pages.append(page)
             hit = self._mapped_pages.get(at)
             if hit is None or hit[0] is not page:
                 hit = (page, [self._instance(body) for body in page])
                 self._mapped_pages[at] = hit
             instances.extend(hit[1])
+            if after is None:
+                break
         last_pages, last = self._last_list
         if len(last_pages) == len(pages) and all(map(operator.is_, last_pages, pages)):
             return last  # the same list as last time: the same tuple (the engine skips work on it)

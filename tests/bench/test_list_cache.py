@@ -15,11 +15,12 @@ SCENARIO = {"instances": 25, "page_size": 10,
 
 
 def pages(backend):
-    out, skip = [], 0
-    while skip is not None:
-        page, skip = backend.list_instances(RG, NAME, expand_instance_view=True, skip=skip)
+    out, after = [], None
+    while True:
+        page, after = backend.list_instances(RG, NAME, expand_instance_view=True, after=after)
         out.append(page)
-    return out
+        if after is None:
+            return out
 
 
 def health(body):

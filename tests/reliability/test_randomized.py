@@ -91,12 +91,6 @@ def cases(draw) -> Case:
     elif conflict == "ids":
         faults["conflict_first_reimage"] = draw(st.lists(st.sampled_from(ids), min_size=1, max_size=4))
     page_size = draw(st.sampled_from([100, 100, 7, 25]))
-    if any("delete_instance" in e for e in events):
-        # Known simulator limit (README): its $skiptoken is an offset, so an instance deleted
-        # between two pages of one list shifts the next page and another instance goes
-        # unlisted. Azure's token is not an offset; until the simulator's is fixed, removals
-        # are generated with one-page lists only.
-        page_size = 100
     scenario = {"instances": instances, "zones": zones, "health_extension": extension,
                 "timings": timings, "events": events, "faults": faults, "page_size": page_size}
 

@@ -246,12 +246,28 @@ def test_rolling_upgrade_is_not_found_unless_the_scenario_says_one_runs():
 
 def test_list_pages_by_page_size_in_numeric_id_order():
     backend, _ = make({"page_size": 2, "instances": [{"id": str(i)} for i in (10, 2, 9, 0, 1)]})
-    pages, skip = [], 0
-    while skip is not None:
-        page, skip = backend.list_instances(RG, NAME, expand_instance_view=True, skip=skip)
+    pages, after = [], None
+    while True:
+        page, after = backend.list_instances(RG, NAME, expand_instance_view=True, after=after)
         pages.append([vm["instanceId"] for vm in page])
+        if after is None:
+            break
     assert pages == [["0", "1"], ["2", "9"], ["10"]]
-    assert backend.list_instances(RG, NAME, expand_instance_view=True, skip=4)[1] is None
+    assert backend.list_instances(RG, NAME, expand_instance_view=True, after="9")[1] is None
+
+
+def test_an_instance_deleted_between_two_pages_does_not_hide_another():
+    # The page token names the last instance listed, so deleting an instance of the first page
+    # while a client reads the second does not shift the second page past an instance.
+    backend, _ = make({"page_size": 2, "instances": 5, "timings": {"delete_seconds": 0}})
+    first, after = backend.list_instances(RG, NAME, expand_instance_view=False)
+    assert [vm["instanceId"] for vm in first] == ["0", "1"] and after == "1"
+    backend.delete_instances(RG, NAME, ["0"])
+    listed = [vm["instanceId"] for vm in first]
+    while after is not None:
+        page, after = backend.list_instances(RG, NAME, expand_instance_view=False, after=after)
+        listed += [vm["instanceId"] for vm in page]
+    assert listed == ["0", "1", "2", "3", "4"]
 
 
 def test_scale_set_instance_view_summarises_provisioning_states():
