@@ -474,6 +474,9 @@ class HttpsServer(ThreadingHTTPServer):
         """An outage: drop every open connection now, and close each new one at once (before
         TLS) for `seconds`; clients see their connection reset, as when a front door restarts."""
         self._refuse_until = time.monotonic() + seconds
+        self._drop_connections()
+
+    def _drop_connections(self) -> None:
         with self._connections_lock:
             connections = list(self._connections)
         for connection in connections:
@@ -509,11 +512,5 @@ class HttpsServer(ThreadingHTTPServer):
 
     def close(self) -> None:
         self.shutdown()
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self._drop_connections()
         self.server_close()
