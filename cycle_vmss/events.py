@@ -36,7 +36,8 @@ The JSON run report (camelCase keys; times are ISO 8601 UTC strings or null):
   "instances": [
     {"id": "0", "name": "vmss_0", "zone": "1", "faultDomain": 0,
      "action": "reimaged" | "skipped" | "failed" | "removed" | "in-flight" | "not-started",
-     "reason": null | "protected from scale-set actions" | "deallocated" | "stopped" | "out of scope",
+     "reason": null | "protected from scale-set actions" | "deallocated" | "stopped" | "out of scope"
+               | "locked" | "in standby pool"  (the last two on Flexible sets),
      "reimageStart": "...", "reimageEnd": "...", "readyTime": "...",
      "reimageSeconds": 200.0, "outOfServiceSeconds": 260.0,
      "lastStates": {"provisioning": "succeeded", "power": "running", "health": "healthy"},

@@ -358,8 +358,11 @@ def main(flags: Mapping[str, str | None] | None = None, *,
 
     try:
         chosen = credential(environ)
-    except ValueError as error:  # e.g. a malformed tenant id in the service connection
-        publish(_refusal(raw, f"AZURESUBSCRIPTION_TENANT_ID: {error}"), environ, out)
+    except ValueError:  # every value is present, so azure-identity refused the tenant id
+        tenant = environ.get("AZURESUBSCRIPTION_TENANT_ID", "").strip()
+        publish(_refusal(raw, f"AZURESUBSCRIPTION_TENANT_ID: {tenant!r} is not accepted; expected "
+                              "the service connection's tenant id (a GUID or a domain such as "
+                              "contoso.onmicrosoft.com)"), environ, out)
         return 2
     if cancelled is None:
         cancelled = threading.Event()

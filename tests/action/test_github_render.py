@@ -122,3 +122,13 @@ def test_a_failed_instance_is_out_of_service_until_the_run_ends_and_states_are_s
     assert text.count("ast states") == 1 + text.count("| Last states |")
     (error,) = annotations(report)
     assert error.endswith("failed: NotReady: late; last states x.")
+
+
+def test_instances_outside_the_scope_are_not_warnings():
+    # instance-ids: 0 on a three-instance set: 1 and 2 were never asked for, like the pipelines'
+    # log (no issue for them); a real skip in scope is still a warning.
+    rows = [_row(0), _row(1, "skipped", reason="out of scope", reimageStart=None, readyTime=None),
+            _row(2, "skipped", reason="out of scope", reimageStart=None, readyTime=None),
+            _row(3, "skipped", reason="deallocated", reimageStart=None, readyTime=None)]
+    lines = annotations(_report(rows))
+    assert lines == ["::warning title=cycle-vmss%3A instance 3::Instance 3 (vmss_3) skipped: deallocated."]

@@ -201,3 +201,15 @@ def test_bad_input_is_one_error_naming_the_pipeline_parameter(tmp_path):
     assert pipelines.main({"max_surge": "lots"}, environ=env, out=out) == 2
     assert "]--max-surge: 'lots'" in out.getvalue()
     assert json.loads(pipelines.outputs({"result": "refused"})["reimagedInstances"]) == []
+
+
+def test_a_malformed_tenant_of_the_service_connection_is_named_with_its_value(tmp_path):
+    out = io.StringIO()
+    env = {**WORKLOAD, "AZURESUBSCRIPTION_TENANT_ID": "contoso tenant", "TF_BUILD": "True",
+           "AGENT_TEMPDIRECTORY": str(tmp_path),
+           "CYCLE_VMSS_RESOURCE_GROUP": "rg", "CYCLE_VMSS_SCALE_SET_NAME": "vmss"}
+    assert pipelines.main({}, environ=env, out=out) == 2
+    errors = [l for l in lines(out) if l.startswith("##vso[task.logissue type=error;]")]
+    assert errors == ["##vso[task.logissue type=error;]AZURESUBSCRIPTION_TENANT_ID: 'contoso tenant' "
+                      "is not accepted; expected the service connection's tenant id (a GUID or a "
+                      "domain such as contoso.onmicrosoft.com)"]
