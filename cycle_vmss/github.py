@@ -19,6 +19,7 @@ from actions_toolkit import core
 from actions_toolkit.command import Command
 
 from cycle_vmss.events import Event
+from cycle_vmss.report import ids_with_action
 from cycle_vmss.settings import SETTINGS
 
 OUTPUTS = ("result", "reimaged-instances", "failed-instances", "skipped-instances",
@@ -260,10 +261,6 @@ def annotations(report: dict) -> list[str]:
 
 # --- outputs --------------------------------------------------------------------------------
 
-def _ids(report: dict, action: str) -> list[str]:
-    return [str(r.get("id")) for r in report.get("instances") or [] if r.get("action") == action]
-
-
 def outputs(report: dict, report_file: str | None, workspace: str | None = None) -> dict[str, str]:
     """The step's outputs (SPEC section 5). `report-file` is relative to the workspace when it
     lies inside it: the same relative path works in the container and in later `run` steps,
@@ -276,9 +273,9 @@ def outputs(report: dict, report_file: str | None, workspace: str | None = None)
     duration = report.get("durationSeconds")
     return {
         "result": str(report.get("result") or "refused"),
-        "reimaged-instances": json.dumps(_ids(report, "reimaged")),
-        "failed-instances": json.dumps(_ids(report, "failed")),
-        "skipped-instances": json.dumps(_ids(report, "skipped")),
+        "reimaged-instances": json.dumps(ids_with_action(report, "reimaged")),
+        "failed-instances": json.dumps(ids_with_action(report, "failed")),
+        "skipped-instances": json.dumps(ids_with_action(report, "skipped")),
         "duration-seconds": str(int(round(duration))) if isinstance(duration, (int, float)) else "0",
         "report-file": shown,
     }

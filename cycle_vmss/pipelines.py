@@ -21,6 +21,7 @@ import threading
 from typing import IO, Mapping
 
 from cycle_vmss.events import Event
+from cycle_vmss.report import ids_with_action
 from cycle_vmss.progress import describe  # the CLI's wording, so both logs read alike
 from cycle_vmss.signals import install_signal_handlers
 from cycle_vmss.settings import SettingError, Spelling, build_settings, raw_from_env
@@ -32,7 +33,7 @@ SECRET_VARIABLES = ("servicePrincipalKey", "idToken", "SYSTEM_ACCESSTOKEN", "AZU
 WORKLOAD_IDENTITY_VARIABLES = ("AZURESUBSCRIPTION_CLIENT_ID", "AZURESUBSCRIPTION_TENANT_ID",
                                "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID")
 OUTPUT_VARIABLES = ("result", "reimagedInstances", "failedInstances", "skippedInstances",
-                    "durationSeconds")
+                    "durationSeconds", "reportFile")
 _MICROSOFT_AUTHORITIES = ("login.microsoftonline.com", "login.chinacloudapi.cn",
                           "login.microsoftonline.us")
 _PHASES = {"preflight": "Preflight (read only)", "surge": "Surge: raise capacity",
@@ -184,19 +185,18 @@ def credential(environ: Mapping[str, str] | None = None):
 
 # --- after the run -------------------------------------------------------------------------
 
-def _ids(report: dict, action: str) -> list[str]:
-    return [str(i.get("id")) for i in report.get("instances") or [] if i.get("action") == action]
-
-
 def outputs(report: dict) -> dict[str, str]:
-    """The output variables' values (arrays as JSON, so a later step can parse them)."""
+    """The output variables' values (arrays as JSON, so a later step can parse them); the same
+    as the GitHub action's outputs, in camelCase."""
     duration = report.get("durationSeconds")
+    report_file = (report.get("settings") or {}).get("reportFile")
     return {
         "result": str(report.get("result", "")),
-        "reimagedInstances": json.dumps(_ids(report, "reimaged")),
-        "failedInstances": json.dumps(_ids(report, "failed")),
-        "skippedInstances": json.dumps(_ids(report, "skipped")),
-        "durationSeconds": json.dumps(round(float(duration), 1)) if duration is not None else "0",
+        "reimagedInstances": json.dumps(ids_with_action(report, "reimaged")),
+        "failedInstances": json.dumps(ids_with_action(report, "failed")),
+        "skippedInstances": json.dumps(ids_with_action(report, "skipped")),
+        "durationSeconds": str(int(round(float(duration)))) if duration is not None else "0",
+        "reportFile": os.path.abspath(report_file) if report_file else "",
     }
 
 
@@ -318,7 +318,7 @@ def publish(report: dict, environ: Mapping[str, str] | None = None,
     result = report.get("result")
     if result in ("failed", "refused"):
         # A failed instance already has its error issue (PipelinesLog); anything else is said here.
-        if result == "refused" or not _ids(report, "failed"):
+        if result == "refused" or not ids_with_action(report, "failed"):
             emit(command("task.logissue", str(report.get("message") or result), type="error"))
         emit(command("task.complete", f"cycle-vmss: {result}", result="Failed"))
     elif result == "cancelled":

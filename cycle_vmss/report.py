@@ -52,6 +52,13 @@ def failure_dict(failure: Failure | None) -> dict | None:
             "states": failure.states}
 
 
+def ids_with_action(report: dict, action: str) -> list[str]:
+    """Ids of the report's instances with `action` ("reimaged", "failed", "skipped"), for the
+    front ends' outputs. Instances outside `instance-ids` are not skips a user needs to see."""
+    return [str(row.get("id")) for row in report.get("instances") or []
+            if row.get("action") == action and row.get("reason") != "out of scope"]
+
+
 def write_report(report: dict, path: str) -> None:
     """Write atomically: a reader never sees half a report, even if the run is killed."""
     folder = os.path.dirname(os.path.abspath(path))

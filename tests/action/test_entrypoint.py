@@ -198,7 +198,7 @@ def test_cancel_mid_run_writes_outputs_and_exits_130_within_5_seconds(simulator,
     run = collect(proc, workspace, env)
     run.stdout = "".join(seen)
     assert code == 130, run.stdout + run.stderr
-    assert elapsed < 5, f"took {elapsed:.1f} s"
+    assert elapsed < 3, f"took {elapsed:.1f} s"
     assert run.outputs["result"] == "cancelled"
     assert json.loads(run.outputs["reimaged-instances"]) == []
     report = json.loads((workspace / "cycle-vmss-report.json").read_text())
@@ -224,7 +224,7 @@ def test_tokens_that_expire_every_few_seconds_are_fetched_again(simulator, run_a
     assert_nothing_leaks(run, sim.info["github_oidc_token"])
 
 
-def test_cancel_while_azure_core_waits_out_a_long_retry_after_still_ends_within_5_seconds(simulator, workspace):
+def test_cancel_while_azure_core_waits_out_a_long_retry_after_still_ends_within_3_seconds(simulator, workspace):
     """azure-core sleeps through Retry-After without looking at our cancel; the entrypoint stops
     waiting for the run and reports what its log saw."""
     sim = simulator({"instances": 3, "timings": QUICK,
@@ -238,7 +238,7 @@ def test_cancel_while_azure_core_waits_out_a_long_retry_after_still_ends_within_
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     run = collect(proc, workspace, env, timeout=10)
-    assert time.monotonic() - sent < 5
+    assert time.monotonic() - sent < 3
     assert run.code == 130, run.stdout + run.stderr
     assert run.outputs["result"] == "cancelled"
     assert json.loads((workspace / "cycle-vmss-report.json").read_text())["result"] == "cancelled"

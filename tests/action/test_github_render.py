@@ -88,7 +88,8 @@ def test_summary_stays_under_one_mebibyte_for_a_huge_set():
 
 
 def test_outputs_are_json_arrays_and_a_workspace_relative_report_path(tmp_path):
-    rows = [_row(0), _row(1, "failed"), _row(2, "skipped", reason="stopped"), _row(3)]
+    rows = [_row(0), _row(1, "failed"), _row(2, "skipped", reason="stopped"), _row(3),
+            _row(4, "skipped", reason="out of scope")]
     values = outputs(_report(rows), str(tmp_path / "out" / "r.json"), str(tmp_path))
     assert values["result"] == "succeeded"
     assert json.loads(values["reimaged-instances"]) == ["0", "3"]

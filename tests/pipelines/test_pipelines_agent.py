@@ -75,12 +75,13 @@ def test_a_rollout_sets_outputs_progress_and_a_summary(agent):
     assert run.returncode == 0, run.stdout + run.stderr
     outputs = run.outputs()
     assert sorted(outputs) == ["durationSeconds", "failedInstances", "reimagedInstances",
-                               "result", "skippedInstances"]
+                               "reportFile", "result", "skippedInstances"]
+    assert outputs["reportFile"] == str(report) and json.loads(report.read_text())["result"] == "succeeded"
     assert (outputs["result"], outputs["failedInstances"], outputs["skippedInstances"]) == \
         ("succeeded", "[]", json.dumps([ids[3]]))
     assert sorted(json.loads(outputs["reimagedInstances"])) == ids[:3]
     assert any(ids[3] in w for w in run.issues("warning"))  # the skip is a warning
-    assert 0 < float(outputs["durationSeconds"]) < 60
+    assert 0 <= int(outputs["durationSeconds"]) < 60
     assert run.commands("task.setprogress")[-1].startswith("##vso[task.setprogress value=100;]")
     assert not run.commands("task.complete") and not run.issues("error")
     assert_groups_balanced(run)
