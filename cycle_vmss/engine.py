@@ -273,7 +273,7 @@ class _Rollout:
         self.capacity["during"] = self.capacity["after"] = target
         status, instances = self._await(op, f"raising the capacity to {target}")
         if status.state is not OperationState.SUCCEEDED:
-            raise _Stop("failed", f"raising the capacity from {before} to {target} for the surge "
+            raise _Stop("failed", f"raising the capacity from {current} to {target} for the surge "
                                   f"ended {status.state.value} ({status.error_code}: "
                                   f"{status.error_message})",
                         Failure(None, status.error_code or status.state.value,
