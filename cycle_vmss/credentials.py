@@ -104,8 +104,9 @@ def resolve_subscription(setting: str | None, environ: Mapping[str, str] | None 
     value = _cli_subscription()
     if value:
         return value.lower()
-    raise SetupError("no subscription: pass --subscription-id, set AZURE_SUBSCRIPTION_ID, or sign "
-                     "in with `az login` and choose one with `az account set`")
+    raise SetupError("no subscription: give the subscription-id setting (the action's "
+                     "`subscription-id` input, or `--subscription-id`), set AZURE_SUBSCRIPTION_ID, "
+                     "or sign in with `az login` and choose one with `az account set`")
 
 
 def ca_bundle(environ: Mapping[str, str] | None = None) -> str | None:

@@ -41,7 +41,9 @@ def test_no_subscription_anywhere_says_how_to_give_one(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no `az` here
     with pytest.raises(SetupError) as caught:
         resolve_subscription(None, {})
-    assert "--subscription-id" in str(caught.value) and "az login" in str(caught.value)
+    message = str(caught.value)
+    assert "`subscription-id` input" in message and "--subscription-id" in message
+    assert "AZURE_SUBSCRIPTION_ID" in message and "az login" in message
 
 
 def test_arm_endpoint_setting_then_variable_then_public_azure():
