@@ -8,7 +8,6 @@ result is `refused` (exit 2), with a one-line message and never a token or a tra
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from datetime import datetime, timezone

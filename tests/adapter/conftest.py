@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 
 import pytest
@@ -39,3 +40,14 @@ def simulate():
 def arm_requests(sim) -> list[dict]:
     """Requests to ARM (not to the Entra or GitHub endpoints, not introspection)."""
     return [r for r in sim.requests() if r["path"].startswith("/subscriptions/")]
+
+
+def wait(op, limit: float = 15):
+    """Poll an adapter operation until it finishes (its SDK poller runs in its own thread)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        status = op.status()
+        if status.finished:
+            return status
+        time.sleep(0.1)
+    raise AssertionError("operation did not finish")

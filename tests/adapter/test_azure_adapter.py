@@ -15,17 +15,7 @@ from cycle_vmss.compute import (
 )
 from cycle_vmss.credentials import credential_scope
 
-from .conftest import arm_requests, make_port
-
-
-def wait(op, limit: float = 15):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        status = op.status()
-        if status.finished:
-            return status
-        time.sleep(0.1)
-    raise AssertionError("operation did not finish")
+from .conftest import arm_requests, make_port, wait
 
 
 def test_list_follows_every_page_and_counts_one_read_per_page(simulate):

@@ -4,25 +4,14 @@ and batch delete stay on the scale set, and a resource lock is its own error."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
 from cycle_vmss.compute import Locked, OperationState
 
-from .conftest import arm_requests, make_port
+from .conftest import arm_requests, make_port, wait
 
 FLEX = {"orchestration_mode": "Flexible"}
-
-
-def wait(op, limit: float = 15):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        status = op.status()
-        if status.finished:
-            return status
-        time.sleep(0.1)
-    raise AssertionError("operation did not finish")
 
 
 def test_preflight_reads_the_mode_and_the_list_is_one_filtered_paged_vm_list(simulate):
