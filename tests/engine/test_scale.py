@@ -3,12 +3,12 @@ checked against the simulator's own record of what happened."""
 
 from __future__ import annotations
 
-import heapq
 import random
 import time
 
 import pytest
 
+from cycle_vmss.bench.model import ideal_makespan
 from cycle_vmss.budget import resolve_budget
 from cycle_vmss.settings import parse_budget
 
@@ -50,17 +50,6 @@ def test_budget_table_rows_hold_in_a_real_rollout(n0, mu, ms, ignore, unavail, s
     caps = [c["capacity"] for c in h["capacity"]]
     assert caps == ([n0, n0 + surge, n0] if surge else [n0])
     assert all(len(h["instances"][str(i)]["reimages"]) == 1 for i in range(n0))
-
-
-def ideal_makespan(durations: list[float], k: int) -> float:
-    """A sliding window of k with instant detection (list scheduling in the engine's order)."""
-    slots = [0.0] * k
-    end = 0.0
-    for d in durations:
-        start = heapq.heappop(slots)
-        heapq.heappush(slots, start + d)
-        end = max(end, start + d)
-    return end
 
 
 def thousand(seed: int = 7) -> tuple[dict, dict[str, float]]:
