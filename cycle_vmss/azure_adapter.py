@@ -1,10 +1,12 @@
-"""The ComputePort over the real Azure SDK: the only module that imports azure.mgmt.compute.
+"""The ComputePort over the real Azure SDK: the only module that calls Azure.
 
 Everything Azure-specific stays here: the SDK's paging for the instance list, its long-running
 operation pollers (each advances in its own thread, honouring Retry-After), azure-core's retry
 policy for 429 and 5xx, and the translation of SDK errors into `cycle_vmss.compute` errors.
 A per-retry pipeline policy counts every real HTTP request, retries and operation polls
-included, so the report's request counts are what Azure actually saw.
+included, so the report's request counts are what Azure actually saw. The SDK's models map to
+the engine's observations in module-level functions, which the simulator's in-process port
+reuses on the bodies the simulator would send.
 """
 
 from __future__ import annotations
@@ -181,6 +183,40 @@ def instance_from_vm(vm: Any) -> Instance:
     )
 
 
+def scale_set_from_sdk(vmss: Any, subscription_id: str, resource_group: str,
+                       scale_set_name: str) -> ScaleSet:
+    """Turn a `VirtualMachineScaleSet` (the set named `scale_set_name`) into the engine's ScaleSet."""
+    props = vmss.properties
+    mode = props.orchestration_mode if props is not None else None
+    upgrade = props.upgrade_policy.mode if props is not None and props.upgrade_policy else None
+    profile = props.virtual_machine_profile if props is not None else None
+    extensions = (profile.extension_profile.extensions or []) if profile is not None and \
+        profile.extension_profile is not None else []
+    health = None
+    for ext in extensions:
+        kind = ext.properties.type if ext.properties is not None else None
+        if kind in HEALTH_EXTENSION_TYPES:
+            health = kind
+    return ScaleSet(
+        id=vmss.id or "",
+        name=vmss.name or scale_set_name,
+        resource_group=resource_group,
+        subscription_id=subscription_id,
+        location=vmss.location or "",
+        orchestration_mode=str(mode.value if hasattr(mode, "value") else mode or "Uniform"),
+        capacity=int(vmss.sku.capacity or 0) if vmss.sku is not None else 0,
+        upgrade_mode=str(upgrade.value if hasattr(upgrade, "value") else upgrade or "Manual"),
+        health_extension=health,
+    )
+
+
+def rolling_forward(latest: Any) -> bool:
+    """Whether a `RollingUpgradeStatusInfo` says a rolling upgrade is running."""
+    running = latest.properties.running_status if latest.properties is not None else None
+    code = running.code if running is not None else None
+    return str(getattr(code, "value", code) or "").lower() == "rollingforward"
+
+
 class PolledOperation(Operation):
     """An accepted long-running operation; its LROPoller polls in its own thread."""
 
@@ -251,28 +287,8 @@ class AzureComputePort(ComputePort):
     def get_scale_set(self) -> ScaleSet:
         vmss = self._call(self.client.virtual_machine_scale_sets.get,
                           self.resource_group, self.scale_set_name)
-        props = vmss.properties
-        mode = props.orchestration_mode if props is not None else None
-        upgrade = props.upgrade_policy.mode if props is not None and props.upgrade_policy else None
-        profile = props.virtual_machine_profile if props is not None else None
-        extensions = (profile.extension_profile.extensions or []) if profile is not None and \
-            profile.extension_profile is not None else []
-        health = None
-        for ext in extensions:
-            kind = ext.properties.type if ext.properties is not None else None
-            if kind in HEALTH_EXTENSION_TYPES:
-                health = kind
-        self.scale_set = ScaleSet(
-            id=vmss.id or "",
-            name=vmss.name or self.scale_set_name,
-            resource_group=self.resource_group,
-            subscription_id=self.subscription_id,
-            location=vmss.location or "",
-            orchestration_mode=str(mode.value if hasattr(mode, "value") else mode or "Uniform"),
-            capacity=int(vmss.sku.capacity or 0) if vmss.sku is not None else 0,
-            upgrade_mode=str(upgrade.value if hasattr(upgrade, "value") else upgrade or "Manual"),
-            health_extension=health,
-        )
+        self.scale_set = scale_set_from_sdk(vmss, self.subscription_id, self.resource_group,
+                                            self.scale_set_name)
         return self.scale_set
 
     def _flexible(self) -> ScaleSet | None:
@@ -290,9 +306,7 @@ class AzureComputePort(ComputePort):
             return False  # no rolling upgrade has ever run on this set
         except SdkAzureError as err:
             raise map_error(err) from None
-        running = latest.properties.running_status if latest.properties is not None else None
-        code = running.code if running is not None else None
-        return str(getattr(code, "value", code) or "").lower() == "rollingforward"
+        return rolling_forward(latest)
 
     def list_instances(self) -> tuple[Instance, ...]:
         flexible = self._flexible()
