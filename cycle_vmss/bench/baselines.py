@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ..compute import ComputePort, OperationState
 from ..health import is_ready
 from ..settings import HealthSource
+from ..simulator import bodies
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,8 @@ def run_script(backend, rg: str, name: str, sub: str, clock, order: list[str], a
     def poll_all() -> bool:
         ready = True
         for i in all_ids:
-            backend.admit("read")
-            view = backend.get_instance_view(rg, name, i)
+            backend.faults.admit("read")
+            view = bodies.instance_view(backend.scenario, backend.get_instance(rg, name, i))
             backend.record_request("GET", f"{base}/virtualMachines/{i}/instanceView", 200)
             ready = _view_ready(view) and ready
         return ready
@@ -83,7 +84,7 @@ def run_script(backend, rg: str, name: str, sub: str, clock, order: list[str], a
     if not poll_all():  # the script's initial health gate
         raise BaselineFailed("not every instance was ready at the start")
     for i in order:
-        backend.admit("write")
+        backend.faults.admit("write")
         backend.reimage(rg, name, i)
         backend.record_request("POST", f"{base}/virtualMachines/{i}/reimage", 202)
         started = clock.now()

@@ -3,8 +3,9 @@
 `Backend(scenario, clock)` holds one scale set, its instances and their long-running operations.
 Every verb first advances the state machine to `clock.now()`, applying each scheduled transition
 at its exact time (so history intervals are exact, not the time somebody happened to look), then
-acts at `now`. Verbs answer ARM bodies in the shapes of Azure's recordings and raise `ArmError`s
-that the HTTP layer renders as ARM's error envelope. One lock makes it thread-safe.
+acts at `now`. Verbs answer frozen snapshots (`ScaleSetSnapshot`, `VmSnapshot`,
+`OperationSnapshot`) that `bodies` renders in ARM's shapes, and raise the `ArmError`s of
+`errors`. One lock makes it thread-safe; the scenario's request faults live in `faults`.
 
 A reimage of instance i started at s, with its timings R, B, H:
   s          provisioning updating, power stopping, no vmHealth
@@ -22,78 +23,84 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
-import random
 import re
 import threading
-import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from .errors import (
-    ArmError, BadRequest, Conflict, NotFound, OperationNotAllowed, ResourceNotFound, ScopeLocked,
-    ServerError, Throttled,
-)
+from . import routes
+from .errors import BadRequest, Conflict, NotFound, OperationNotAllowed, ResourceNotFound, ScopeLocked
+from .faults import FaultInjector
+from .randomness import Randomness
 from .scenario import FLAPS, Event, InstanceSpec, Scenario, Timings, load_scenario
-
-VM_SIZE = "Standard_D2s_v3"
-HEALTH_EXTENSION_NAME = "HealthExtension"
-
-_POWER_DISPLAY = {
-    "running": "VM running", "starting": "VM starting", "stopping": "VM stopping",
-    "stopped": "VM stopped", "deallocating": "VM deallocating", "deallocated": "VM deallocated",
-}
-_HEALTH_DISPLAY = {
-    "healthy": "The VM is reporting healthy.", "unhealthy": "The VM is reporting unhealthy.",
-    "initializing": "The VM health is initializing.", "unknown": "The VM health is unknown.",
-}
-# Azure's request budgets (x-ms-ratelimit-remaining-*): (window seconds, allowance).
-_SUBSCRIPTION_LIMIT = {"read": 12000, "write": 1200}
-_RESOURCE_BUCKETS = {
-    "read": (("Microsoft.Compute/GetVMScaleSetVM3Min", 180, 1000),
-             ("Microsoft.Compute/GetVMScaleSetVM30Min", 1800, 5000)),
-    "write": (("Microsoft.Compute/VMScaleSetActions3Min", 180, 240),
-              ("Microsoft.Compute/VMScaleSetActions30Min", 1800, 1200)),
-}
-
-
-def iso(t: float) -> str:
-    """Azure's timestamp format: seven fractional digits and an explicit offset."""
-    stamp = datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    return stamp + "0+00:00"
-
 
 # The one `$filter` ARM takes on a resource group's VM list.
 _VMSS_FILTER = re.compile(r"\s*'virtualMachineScaleSet/id'\s+eq\s+'([^']+)'\s*", re.IGNORECASE)
+_ENTITY_NOT_FOUND = "The entity was not found in this Azure location."
 
 
 def _id_key(instance_id: str) -> tuple:
     return (0, int(instance_id), "") if instance_id.isdigit() else (1, 0, instance_id)
 
 
-@dataclass
-class _Vm:
-    id: str
+@dataclass(frozen=True)
+class VmSnapshot:
+    """One instance as ARM shows it at one instant. The backend replaces it whenever anything
+    shown changes, with a new `rev` (unique across the set's life), so a reader may keep what it
+    made of a snapshot for as long as the instance's rev stays the same."""
+
+    id: str  # instanceId (Uniform) or VM name (Flexible)
+    vm_id: str
+    computer_name: str
     zone: str | None
     fault_domain: int
     protected: bool
-    on_reimage: str
-    error_code: str
-    timings: Timings
-    vm_id: str
+    standby: bool  # Flexible: parked in the standby pool (not counted in capacity)
+    error_code: str  # shown while provisioning is failed
     time_created: float
+    provisioning: str
+    provisioning_time: float
+    power: str
+    health: str | None  # None: no vmHealth reported
+    health_time: float  # when `health` last changed (vmHealth's status time)
+    rev: int
+
+
+@dataclass(frozen=True)
+class ScaleSetSnapshot:
+    capacity: int
+    updating: bool  # an operation on the whole set is in flight
+    unique_id: str
+    time_created: float
+    instance_count: int  # including those being deleted
+
+
+@dataclass(frozen=True)
+class OperationSnapshot:
+    id: str
+    status: str  # InProgress, Succeeded, Failed, Canceled
+    start: float
+    end: float | None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass
+class _Vm:
+    """One instance's course through the state machine; `state` is what ARM shows of it."""
+
+    state: VmSnapshot
+    on_reimage: str
+    timings: Timings
     created: float | None  # None for instances that existed at the start
-    provisioning: str = "succeeded"
-    provisioning_time: float = 0.0
-    power: str = "running"
-    health: str | None = "healthy"  # None: no vmHealth reported
-    health_time: float = 0.0  # when `health` last changed (vmHealth's status time)
+    locked: bool = False  # Flexible: a resource lock on the VM (its reimage answers ScopeLocked)
     op_id: str | None = None  # the operation in flight on this instance
     gen: int = 0  # bumped when an instance's course changes; stale transitions are dropped
     deleting: bool = False
-    rev: int = 0  # bumped by every change of its state (which list pages show it changed)
-    locked: bool = False  # Flexible: a resource lock on the VM (its reimage answers ScopeLocked)
-    standby: bool = False  # Flexible: parked in the standby pool (not counted in capacity)
+
+    @property
+    def id(self) -> str:
+        return self.state.id
 
 
 @dataclass
@@ -106,13 +113,10 @@ class _Operation:
     status: str = "InProgress"
     error: dict | None = None
 
-    def body(self) -> dict:
-        body = {"startTime": iso(self.start), "status": self.status, "name": self.id}
-        if self.end is not None:
-            body["endTime"] = iso(self.end)
-        if self.error is not None:
-            body["error"] = dict(self.error)
-        return body
+    def snapshot(self) -> OperationSnapshot:
+        error = self.error or {}
+        return OperationSnapshot(self.id, self.status, self.start, self.end, error.get("code"),
+                                 error.get("message"))
 
 
 class Backend:
@@ -124,40 +128,28 @@ class Backend:
         self.scenario = load_scenario(scenario)
         self.clock = clock
         self._lock = threading.RLock()
-        self._rng = random.Random(self.scenario.faults.seed)
+        self.randomness = Randomness(self.scenario.faults.seed)
+        # Flexible: an instance is a VM named `<scale set>_<suffix>`, and that name is its id
+        # everywhere (bodies, routes, history); scenario keys may give the suffix alone.
+        self._flexible = self.scenario.orchestration_mode == "Flexible"
+        self.faults = FaultInjector(self.scenario.faults, clock.now, self.randomness, self._vm_key)
         self.start = clock.now()
         self._t = self.start  # the instant the state machine stands at
         self._queue: list = []
         self._seq = itertools.count()
         self._vms: dict[str, _Vm] = {}
+        self._order: list[str] | None = None  # ids in list order, until one is added or removed
+        self._rev = 0  # the last rev given to a VmSnapshot
         self._ops: dict[str, _Operation] = {}
         self._scale_set_ops: set[str] = set()
         self._next_id = 0
-        self._unique_id = self._new_guid()
+        self._unique_id = self.randomness.guid()
         self.capacity = 0
         # introspection
         self._requests: list[dict] = []
-        self._admitted = {"read": 0, "write": 0}
-        self.throttled = 0
-        self.server_errors = 0
-        self.conflicts = 0  # 409s answered by `conflict_first_reimage`
-        self._asked_reimage: set[str] = set()  # instances whose reimage was requested at all
-        # Flexible: an instance is a VM named `<scale set>_<suffix>`, and that name is its id
-        # everywhere (bodies, routes, history); scenario keys may give the suffix alone.
-        self._flexible = self.scenario.orchestration_mode == "Flexible"
-        self._response_delays_left = {self._vm_key(i)
-                                      for i in self.scenario.faults.reimage_response_delay_ids}
-        self._recent: dict[str, list[float]] = {"read": [], "write": []}  # sorted times
         self._hist: dict[str, dict] = {}
         self._ready: dict[str, bool] = {}
         self._dirty: set[str] = set()
-        # A list of a thousand instances is mostly the bodies of the last list: ids stay in list
-        # order until one is added or removed, and a body is rebuilt only when its state changed.
-        self._order: list[str] | None = None
-        self._bodies: dict[tuple[str, bool], tuple[tuple, dict]] = {}
-        self._rev = 0  # bumped by every change an instance body shows
-        # (skip, size, expand) -> (_rev, the order it was cut from, each instance's rev, page)
-        self._pages: dict[tuple[int, int, bool], tuple[int, list, tuple, list[dict]]] = {}
         self._not_ready_count = 0
         self._in_flight: set[str] = set()
         self._max_not_ready = 0
@@ -173,15 +165,28 @@ class Backend:
             self._schedule(self.start + event.at_seconds, self._run_event, event)
         self._settle()
 
+    # What the request faults answered, for tests that tally them.
+    @property
+    def throttled(self) -> int:
+        return self.faults.throttled
+
+    @property
+    def server_errors(self) -> int:
+        return self.faults.server_errors
+
+    @property
+    def conflicts(self) -> int:
+        return self.faults.conflicts
+
     # --- ARM verbs ------------------------------------------------------------------------
 
-    def get_scale_set(self, rg: str, name: str) -> dict:
+    def get_scale_set(self, rg: str, name: str) -> ScaleSetSnapshot:
         with self._lock:
             self._advance()
             self._check_set(rg, name)
-            return self._scale_set_body()
+            return self._scale_set()
 
-    def update_scale_set(self, rg: str, name: str, patch: dict) -> tuple[dict, str]:
+    def update_scale_set(self, rg: str, name: str, patch: dict) -> tuple[ScaleSetSnapshot, str]:
         """PATCH: only `sku.capacity` changes anything."""
         with self._lock:
             self._advance()
@@ -190,7 +195,7 @@ class Backend:
             self._advance()
             return result
 
-    def put_scale_set(self, rg: str, name: str, body: dict) -> tuple[dict, str]:
+    def put_scale_set(self, rg: str, name: str, body: dict) -> tuple[ScaleSetSnapshot, str]:
         with self._lock:
             self._advance()
             self._check_set(rg, name)
@@ -198,47 +203,30 @@ class Backend:
             self._advance()
             return result
 
-    def list_instances(self, rg: str, name: str, *, expand_instance_view: bool,
-                       after: str | None = None) -> tuple[list[dict], str | None]:
+    def list_instances(self, rg: str, name: str, *,
+                       after: str | None = None) -> tuple[list[VmSnapshot], str | None]:
         """One page of `virtualMachines`: the instances listed after the id `after` (None = from
         the start); returns the page and the token of the next page (its last id), or None."""
         with self._lock:
             self._advance()
             self._uniform_only(rg, name, "virtualMachines.GET")
-            return self._page(after, expand_instance_view)
+            return self._page(after)
 
-    def _page(self, after: str | None, expand_instance_view: bool) -> tuple[list[dict], str | None]:
+    def _page(self, after: str | None) -> tuple[list[VmSnapshot], str | None]:
         # The token is the last id listed, not an offset: an instance deleted between two pages
         # of one list must not shift the next page (Azure's tokens are not offsets either).
         ids = self._list_order()
         skip = 0 if after is None else bisect.bisect_right(ids, _id_key(after), key=_id_key)
         size = self.scenario.page_size
-        key = (skip, size, expand_instance_view)
-        hit = self._pages.get(key)
-        if hit is not None and hit[0] == self._rev:
-            page = hit[3]  # nothing changed since: the very same page
-        else:
-            vms = [self._vms[i] for i in ids[skip:skip + size]]
-            revs = tuple(vm.rev for vm in vms)
-            if hit is not None and hit[1] is ids and hit[2] == revs:
-                page = hit[3]  # the changes were on other pages: callers may keep their work
-            else:
-                page = [self._listed_body(vm, expand_instance_view) for vm in vms]
-            self._pages[key] = (self._rev, ids, revs, page)
+        page = [self._vms[i].state for i in ids[skip:skip + size]]
         return page, (ids[skip + size - 1] if skip + size < len(ids) else None)
 
-    def get_instance(self, rg: str, name: str, instance_id: str, *,
-                     expand_instance_view: bool = False) -> dict:
+    def get_instance(self, rg: str, name: str, instance_id: str) -> VmSnapshot:
+        """One scale-set VM (its GET and its instanceView show the same snapshot)."""
         with self._lock:
             self._advance()
             self._uniform_only(rg, name, "virtualMachines.GET")
-            return self._vm_body(self._find_vm(rg, name, instance_id), expand_instance_view)
-
-    def get_instance_view(self, rg: str, name: str, instance_id: str) -> dict:
-        with self._lock:
-            self._advance()
-            self._uniform_only(rg, name, "virtualMachines.GET")
-            return self._instance_view(self._find_vm(rg, name, instance_id))
+            return self._find_vm(rg, name, instance_id).state
 
     def reimage(self, rg: str, name: str, instance_id: str, *, all_disks: bool = False) -> str:
         with self._lock:
@@ -246,7 +234,7 @@ class Backend:
             self._uniform_only(rg, name, f"virtualMachines.{'reimageall' if all_disks else 'reimage'}.POST")
             vm = self._find_vm(rg, name, instance_id)
             self._check_reimageable(vm, name)
-            self._conflict_on_first_request(vm)
+            self.faults.refuse_first_reimage(vm.id)
             op = self._new_op("reimageall" if all_disks else "reimage")
             self._begin_reimages([vm], op, all_disks)
             self._advance()
@@ -255,7 +243,7 @@ class Backend:
     # --- Flexible: the instances are ordinary VMs (Microsoft.Compute/virtualMachines) ---------
 
     def list_vms(self, rg: str, *, vmss_filter: str | None, expand_instance_view: bool,
-                 after: str | None = None) -> tuple[list[dict], str | None]:
+                 after: str | None = None) -> tuple[list[VmSnapshot], str | None]:
         """One page of the resource group's VMs. ARM takes one `$filter`,
         `'virtualMachineScaleSet/id' eq '<set id>'`, and `$expand=instanceView` only with it.
         A Uniform set's instances are not VM resources: they are never listed here."""
@@ -277,17 +265,13 @@ class Backend:
                     return [], None
             if not self._flexible:
                 return [], None
-            return self._page(after, expand_instance_view)
+            return self._page(after)
 
-    def get_vm(self, rg: str, vm_name: str, *, expand_instance_view: bool = False) -> dict:
+    def get_vm(self, rg: str, vm_name: str) -> VmSnapshot:
+        """One VM of a Flexible set (its GET and its instanceView show the same snapshot)."""
         with self._lock:
             self._advance()
-            return self._vm_body(self._find_flexible_vm(rg, vm_name), expand_instance_view)
-
-    def get_vm_instance_view(self, rg: str, vm_name: str) -> dict:
-        with self._lock:
-            self._advance()
-            return self._instance_view(self._find_flexible_vm(rg, vm_name))
+            return self._find_flexible_vm(rg, vm_name).state
 
     def reimage_vm(self, rg: str, vm_name: str) -> str:
         """`POST .../virtualMachines/{vmName}/reimage`: 202 and an async operation, as for
@@ -296,40 +280,16 @@ class Backend:
             self._advance()
             vm = self._find_flexible_vm(rg, vm_name)
             if vm.locked:
-                scope = self._vm_resource_id(vm)
+                scope = self._vm_resource_id(vm.id)
                 raise ScopeLocked(f"The scope '{scope}' cannot perform write operation because "
                                   f"following scope(s) are locked: '{scope}'. Please remove the "
                                   "lock and try again.")
             self._check_reimageable(vm, self.scenario.scale_set_name)
-            self._conflict_on_first_request(vm)
+            self.faults.refuse_first_reimage(vm.id)
             op = self._new_op("reimage")
             self._begin_reimages([vm], op, False)
             self._advance()
             return op.id
-
-    def _conflict_on_first_request(self, vm: _Vm) -> None:
-        """The `conflict_first_reimage` fault: a 409 that starts nothing, once per instance."""
-        first = vm.id not in self._asked_reimage
-        self._asked_reimage.add(vm.id)
-        chosen = self.scenario.faults.conflict_first_reimage
-        if not first or not chosen:
-            return
-        if isinstance(chosen, int) and len(self._asked_reimage) > chosen:
-            return
-        if not isinstance(chosen, int) and vm.id not in {self._vm_key(i) for i in chosen}:
-            return
-        self.conflicts += 1
-        raise Conflict("Another operation on this or a dependent resource is in progress. "
-                       "Retry the request after the operation completes.")
-
-    def take_response_delay(self, instance_id: str) -> float:
-        """Seconds the HTTP layer holds back the answer to this (accepted) reimage request:
-        the `reimage_response_delay_*` fault, once per listed instance."""
-        with self._lock:
-            if instance_id not in self._response_delays_left:
-                return 0.0
-            self._response_delays_left.discard(instance_id)
-            return self.scenario.faults.reimage_response_delay_seconds
 
     def reimage_set(self, rg: str, name: str, instance_ids: list | None, *,
                     all_disks: bool = False) -> str:
@@ -339,7 +299,7 @@ class Backend:
             self._advance()
             self._check_set(rg, name)
             if instance_ids is None:
-                vms = [vm for vm in self._sorted_vms() if not vm.protected and not vm.deleting]
+                vms = [vm for vm in self._sorted_vms() if not vm.state.protected and not vm.deleting]
             else:
                 vms = [self._find_vm(rg, name, str(i)) for i in instance_ids]
             for vm in vms:
@@ -370,108 +330,35 @@ class Backend:
             self._advance()
             return op.id
 
-    def get_scale_set_instance_view(self, rg: str, name: str) -> dict:
+    def get_scale_set_instance_view(self, rg: str, name: str
+                                    ) -> tuple[ScaleSetSnapshot, tuple[VmSnapshot, ...]]:
+        """The set and every instance, which its instance view summarises."""
         with self._lock:
             self._advance()
             self._check_set(rg, name)
             if self._flexible:
                 self._uniform_only(rg, name, "instanceView.GET")
-            counts: dict[str, int] = {}
-            for vm in self._vms.values():
-                code = f"ProvisioningState/{vm.provisioning}"
-                counts[code] = counts.get(code, 0) + 1
-            summary = [{"code": c, "count": n} for c, n in sorted(counts.items())]
-            state = "updating" if self._scale_set_busy() else "succeeded"
-            return {
-                "virtualMachine": {"statusesSummary": summary},
-                "extensions": [{"name": e["name"], "statusesSummary": summary}
-                               for e in self._extensions()],
-                "statuses": [{"code": f"ProvisioningState/{state}", "level": "Info",
-                              "displayStatus": f"Provisioning {state}", "time": iso(self.start)}],
-            }
+            return self._scale_set(), tuple(vm.state for vm in self._vms.values())
 
-    def latest_rolling_upgrade(self, rg: str, name: str) -> dict:
+    def latest_rolling_upgrade(self, rg: str, name: str) -> ScaleSetSnapshot:
+        """The set a rolling upgrade runs on, when the scenario says one does (NotFound if not)."""
         with self._lock:
             self._advance()
             self._check_set(rg, name)
             if not self.scenario.rolling_upgrade_in_progress:
                 raise NotFound(
                     f"Rolling upgrade status for Virtual Machine Scale Set '{name}' was not found.")
-            return {
-                "type": "Microsoft.Compute/virtualMachineScaleSets/rollingUpgrades",
-                "location": self.scenario.location,
-                "properties": {
-                    "policy": {"maxBatchInstancePercent": 20, "maxUnhealthyInstancePercent": 20,
-                               "maxUnhealthyUpgradedInstancePercent": 20,
-                               "pauseTimeBetweenBatches": "PT0S"},
-                    "runningStatus": {"lastAction": "Start", "lastActionTime": iso(self.start),
-                                      "code": "RollingForward", "startTime": iso(self.start)},
-                    "progress": {"successfulInstanceCount": 0, "failedInstanceCount": 0,
-                                 "inProgressInstanceCount": 1,
-                                 "pendingInstanceCount": max(len(self._vms) - 1, 0)},
-                },
-            }
+            return self._scale_set()
 
-    def operation_status(self, op_id: str) -> dict:
+    def operation_status(self, op_id: str) -> OperationSnapshot:
         with self._lock:
             self._advance()
             op = self._ops.get(op_id)
             if op is None:
-                raise NotFound("The entity was not found in this Azure location.")
-            return op.body()
+                raise NotFound(_ENTITY_NOT_FOUND)
+            return op.snapshot()
 
-    # --- requests, faults, rate limits ------------------------------------------------------
-
-    def admit(self, kind: str) -> None:
-        """Count one request of `kind` ("read" or "write") and apply the scenario's faults:
-        every Nth read/write is throttled (429 with Retry-After), some answer 500."""
-        if kind not in self._admitted:
-            raise ValueError(f"admit kind must be 'read' or 'write', not {kind!r}")
-        with self._lock:
-            self._admitted[kind] += 1
-            now = self.clock.now()
-            recent = self._recent[kind]
-            recent.append(now)
-            cut = bisect.bisect_right(recent, now - 3600)
-            if cut > 1000:  # trim now and then; counting stays a bisect
-                del recent[:cut]
-            faults = self.scenario.faults
-            every = faults.throttle_reads_every if kind == "read" else faults.throttle_writes_every
-            if every and self._admitted[kind] % every == 0:
-                self.throttled += 1
-                bucket = _RESOURCE_BUCKETS[kind][1][0]
-                raise Throttled(
-                    "The server rejected the request because too many requests have been "
-                    "received for this subscription.",
-                    headers={"Retry-After": str(faults.retry_after_seconds),
-                             "x-ms-ratelimit-remaining-resource": f"{bucket};0"},
-                    details=[{"code": "TooManyRequests", "target": bucket.split("/")[-1],
-                              "message": f'{{"operationGroup":"{bucket.split("/")[-1]}",'
-                                         f'"allowedRequestCount":{every - 1},'
-                                         f'"measuredRequestCount":{every}}}'}])
-            if faults.server_error_rate and self._rng.random() < faults.server_error_rate:
-                self.server_errors += 1
-                raise ServerError("An unexpected error occured while processing the request. "
-                                  "Please retry.", code="InternalServerError")
-
-    def ratelimit_headers(self, kind: str) -> dict:
-        with self._lock:
-            now = self.clock.now()
-            recent = self._recent.get(kind, [])
-
-            def used(window: float) -> int:
-                return len(recent) - bisect.bisect_right(recent, now - window)
-
-            buckets = [f"{name};{max(allowance - used(window), 0)}"
-                       for name, window, allowance in _RESOURCE_BUCKETS.get(kind, ())]
-            if kind == "write":
-                buckets.append("Microsoft.Compute/VmssQueuedVMOperations;0")
-            header = "reads" if kind == "read" else "writes"
-            return {
-                f"x-ms-ratelimit-remaining-subscription-{header}":
-                    str(max(_SUBSCRIPTION_LIMIT.get(kind, 0) - used(3600), 0)),
-                "x-ms-ratelimit-remaining-resource": ",".join(buckets),
-            }
+    # --- requests seen ----------------------------------------------------------------------
 
     def record_request(self, method: str, path: str, status: int) -> None:
         with self._lock:
@@ -481,12 +368,6 @@ class Backend:
     def requests(self) -> list[dict]:
         with self._lock:
             return [dict(r) for r in self._requests]
-
-    def counts(self) -> dict:
-        """Requests admitted so far, by kind, and how many were throttled or failed with 500."""
-        with self._lock:
-            return {"reads": self._admitted["read"], "writes": self._admitted["write"],
-                    "throttled": self.throttled, "server_errors": self.server_errors}
 
     # --- history --------------------------------------------------------------------------
 
@@ -538,16 +419,19 @@ class Backend:
 
     # --- state changes ----------------------------------------------------------------------
 
-    def _new_guid(self) -> str:
-        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
-
     def _add_vm(self, spec: InstanceSpec, *, created: float | None) -> _Vm:
-        vm = _Vm(id=self._vm_key(spec.id), zone=spec.zone, fault_domain=spec.fault_domain,
-                 protected=spec.protect_from_scale_set_actions, on_reimage=spec.on_reimage,
-                 error_code=spec.error_code, timings=spec.timings, vm_id=self._new_guid(),
-                 time_created=self._t, created=created, provisioning_time=self._t,
-                 power=spec.power, health=spec.health if spec.power == "running" else None,
-                 health_time=self._t, locked=spec.locked, standby=spec.standby)
+        instance_id = self._vm_key(spec.id)
+        self._rev += 1
+        state = VmSnapshot(
+            id=instance_id, vm_id=self.randomness.guid(),
+            computer_name=self._computer_name(instance_id), zone=spec.zone,
+            fault_domain=spec.fault_domain, protected=spec.protect_from_scale_set_actions,
+            standby=spec.standby, error_code=spec.error_code, time_created=self._t,
+            provisioning="succeeded", provisioning_time=self._t, power=spec.power,
+            health=spec.health if spec.power == "running" else None, health_time=self._t,
+            rev=self._rev)
+        vm = _Vm(state, on_reimage=spec.on_reimage, timings=spec.timings, created=created,
+                 locked=spec.locked)
         self._vms[vm.id] = vm
         self._order = None
         self._hist[vm.id] = {"not_ready": [], "reimages": [], "created": created, "deleted": None}
@@ -555,7 +439,6 @@ class Backend:
         if suffix.isdigit():
             self._next_id = max(self._next_id, int(suffix) + 1)
         self._dirty.add(vm.id)
-        self._rev += 1  # list pages built before this are stale
         return vm
 
     def _set_capacity_value(self, capacity: int) -> None:
@@ -563,24 +446,18 @@ class Backend:
             self._capacity_log.append({"time": self._t, "capacity": capacity})
         self.capacity = capacity
 
-    def _set_provisioning(self, vm: _Vm, state: str) -> None:
-        vm.provisioning = state
-        vm.provisioning_time = self._t
-        self._dirty.add(vm.id)
-        self._rev += 1  # list pages built before this are stale
-        vm.rev += 1
-
     def _set(self, vm: _Vm, **changes) -> None:
-        if "health" in changes and changes["health"] != vm.health:
-            vm.health_time = self._t
-        for key, value in changes.items():
-            setattr(vm, key, value)
+        """Change what an instance shows, now: a new snapshot with a new rev."""
+        if "provisioning" in changes:
+            changes["provisioning_time"] = self._t
+        if "health" in changes and changes["health"] != vm.state.health:
+            changes["health_time"] = self._t
+        self._rev += 1
+        vm.state = replace(vm.state, rev=self._rev, **changes)
         self._dirty.add(vm.id)
-        self._rev += 1  # list pages built before this are stale
-        vm.rev += 1
 
     def _new_op(self, kind: str) -> _Operation:
-        op = _Operation(id=self._new_guid(), kind=kind, start=self._t)
+        op = _Operation(id=self.randomness.guid(), kind=kind, start=self._t)
         self._ops[op.id] = op
         return op
 
@@ -606,7 +483,7 @@ class Backend:
         self._scale_set_ops.discard(op.id)
 
     def _check_reimageable(self, vm: _Vm, name: str) -> None:
-        if vm.protected:
+        if vm.state.protected:
             # Azure refuses actions on protected instances as OperationNotAllowed (409).
             raise OperationNotAllowed(
                 f"Operation 'reimage' is not allowed on Virtual Machine Scale Set VM instance "
@@ -632,14 +509,14 @@ class Backend:
             vm.op_id = op.id
             self._in_flight.add(vm.id)
             t, gen = vm.timings, vm.gen
-            running = vm.power == "running"
-            self._set_provisioning(vm, "updating")
+            running = vm.state.power == "running"
             if running:
-                self._set(vm, power="stopping", health=None)
+                self._set(vm, provisioning="updating", power="stopping", health=None)
                 self._at(vm, gen, self._t + t.reimage_seconds / 2, power="stopped")
                 self._at(vm, gen, self._t + t.reimage_seconds, power="starting")
                 done = self._t + t.reimage_seconds + t.boot_seconds
             else:  # a stopped or deallocated instance is reimaged where it stands
+                self._set(vm, provisioning="updating")
                 done = self._t + t.reimage_seconds
             self._schedule(done, self._reimage_done, vm, gen, op, running)
         self._settle()
@@ -654,18 +531,19 @@ class Backend:
     def _reimage_done(self, vm: _Vm, gen: int, op: _Operation, was_running: bool) -> None:
         if vm.gen != gen or vm.id not in self._vms:
             return
-        health_on = self.scenario.health_extension
         if vm.on_reimage == "fail":
-            self._set_provisioning(vm, "failed")
-            if was_running:
-                self._set(vm, power="running", health="unknown")
+            back_on = {"power": "running", "health": "unknown"} if was_running else {}
+            self._set(vm, provisioning="failed", **back_on)
             message = (f"VM has reported a failure when processing extension 'customScript' "
-                       f"(instance '{vm.id}'). Error code: {vm.error_code}.")
-            self._finish_part(op, vm, "Failed", {"code": vm.error_code, "message": message})
+                       f"(instance '{vm.id}'). Error code: {vm.state.error_code}.")
+            self._finish_part(op, vm, "Failed", {"code": vm.state.error_code, "message": message})
             return
-        self._set_provisioning(vm, "succeeded")
-        if was_running:
-            self._set(vm, power="running", health="initializing" if health_on else "healthy")
+        if not was_running:
+            self._set(vm, provisioning="succeeded")
+        else:
+            health_on = self.scenario.health_extension
+            self._set(vm, provisioning="succeeded", power="running",
+                      health="initializing" if health_on else "healthy")
             final = "unhealthy" if vm.on_reimage == "never-healthy" else "healthy"
             at = self._t + vm.timings.health_seconds
             if vm.on_reimage == "flap":  # healthy, unhealthy, ... then healthy for good
@@ -676,7 +554,7 @@ class Backend:
             self._at(vm, gen, at, health=final)
         self._finish_part(op, vm, "Succeeded")
 
-    def _apply_model(self, body: dict) -> tuple[dict, str]:
+    def _apply_model(self, body: dict) -> tuple[ScaleSetSnapshot, str]:
         sku = body.get("sku") if isinstance(body, dict) else None
         capacity = sku.get("capacity") if isinstance(sku, dict) else None
         if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int)
@@ -689,11 +567,11 @@ class Backend:
         if not op.pending:
             self._end_op(op)
         self._settle()
-        return self._scale_set_body(), op.id
+        return self._scale_set(), op.id
 
     def _live(self) -> list[_Vm]:
         """The instances the capacity counts: standby-pool VMs are not part of it."""
-        return [vm for vm in self._sorted_vms() if not vm.deleting and not vm.standby]
+        return [vm for vm in self._sorted_vms() if not vm.deleting and not vm.state.standby]
 
     def _change_capacity(self, capacity: int, op: _Operation | None) -> None:
         live = self._live()
@@ -701,7 +579,7 @@ class Backend:
             self._create(capacity - len(live), op)
         elif capacity < len(live):
             # Scale-in removes the highest ids; protected instances are left alone.
-            candidates = [vm for vm in live if not vm.protected]
+            candidates = [vm for vm in live if not vm.state.protected]
             victims = candidates[max(len(candidates) - (len(live) - capacity), 0):]
             self._begin_deletes(victims, op, adjust_capacity=False)
         self._set_capacity_value(capacity)
@@ -715,8 +593,8 @@ class Backend:
             if zones:
                 per_zone = {z: 0 for z in zones}
                 for other in self._live():
-                    if other.zone in per_zone:
-                        per_zone[other.zone] += 1
+                    if other.state.zone in per_zone:
+                        per_zone[other.state.zone] += 1
                 zone = min(zones, key=lambda z: (per_zone[z], zones.index(z)))
                 fault_domain = (per_zone[zone]) % 5
             else:
@@ -725,8 +603,7 @@ class Backend:
             vm = self._add_vm(spec, created=self._t)
             self._hist[vm.id]["created_by"] = "event" if op is not None and op.kind == "create" \
                 else "capacity"
-            self._set_provisioning(vm, "creating")
-            self._set(vm, power="starting", health=None)
+            self._set(vm, provisioning="creating", power="starting", health=None)
             gen = vm.gen
             if op is not None:
                 op.pending.add(vm.id)
@@ -742,9 +619,9 @@ class Backend:
                 self._end_op(op)
         if vm.gen != gen or vm.id not in self._vms:
             return
-        self._set_provisioning(vm, "succeeded")
         health_on = self.scenario.health_extension
-        self._set(vm, power="running", health="initializing" if health_on else "healthy")
+        self._set(vm, provisioning="succeeded", power="running",
+                  health="initializing" if health_on else "healthy")
         self._at(vm, gen, self._t + vm.timings.health_seconds, health="healthy")
 
     def _begin_deletes(self, vms: list[_Vm], op: _Operation | None, *,
@@ -760,9 +637,9 @@ class Backend:
                         "code": "OperationPreempted",
                         "message": "Operation execution has been preempted by a more recent operation."})
             vm.gen += 1
-            self._set(vm, deleting=True, power="stopping" if vm.power == "running" else vm.power,
-                      health=None)
-            self._set_provisioning(vm, "deleting")
+            vm.deleting = True
+            self._set(vm, provisioning="deleting", health=None,
+                      power="stopping" if vm.state.power == "running" else vm.state.power)
             if op is not None:
                 op.pending.add(vm.id)
                 vm.op_id = op.id
@@ -776,11 +653,8 @@ class Backend:
     def _deleted(self, vm: _Vm, op: _Operation | None) -> None:
         self._vms.pop(vm.id, None)
         self._order = None
-        self._bodies.pop((vm.id, True), None)
-        self._bodies.pop((vm.id, False), None)
         self._hist[vm.id]["deleted"] = self._t
         self._dirty.add(vm.id)
-        self._rev += 1  # list pages built before this are stale
         if op is not None:
             op.pending.discard(vm.id)
             if not op.pending and op.end is None:
@@ -794,7 +668,7 @@ class Backend:
             if vm is None or vm.deleting:
                 record["skipped"] = "no such instance"
                 return
-            previous = vm.health
+            previous = vm.state.health
             self._set(vm, health=event.health)
             if event.for_seconds is not None:
                 self._schedule(self._t + event.for_seconds, self._restore_health, vm, event.health,
@@ -812,14 +686,15 @@ class Backend:
 
     def _restore_health(self, vm: _Vm, expected: str, previous: str | None) -> None:
         # Only undo our own change: a reimage in between owns the health state now.
-        if vm.id in self._vms and vm.health == expected and not vm.deleting:
+        if vm.id in self._vms and vm.state.health == expected and not vm.deleting:
             self._set(vm, health=previous)
 
     # --- readiness bookkeeping ----------------------------------------------------------------
 
     def _is_ready(self, vm: _Vm) -> bool:
-        return (vm.provisioning == "succeeded" and vm.power == "running"
-                and (not self.scenario.health_extension or vm.health == "healthy"))
+        state = vm.state
+        return (state.provisioning == "succeeded" and state.power == "running"
+                and (not self.scenario.health_extension or state.health == "healthy"))
 
     def _settle(self) -> None:
         """Record readiness changes of the instances touched at this instant."""
@@ -847,7 +722,7 @@ class Backend:
         self._max_not_ready = max(self._max_not_ready, self._not_ready_count)
         self._max_in_flight = max(self._max_in_flight, len(self._in_flight))
 
-    # --- lookups and bodies -------------------------------------------------------------------
+    # --- lookups and names --------------------------------------------------------------------
 
     def _check_set(self, rg: str, name: str) -> None:
         s = self.scenario
@@ -881,6 +756,13 @@ class Backend:
                 "https://aka.ms/ARMResourceNotFoundFix")
         return vm
 
+    def _find_vm(self, rg: str, name: str, instance_id: str) -> _Vm:
+        self._check_set(rg, name)
+        vm = self._vms.get(str(instance_id))
+        if vm is None:
+            raise NotFound(_ENTITY_NOT_FOUND)
+        return vm
+
     def _vm_key(self, instance: str) -> str:
         """A scenario's instance reference as the id the set uses: itself for Uniform, the VM
         name `<scale set>_<suffix>` for Flexible (a full name is taken as it is)."""
@@ -894,205 +776,39 @@ class Backend:
         return instance_id[len(prefix):] if self._flexible and instance_id.startswith(prefix) \
             else instance_id
 
-    def _vm_resource_id(self, vm: _Vm) -> str:
-        s = self.scenario
-        return (f"/subscriptions/{s.subscription_id}/resourceGroups/{s.resource_group}/providers/"
-                f"Microsoft.Compute/virtualMachines/{vm.id}")
+    def _computer_name(self, instance_id: str) -> str:
+        suffix = self._suffix(instance_id)
+        suffix = f"{int(suffix):06x}" if suffix.isdigit() else suffix
+        return f"{self.scenario.scale_set_name[:9]}{suffix}"
 
-    def _find_vm(self, rg: str, name: str, instance_id: str) -> _Vm:
-        self._check_set(rg, name)
-        vm = self._vms.get(str(instance_id))
-        if vm is None:
-            raise NotFound("The entity was not found in this Azure location.")
-        return vm
+    def _set_id(self) -> str:
+        s = self.scenario
+        return routes.VMSS.format(subscription=s.subscription_id, rg=s.resource_group,
+                                  name=s.scale_set_name)
+
+    def _vm_resource_id(self, vm_name: str) -> str:
+        s = self.scenario
+        return routes.SINGLE_VM.format(subscription=s.subscription_id, rg=s.resource_group,
+                                       vm_name=vm_name)
+
+    def _op_path(self, op_id: str) -> str:
+        s = self.scenario
+        return routes.OPERATION.format(subscription=s.subscription_id, location=s.location,
+                                       op_id=op_id)
 
     def _sorted_vms(self) -> list[_Vm]:
         return [self._vms[i] for i in self._list_order()]
 
     def _list_order(self) -> list[str]:
-        if self._order is None or len(self._order) != len(self._vms):
+        if self._order is None:
             self._order = sorted(self._vms, key=_id_key)
         return self._order
 
-    def _listed_body(self, vm: _Vm, expand: bool) -> dict:
-        """`_vm_body`, kept until a field it shows changes (callers only read list bodies)."""
-        state = (vm.vm_id, vm.provisioning, vm.provisioning_time, vm.power, vm.health,
-                 vm.health_time, vm.protected, vm.zone, vm.fault_domain, vm.error_code, vm.standby)
-        hit = self._bodies.get((vm.id, expand))
-        if hit is not None and hit[0] == state:
-            return hit[1]
-        body = self._vm_body(vm, expand)
-        self._bodies[(vm.id, expand)] = (state, body)
-        return body
-
-    def _scale_set_busy(self) -> bool:
-        return bool(self._scale_set_ops)
-
-    def _set_id(self) -> str:
-        s = self.scenario
-        return (f"/subscriptions/{s.subscription_id}/resourceGroups/{s.resource_group}/providers/"
-                f"Microsoft.Compute/virtualMachineScaleSets/{s.scale_set_name}")
-
-    def _op_path(self, op_id: str | None) -> str:
-        s = self.scenario
-        return (f"/subscriptions/{s.subscription_id}/providers/Microsoft.Compute/locations/"
-                f"{s.location}/operations/{op_id}")
-
-    def _extensions(self) -> list[dict]:
-        extensions = [{
-            "name": "customScript",
-            "properties": {"publisher": "Microsoft.Azure.Extensions", "type": "CustomScript",
-                           "typeHandlerVersion": "2.1", "autoUpgradeMinorVersion": True,
-                           "settings": {"commandToExecute": "./install-service.sh"}},
-        }]
-        if self.scenario.health_extension:
-            extensions.append({
-                "name": HEALTH_EXTENSION_NAME,
-                "properties": {"publisher": "Microsoft.ManagedServices",
-                               "type": "ApplicationHealthLinux", "typeHandlerVersion": "2.0",
-                               "autoUpgradeMinorVersion": True,
-                               "settings": {"protocol": "http", "port": 80,
-                                            "requestPath": "/health"}},
-            })
-        return extensions
-
-    def _scale_set_body(self) -> dict:
-        s = self.scenario
-        body = {
-            "name": s.scale_set_name,
-            "id": self._set_id(),
-            "type": "Microsoft.Compute/virtualMachineScaleSets",
-            "location": s.location,
-            "tags": {},
-            "sku": {"name": VM_SIZE, "tier": "Standard", "capacity": self.capacity},
-            "properties": {
-                "singlePlacementGroup": True,
-                "orchestrationMode": s.orchestration_mode,
-                "upgradePolicy": {"mode": s.upgrade_mode},
-                "virtualMachineProfile": {
-                    "osProfile": {
-                        "computerNamePrefix": s.scale_set_name[:9],
-                        "adminUsername": "azureuser",
-                        "linuxConfiguration": {"disablePasswordAuthentication": True,
-                                               "provisionVMAgent": True},
-                        "secrets": [],
-                        "allowExtensionOperations": True,
-                    },
-                    "storageProfile": {
-                        "osDisk": {"osType": "Linux", "createOption": "FromImage",
-                                   "caching": "ReadWrite",
-                                   "managedDisk": {"storageAccountType": "Premium_LRS"},
-                                   "diskSizeGB": 30},
-                        "imageReference": {"publisher": "Canonical",
-                                           "offer": "ubuntu-24_04-lts", "sku": "server",
-                                           "version": "latest"},
-                    },
-                    "extensionProfile": {"extensions": self._extensions()},
-                },
-                "provisioningState": "Updating" if self._scale_set_busy() else "Succeeded",
-                "overprovision": False,
-                "doNotRunExtensionsOnOverprovisionedVMs": False,
-                "uniqueId": self._unique_id,
-                "timeCreated": iso(self.start),
-            },
-        }
-        if s.zones:
-            body["zones"] = list(s.zones)
-        if self._flexible:  # as `az vmss create --orchestration-mode Flexible` makes them
-            body["properties"].update(singlePlacementGroup=False, platformFaultDomainCount=1)
-        return body
-
-    def _vm_body(self, vm: _Vm, expand: bool) -> dict:
-        s = self.scenario
-        if self._flexible:
-            return self._flexible_vm_body(vm, expand)
-        body = {
-            "name": f"{s.scale_set_name}_{vm.id}",
-            "id": f"{self._set_id()}/virtualMachines/{vm.id}",
-            "type": "Microsoft.Compute/virtualMachineScaleSets/virtualMachines",
-            "location": s.location,
-            "tags": {},
-            "instanceId": vm.id,
-            "sku": {"name": VM_SIZE, "tier": "Standard"},
-            "properties": {
-                "latestModelApplied": True,
-                "modelDefinitionApplied": "VirtualMachineScaleSet",
-                "vmId": vm.vm_id,
-                "hardwareProfile": {"vmSize": VM_SIZE},
-                "osProfile": {"computerName": self._computer_name(vm), "adminUsername": "azureuser"},
-                "protectionPolicy": {"protectFromScaleIn": False,
-                                     "protectFromScaleSetActions": vm.protected},
-                "provisioningState": vm.provisioning.capitalize(),
-                "timeCreated": iso(vm.time_created),
-            },
-        }
-        if vm.zone is not None:
-            body["zones"] = [vm.zone]
-        if expand:
-            body["properties"]["instanceView"] = self._instance_view(vm)
-        return body
-
-    def _flexible_vm_body(self, vm: _Vm, expand: bool) -> dict:
-        """A Flexible instance: a `Microsoft.Compute/virtualMachines` resource that names its
-        scale set; no instanceId, no protection policy (resource locks do that)."""
-        s = self.scenario
-        body = {
-            "name": vm.id,
-            "id": self._vm_resource_id(vm),
-            "type": "Microsoft.Compute/virtualMachines",
-            "location": s.location,
-            "tags": {},
-            "properties": {
-                "vmId": vm.vm_id,
-                "hardwareProfile": {"vmSize": VM_SIZE},
-                "virtualMachineScaleSet": {"id": self._set_id()},
-                "osProfile": {"computerName": self._computer_name(vm), "adminUsername": "azureuser"},
-                "platformFaultDomain": vm.fault_domain,
-                "provisioningState": vm.provisioning.capitalize(),
-                "timeCreated": iso(vm.time_created),
-            },
-        }
-        if vm.zone is not None:
-            body["zones"] = [vm.zone]
-        if expand:
-            body["properties"]["instanceView"] = self._instance_view(vm)
-        return body
-
-    def _computer_name(self, vm: _Vm) -> str:
-        suffix = self._suffix(vm.id)
-        suffix = f"{int(suffix):06x}" if suffix.isdigit() else suffix
-        return f"{self.scenario.scale_set_name[:9]}{suffix}"
-
-    def _instance_view(self, vm: _Vm) -> dict:
-        if vm.provisioning == "failed":
-            provisioning = {"code": f"ProvisioningState/failed/{vm.error_code}", "level": "Error",
-                            "displayStatus": "Provisioning failed",
-                            "message": f"Error code: {vm.error_code}",
-                            "time": iso(vm.provisioning_time)}
-        else:
-            provisioning = {"code": f"ProvisioningState/{vm.provisioning}", "level": "Info",
-                            "displayStatus": f"Provisioning {vm.provisioning}",
-                            "time": iso(vm.provisioning_time)}
-        view = {
-            "platformUpdateDomain": vm.fault_domain,
-            "platformFaultDomain": vm.fault_domain,
-            "computerName": self._computer_name(vm),
-            "osName": "ubuntu",
-            "osVersion": "24.04",
-            "statuses": [provisioning, {"code": f"PowerState/{vm.power}", "level": "Info",
-                                        "displayStatus": _POWER_DISPLAY[vm.power]}],
-        }
-        if self._flexible:
-            view["isVMInStandbyPool"] = vm.standby
-        if self.scenario.health_extension and vm.health is not None:
-            view["vmHealth"] = {"status": {"code": f"HealthState/{vm.health}", "level": "Info",
-                                           "displayStatus": _HEALTH_DISPLAY[vm.health],
-                                           "time": iso(vm.health_time)}}
-        return view
+    def _scale_set(self) -> ScaleSetSnapshot:
+        return ScaleSetSnapshot(capacity=self.capacity, updating=bool(self._scale_set_ops),
+                                unique_id=self._unique_id, time_created=self.start,
+                                instance_count=len(self._vms))
 
     def __repr__(self) -> str:
         return (f"Backend({self.scenario.resource_group}/{self.scenario.scale_set_name}, "
                 f"{len(self._vms)} instances)")
-
-
-__all__ = ["Backend", "ArmError", "iso"]

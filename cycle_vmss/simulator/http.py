@@ -1,6 +1,6 @@
 """The simulator's HTTP layer: thin handlers over the backend, and the HTTPS server.
 
-A handler parses the request, calls one backend verb and renders the answer in ARM's shapes
+A handler parses the request, calls one backend verb and renders its snapshot with `bodies`
 (202 + Azure-AsyncOperation/Location for long-running POSTs, the error envelope for every
 `ArmError`, Azure's common headers on every response). It never touches backend state itself.
 """
@@ -15,14 +15,14 @@ import sys
 import threading
 import time
 import traceback
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from . import routes
+from . import bodies, routes
+from .backend import Backend, ScaleSetSnapshot, VmSnapshot
 from .errors import ArmError, BadRequest, NotFound
 from .identity import EntraError, GitHubError, Identity
 
@@ -77,13 +77,15 @@ class SimulatorApp:
     """Routes (from `routes.ROUTES`) -> handler methods of this class, plus the checks each area
     needs. Independent of sockets, so it can be exercised directly."""
 
-    def __init__(self, backend: Any, identity: Identity) -> None:
+    def __init__(self, backend: Backend, identity: Identity) -> None:
         self.backend = backend
         self.identity = identity
-        scenario = backend.scenario
-        self.subscription_id: str = scenario.subscription_id
-        self.location: str = getattr(scenario, "location", "eastus")
-        self._operation_p = str(uuid.uuid4())  # the opaque `p` ARM puts on operation URLs
+        self.faults = backend.faults
+        self.randomness = backend.randomness
+        self.scenario = backend.scenario
+        self.subscription_id: str = self.scenario.subscription_id
+        # the opaque `p` ARM puts on operation URLs
+        self._operation_p = self.randomness.request_guid()
 
     # -- dispatch ----------------------------------------------------------------------------
     def handle(self, method: str, target: str, headers: Any, body: bytes) -> Response:
@@ -101,11 +103,11 @@ class SimulatorApp:
             response = self._arm(route, request)
         else:
             response = self._guarded(getattr(self, route.handler), request)
-        correlation = headers.get("x-ms-correlation-request-id") or str(uuid.uuid4())
+        correlation = headers.get("x-ms-correlation-request-id") or self.randomness.request_guid()
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         response.headers = {
             **_COMMON_HEADERS,
-            "x-ms-request-id": str(uuid.uuid4()),
+            "x-ms-request-id": self.randomness.request_guid(),
             "x-ms-correlation-request-id": correlation,
             "x-ms-routing-request-id": f"LOCALSIMULATOR:{stamp}:{correlation}",
             **response.headers,
@@ -161,12 +163,12 @@ class SimulatorApp:
                 raise NotFound(f"The subscription '{subscription}' could not be found.",
                                code="SubscriptionNotFound")
             self.identity.authorize_arm(claims, route.action, _scope(req.path))
-            self.backend.admit(kind)
+            self.faults.admit(kind)
             return getattr(self, route.handler)(req)
 
         response = self._guarded(checked, request)
         if response.status != 401:  # an error's own headers (a 429's bucket at 0) win
-            response.headers = {**self.backend.ratelimit_headers(kind), **response.headers}
+            response.headers = {**self.faults.ratelimit_headers(kind), **response.headers}
         return response
 
     # -- helpers -----------------------------------------------------------------------------
@@ -177,8 +179,9 @@ class SimulatorApp:
     def _operation_url(self, request: Request, op_id: str, *, monitor: bool = False) -> str:
         api_version = request.param("api-version")
         monitor_part = "&monitor=true" if monitor else ""
-        return (f"{self._base(request)}/subscriptions/{self.subscription_id}/providers/"
-                f"Microsoft.Compute/locations/{self.location}/operations/{op_id}"
+        path = routes.OPERATION.format(subscription=self.subscription_id,
+                                       location=self.scenario.location, op_id=op_id)
+        return (f"{self._base(request)}{path}"
                 f"?p={self._operation_p}{monitor_part}&api-version={api_version}")
 
     def _accepted(self, request: Request, op_id: str) -> Response:
@@ -188,6 +191,24 @@ class SimulatorApp:
             "Azure-AsyncOperation": self._operation_url(request, op_id),
             "Location": self._operation_url(request, op_id, monitor=True),
         })
+
+    def _updated(self, request: Request, scale_set: ScaleSetSnapshot, op_id: str) -> Response:
+        """200 and the set, with the operation to poll (SDK 39 takes PATCH only as 200)."""
+        return Response.json(200, bodies.scale_set(self.scenario, scale_set),
+                             {"Azure-AsyncOperation": self._operation_url(request, op_id)})
+
+    def _accepted_reimage(self, request: Request, instance_id: str, op_id: str) -> Response:
+        delay = self.faults.take_response_delay(instance_id)
+        if delay:  # the fault: accepted and running, but the client hears nothing for a while
+            time.sleep(delay)
+        return self._accepted(request, op_id)
+
+    def _vm(self, request: Request, vm: VmSnapshot) -> Response:
+        expand = self._expand_instance_view(request)
+        return Response.json(200, bodies.vm(self.scenario, vm, expand=expand))
+
+    def _instance_view(self, vm: VmSnapshot) -> Response:
+        return Response.json(200, bodies.instance_view(self.scenario, vm))
 
     @staticmethod
     def _json_body(request: Request, *, required: bool) -> dict | None:
@@ -229,28 +250,30 @@ class SimulatorApp:
     # -- ARM handlers (one backend verb each) ------------------------------------------------
     def get_scale_set(self, request: Request) -> Response:
         p = request.params
-        return Response.json(200, self.backend.get_scale_set(p["rg"], p["name"]))
+        return Response.json(200, bodies.scale_set(self.scenario,
+                                                   self.backend.get_scale_set(p["rg"], p["name"])))
 
     def update_scale_set(self, request: Request) -> Response:
         p = request.params
-        body, op_id = self.backend.update_scale_set(p["rg"], p["name"],
-                                                    self._json_body(request, required=True))
-        # SDK 39 accepts PATCH only as 200 (with the async-operation header to poll).
-        return Response.json(200, body, {"Azure-AsyncOperation": self._operation_url(request, op_id)})
+        scale_set, op_id = self.backend.update_scale_set(p["rg"], p["name"],
+                                                         self._json_body(request, required=True))
+        return self._updated(request, scale_set, op_id)
 
     def put_scale_set(self, request: Request) -> Response:
         p = request.params
-        body, op_id = self.backend.put_scale_set(p["rg"], p["name"],
-                                                 self._json_body(request, required=True))
-        return Response.json(200, body, {"Azure-AsyncOperation": self._operation_url(request, op_id)})
+        scale_set, op_id = self.backend.put_scale_set(p["rg"], p["name"],
+                                                      self._json_body(request, required=True))
+        return self._updated(request, scale_set, op_id)
 
     def get_scale_set_instance_view(self, request: Request) -> Response:
         p = request.params
-        return Response.json(200, self.backend.get_scale_set_instance_view(p["rg"], p["name"]))
+        scale_set, vms = self.backend.get_scale_set_instance_view(p["rg"], p["name"])
+        return Response.json(200, bodies.scale_set_instance_view(self.scenario, scale_set, vms))
 
     def latest_rolling_upgrade(self, request: Request) -> Response:
         p = request.params
-        return Response.json(200, self.backend.latest_rolling_upgrade(p["rg"], p["name"]))
+        return Response.json(200, bodies.rolling_upgrade(
+            self.scenario, self.backend.latest_rolling_upgrade(p["rg"], p["name"])))
 
     def delete_instances(self, request: Request) -> Response:
         p = request.params
@@ -269,7 +292,7 @@ class SimulatorApp:
     def list_instances(self, request: Request) -> Response:
         p = request.params
         return self._paged(request, lambda after: self.backend.list_instances(
-            p["rg"], p["name"], expand_instance_view=self._expand_instance_view(request), after=after))
+            p["rg"], p["name"], after=after))
 
     def list_vms(self, request: Request) -> Response:
         """Flexible: `virtualMachines?$filter='virtualMachineScaleSet/id' eq '...'&$expand=instanceView`."""
@@ -279,27 +302,24 @@ class SimulatorApp:
 
     def get_vm(self, request: Request) -> Response:
         p = request.params
-        return Response.json(200, self.backend.get_vm(
-            p["rg"], p["vm_name"], expand_instance_view=self._expand_instance_view(request)))
+        return self._vm(request, self.backend.get_vm(p["rg"], p["vm_name"]))
 
     def get_vm_instance_view(self, request: Request) -> Response:
         p = request.params
-        return Response.json(200, self.backend.get_vm_instance_view(p["rg"], p["vm_name"]))
+        return self._instance_view(self.backend.get_vm(p["rg"], p["vm_name"]))
 
     def reimage_vm(self, request: Request) -> Response:
         p = request.params
         self._json_body(request, required=False)  # optional VirtualMachineReimageParameters; unused
         op_id = self.backend.reimage_vm(p["rg"], p["vm_name"])
-        delay = self.backend.take_response_delay(p["vm_name"])
-        if delay:  # the fault: accepted and running, but the client hears nothing for a while
-            time.sleep(delay)
-        return self._accepted(request, op_id)
+        return self._accepted_reimage(request, p["vm_name"], op_id)
 
     def _paged(self, request: Request, fetch) -> Response:
         """One page from `fetch(after)`, with a nextLink while more follow; the opaque token
         names the last instance listed."""
-        items, after = fetch(request.param("$skiptoken") or None)
-        page: dict[str, Any] = {"value": items}
+        vms, after = fetch(request.param("$skiptoken") or None)
+        expand = self._expand_instance_view(request)
+        page: dict[str, Any] = {"value": [bodies.vm(self.scenario, vm, expand=expand) for vm in vms]}
         if after is not None:
             # Absolute, with every parameter the client sent (api-version included): the SDK
             # follows nextLink verbatim.
@@ -311,21 +331,17 @@ class SimulatorApp:
 
     def get_instance(self, request: Request) -> Response:
         p = request.params
-        return Response.json(200, self.backend.get_instance(
-            p["rg"], p["name"], p["instance_id"], expand_instance_view=self._expand_instance_view(request)))
+        return self._vm(request, self.backend.get_instance(p["rg"], p["name"], p["instance_id"]))
 
     def get_instance_view(self, request: Request) -> Response:
         p = request.params
-        return Response.json(200, self.backend.get_instance_view(p["rg"], p["name"], p["instance_id"]))
+        return self._instance_view(self.backend.get_instance(p["rg"], p["name"], p["instance_id"]))
 
     def reimage(self, request: Request, *, all_disks: bool = False) -> Response:
         p = request.params
         self._json_body(request, required=False)  # optional reimage input (e.g. tempDisk); unused
         op_id = self.backend.reimage(p["rg"], p["name"], p["instance_id"], all_disks=all_disks)
-        delay = self.backend.take_response_delay(p["instance_id"])
-        if delay:  # the fault: accepted and running, but the client hears nothing for a while
-            time.sleep(delay)
-        return self._accepted(request, op_id)
+        return self._accepted_reimage(request, p["instance_id"], op_id)
 
     def reimage_all(self, request: Request) -> Response:
         return self.reimage(request, all_disks=True)
@@ -333,8 +349,8 @@ class SimulatorApp:
     def operation(self, request: Request) -> Response:
         status = self.backend.operation_status(request.params["op_id"])
         if (request.param("monitor") or "").lower() != "true":
-            return Response.json(200, status)
-        if status.get("status") == "InProgress":
+            return Response.json(200, bodies.operation(status))
+        if status.status == "InProgress":
             return Response(202, b"", {"Location": self._operation_url(
                 request, request.params["op_id"], monitor=True)})
         return Response(200, b"")  # the monitor URL's final answer: 200, no body

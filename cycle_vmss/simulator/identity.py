@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import json
 import threading
 import time
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from .errors import ArmError
+from .randomness import Randomness
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
@@ -67,7 +69,9 @@ class JwtSigner:
 
     def __init__(self) -> None:
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.kid = uuid.uuid4().hex
+        # Named after the public key itself (32 hex digits), so the name draws no randomness.
+        numbers = self._key.public_key().public_numbers()
+        self.kid = hashlib.sha256(f"{numbers.e}:{numbers.n}".encode()).hexdigest()[:32]
 
     def sign(self, claims: dict) -> str:
         header = {"typ": "JWT", "alg": "RS256", "kid": self.kid}
@@ -115,10 +119,9 @@ class EntraError(Exception):
     AADSTS code, `error_codes`, ids and timestamp)."""
 
     def __init__(self, status: int, error: str, aadsts: int, text: str, *, error_uri_base: str,
-                 now: float) -> None:
+                 now: float, trace_id: str, correlation_id: str) -> None:
         super().__init__(f"AADSTS{aadsts}: {text}")
         stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-        trace_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
         self.status = status
         self.body = {
             "error": error,
@@ -150,7 +153,8 @@ def _arm_time(instant: float) -> str:
 @dataclass
 class Identity:
     """The simulator's identity provider: one tenant, one app registration (secret or GitHub
-    federation), a second app without any role (for 403s), and the GitHub OIDC issuer."""
+    federation), a second app without any role (for 403s), and the GitHub OIDC issuer. The ids
+    it mints (trace ids, token ids) come from `randomness`, the simulator's one source."""
 
     base_url: str  # https://127.0.0.1:PORT, no trailing slash
     tenant_id: str
@@ -158,6 +162,7 @@ class Identity:
     client_secret: str
     github_oidc_token: str
     subscription_id: str
+    randomness: Randomness
     token_lifetime_seconds: int = 3600
     github_token_lifetime_seconds: int = DEFAULT_GITHUB_TOKEN_LIFETIME
     forbidden_client_ids: Iterable[str] = ()
@@ -198,12 +203,17 @@ class Identity:
     # -- Entra -------------------------------------------------------------------------------
     def _known_tenant(self, tenant: str) -> None:
         if tenant.lower() != self.tenant_id.lower():
-            raise EntraError(
+            raise self._entra_error(
                 400, "invalid_tenant", 90002,
                 f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID "
                 "and are signing into the correct cloud. Check with your subscription "
                 "administrator, this may happen if there are no active subscriptions for the tenant.",
-                error_uri_base=self.base_url, now=self.now())
+                self.now())
+
+    def _entra_error(self, status: int, error: str, aadsts: int, text: str, now: float) -> EntraError:
+        return EntraError(status, error, aadsts, text, error_uri_base=self.base_url, now=now,
+                          trace_id=self.randomness.request_guid(),
+                          correlation_id=self.randomness.request_guid())
 
     def openid_configuration(self, tenant: str) -> dict:
         """Shaped like login.microsoftonline.com's v2.0 document, every URL pointing here."""
@@ -254,7 +264,7 @@ class Identity:
         now = self.now()
 
         def refuse(status: int, error: str, aadsts: int, text: str) -> EntraError:
-            return EntraError(status, error, aadsts, text, error_uri_base=self.base_url, now=now)
+            return self._entra_error(status, error, aadsts, text, now)
 
         self._known_tenant(tenant)
         grant_type = form.get("grant_type", "")
@@ -293,7 +303,7 @@ class Identity:
             "aud": resource, "iss": f"{self._tenant_url(self.tenant_id)}/", "iat": int(now),
             "nbf": int(now), "exp": int(now) + lifetime, "appid": client_id, "appidacr": appidacr,
             "idp": f"{self._tenant_url(self.tenant_id)}/", "idtyp": "app", "oid": object_id,
-            "sub": object_id, "tid": self.tenant_id, "uti": uuid.uuid4().hex, "ver": "1.0",
+            "sub": object_id, "tid": self.tenant_id, "uti": self.randomness.request_hex(), "ver": "1.0",
         })
         with self._lock:
             self._tokens_issued += 1
@@ -354,7 +364,7 @@ class Identity:
             raise GitHubError(401, "Unauthorized: the request token is missing or not valid for this job.")
         now = int(self.now())
         return {"value": self.github_key.sign({
-            "jti": str(uuid.uuid4()), "sub": GITHUB_SUBJECT, "aud": audience or GITHUB_DEFAULT_AUDIENCE,
+            "jti": self.randomness.request_guid(), "sub": GITHUB_SUBJECT, "aud": audience or GITHUB_DEFAULT_AUDIENCE,
             "ref": "refs/heads/main", "repository": "octo-org/octo-repo",
             "repository_owner": "octo-org", "event_name": "workflow_dispatch",
             "job_workflow_ref": "octo-org/octo-repo/.github/workflows/cycle.yml@refs/heads/main",

@@ -1,24 +1,31 @@
-"""Every URL the simulator answers, as data: method + path pattern -> handler name.
+"""Every URL the simulator answers, as data: method + path template -> handler name.
 
+A template is a path with `{name}` placeholders: `route.regex` matches it (case-insensitively,
+as ARM's paths match), and `TEMPLATE.format(...)` builds it, so the resource ids the bodies
+carry, the paths the in-process port records and the routes that serve them are one spelling.
 `area` says which checks apply before the handler runs: `arm` routes need api-version and a bearer
-token, count against the backend's throttles and are recorded; `metadata`, `entra`, `github` and
+token, count against the throttles and are recorded; `metadata`, `entra`, `github` and
 `simulator` routes carry their own checks (or none). `action` is the RBAC action ARM names in a 403.
-Paths match case-insensitively, as ARM's do.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
-_SUB = r"/subscriptions/(?P<subscription>[^/]+)"
-VMSS = _SUB + r"/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute/virtualMachineScaleSets/(?P<name>[^/]+)"
-VM = VMSS + r"/virtualMachines/(?P<instance_id>[^/]+)"
+SUBSCRIPTION = "/subscriptions/{subscription}"
+VMSS = SUBSCRIPTION + "/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachineScaleSets/{name}"
+VM = VMSS + "/virtualMachines/{instance_id}"
 # Flexible instances are ordinary VMs of the resource group.
-VMS = _SUB + r"/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute/virtualMachines"
-SINGLE_VM = VMS + r"/(?P<vm_name>[^/]+)"
-OPERATION = _SUB + r"/providers/Microsoft\.Compute/locations/(?P<location>[^/]+)/operations/(?P<op_id>[^/]+)"
-_TENANT = r"/(?P<tenant>[^/_][^/]*)"
+VMS = SUBSCRIPTION + "/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines"
+SINGLE_VM = VMS + "/{vm_name}"
+OPERATION = SUBSCRIPTION + "/providers/Microsoft.Compute/locations/{location}/operations/{op_id}"
+_TENANT = "/{tenant}"
+# What a placeholder matches: one path segment; a tenant never starts with "_" (the simulator's
+# own `/_github` and `/_simulator` paths).
+_SEGMENT = r"[^/]+"
+_PLACEHOLDER_PATTERNS = {"tenant": r"[^/_][^/]*"}
 
 _VMSS_ACTION = "Microsoft.Compute/virtualMachineScaleSets"
 _VM_ACTION = _VMSS_ACTION + "/virtualMachines"
@@ -28,23 +35,24 @@ _SINGLE_VM_ACTION = "Microsoft.Compute/virtualMachines"
 @dataclass(frozen=True)
 class Route:
     method: str
-    pattern: str
+    template: str
     handler: str
     area: str = "arm"
     action: str = ""
 
     @property
     def regex(self) -> re.Pattern[str]:
-        return _compiled(self.pattern)
+        return _compiled(self.template)
 
 
-_CACHE: dict[str, re.Pattern[str]] = {}
-
-
-def _compiled(pattern: str) -> re.Pattern[str]:
-    if pattern not in _CACHE:
-        _CACHE[pattern] = re.compile(pattern + r"/?\Z", re.IGNORECASE)
-    return _CACHE[pattern]
+@functools.cache
+def _compiled(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{(\w+)\}", template)  # literal, name, literal, name, ..., literal
+    pattern = "".join(
+        re.escape(part) if i % 2 == 0
+        else f"(?P<{part}>{_PLACEHOLDER_PATTERNS.get(part, _SEGMENT)})"
+        for i, part in enumerate(parts))
+    return re.compile(pattern + r"/?\Z", re.IGNORECASE)
 
 
 ROUTES: tuple[Route, ...] = (
@@ -71,20 +79,20 @@ ROUTES: tuple[Route, ...] = (
     # Azure-AsyncOperation (status) and Location (monitor=true) share one path.
     Route("GET", OPERATION, "operation", action="Microsoft.Compute/locations/operations/read"),
     # Resource Manager itself: what `az cloud register` and `az login` read
-    Route("GET", r"/metadata/endpoints", "cloud_metadata", "metadata"),
-    Route("GET", r"/subscriptions", "list_subscriptions", action="Microsoft.Resources/subscriptions/read"),
-    Route("GET", _SUB, "get_subscription", action="Microsoft.Resources/subscriptions/read"),
-    Route("GET", r"/tenants", "list_tenants", action="Microsoft.Resources/tenants/read"),
+    Route("GET", "/metadata/endpoints", "cloud_metadata", "metadata"),
+    Route("GET", "/subscriptions", "list_subscriptions", action="Microsoft.Resources/subscriptions/read"),
+    Route("GET", SUBSCRIPTION, "get_subscription", action="Microsoft.Resources/subscriptions/read"),
+    Route("GET", "/tenants", "list_tenants", action="Microsoft.Resources/tenants/read"),
     # Microsoft Entra
-    Route("GET", _TENANT + r"/v2\.0/\.well-known/openid-configuration", "openid_configuration", "entra"),
-    Route("GET", _TENANT + r"/discovery/v2\.0/keys", "jwks", "entra"),
-    Route("GET", _TENANT + r"/discovery/instance", "instance_discovery", "entra"),
-    Route("POST", _TENANT + r"/oauth2/v2\.0/token", "token", "entra"),
+    Route("GET", _TENANT + "/v2.0/.well-known/openid-configuration", "openid_configuration", "entra"),
+    Route("GET", _TENANT + "/discovery/v2.0/keys", "jwks", "entra"),
+    Route("GET", _TENANT + "/discovery/instance", "instance_discovery", "entra"),
+    Route("POST", _TENANT + "/oauth2/v2.0/token", "token", "entra"),
     # GitHub Actions OIDC (ACTIONS_ID_TOKEN_REQUEST_URL)
-    Route("GET", r"/_github/oidc/token", "github_token", "github"),
+    Route("GET", "/_github/oidc/token", "github_token", "github"),
     # Introspection for tests
-    Route("GET", r"/_simulator/requests", "simulator_requests", "simulator"),
-    Route("GET", r"/_simulator/history", "simulator_history", "simulator"),
+    Route("GET", "/_simulator/requests", "simulator_requests", "simulator"),
+    Route("GET", "/_simulator/history", "simulator_history", "simulator"),
 )
 
 

@@ -85,7 +85,7 @@ def running_simulator(scenario: str | dict | Scenario | None = None, *, host: st
         identity = Identity(
             base_url=base_url, tenant_id=loaded.tenant_id, client_id=loaded.client_id,
             client_secret=loaded.client_secret, github_oidc_token=loaded.github_oidc_token,
-            subscription_id=loaded.subscription_id,
+            subscription_id=loaded.subscription_id, randomness=backend.randomness,
             token_lifetime_seconds=loaded.token_lifetime_seconds,
             github_token_lifetime_seconds=loaded.github_oidc_token_lifetime_seconds,
         )

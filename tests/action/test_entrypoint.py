@@ -168,7 +168,7 @@ def test_a_failed_reimage_is_an_error_annotation_and_the_surge_stays(simulator, 
     report = json.loads((run.workspace / "cycle-vmss-report.json").read_text())
     assert report["capacity"] == {"before": 3, "during": 4, "after": 4}
     assert any("capacity stays at 4" in w for w in run.commands("warning"))
-    assert sim.backend.get_scale_set("rg-demo", "vmss-demo")["sku"]["capacity"] == 4
+    assert sim.backend.get_scale_set("rg-demo", "vmss-demo").capacity == 4
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

@@ -138,7 +138,7 @@ def test_one_instance_set_surges_to_two_and_back(simulate, tmp_path, mode):
               if r["method"] in WRITE_METHODS]
     assert writes == [("PATCH", "vmss-demo"), ("POST", "reimage"), ("POST", "delete")]
     assert "capacity 1 -> 2" in done.stdout and "capacity 2 -> 1" in done.stdout
-    assert sim.backend.get_scale_set("rg-demo", "vmss-demo")["sku"]["capacity"] == 1
+    assert sim.backend.get_scale_set("rg-demo", "vmss-demo").capacity == 1
     history = sim.history()
     assert history["max_not_ready"] <= 1
     assert_no_forbidden_calls(sim)

@@ -223,7 +223,7 @@ class PollerClock(VirtualClock):
         super().sleep(seconds)
         for entry in list(self.port.callbacks if self.port else []):
             op_id, callback = entry
-            if self.port.backend.operation_status(op_id)["status"] != "InProgress":
+            if self.port.backend.operation_status(op_id).status != "InProgress":
                 self.port.callbacks.remove(entry)
                 callback()
 
@@ -268,7 +268,7 @@ def test_a_finish_right_after_a_list_waits_half_a_poll():
     def sleep(seconds):
         clock_sleep(seconds)
         for entry in list(port.callbacks):
-            if backend.operation_status(entry[0])["status"] != "InProgress":
+            if backend.operation_status(entry[0]).status != "InProgress":
                 port.callbacks.remove(entry)
                 entry[1]()
 

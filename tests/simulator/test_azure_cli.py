@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from cycle_vmss.simulator import bodies
 from cycle_vmss.simulator.server import running_simulator
 
 # The first run installs azure-cli (about a minute); the LROs below wait for az's 30 s poll.
@@ -157,7 +158,8 @@ def test_get_instance_view_prints_states_and_health_as_the_simulator_holds_them(
     info = sim.info
     view = az("vmss", "get-instance-view", "-g", info["resource_group"], "-n",
               info["scale_set_name"], "--instance-id", instance_id)
-    held = sim.backend.get_instance_view(info["resource_group"], info["scale_set_name"], instance_id)
+    held = bodies.instance_view(sim.backend.scenario, sim.backend.get_instance(
+        info["resource_group"], info["scale_set_name"], instance_id))
     assert [s["code"] for s in view["statuses"]] == ["ProvisioningState/succeeded", "PowerState/running"]
     assert [s["code"] for s in view["statuses"]] == [s["code"] for s in held["statuses"]]
     assert view["vmHealth"]["status"]["code"] == health == held["vmHealth"]["status"]["code"]

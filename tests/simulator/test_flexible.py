@@ -84,7 +84,7 @@ def test_reimage_of_a_vm_is_202_and_an_operation_and_a_lock_is_409_scope_locked(
 
 def test_the_vm_list_takes_only_the_scale_set_filter():
     backend = Backend({"orchestration_mode": "Flexible", "instances": 2})
-    assert [vm["name"] for vm in backend.list_vms(RG, vmss_filter=None, expand_instance_view=False)[0]] == [
+    assert [vm.id for vm in backend.list_vms(RG, vmss_filter=None, expand_instance_view=False)[0]] == [
         "vmss-demo_0", "vmss-demo_1"]  # the group's VMs, without their instance views
     with pytest.raises(ArmError) as no_filter:
         backend.list_vms(RG, vmss_filter=None, expand_instance_view=True)
@@ -106,9 +106,9 @@ def test_scenario_references_take_the_suffix_or_the_vm_name_and_new_vms_continue
                        "events": [{"at_seconds": 0, "instance": "5", "health": "unhealthy"}],
                        "faults": {"conflict_first_reimage": ["0"]}})
     backend.history()  # applies the event at t=0
-    views = {vm["name"]: vm["properties"]["instanceView"]
-             for vm in backend.list_vms(RG, vmss_filter=set_filter(backend), expand_instance_view=True)[0]}
-    assert views["vmss-demo_5"]["vmHealth"]["status"]["code"] == "HealthState/unhealthy"
+    health = {vm.id: vm.health
+              for vm in backend.list_vms(RG, vmss_filter=set_filter(backend), expand_instance_view=True)[0]}
+    assert health["vmss-demo_5"] == "unhealthy"
     with pytest.raises(ArmError) as busy:
         backend.reimage_vm(RG, "vmss-demo_0")
     assert busy.value.status == 409 and busy.value.code == "Conflict"

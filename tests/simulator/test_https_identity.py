@@ -11,6 +11,7 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.identity import ClientAssertionCredential
 
 from cycle_vmss.simulator.identity import EntraError, Identity, unverified_claims
+from cycle_vmss.simulator.randomness import Randomness
 
 ARM_SCOPE = "https://management.azure.com/.default"
 EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
@@ -136,7 +137,8 @@ def test_an_expired_assertion_is_refused():
     now = [1_800_000_000.0]
     identity = Identity(base_url="https://127.0.0.1:1", tenant_id="t", client_id="c",
                         client_secret="s", github_oidc_token="g", subscription_id="sub",
-                        github_token_lifetime_seconds=300, now=lambda: now[0])
+                        randomness=Randomness(1), github_token_lifetime_seconds=300,
+                        now=lambda: now[0])
     assertion = identity.issue_github_token("Bearer g", EXCHANGE_AUDIENCE)["value"]
     form = {"grant_type": "client_credentials", "client_id": "c", "scope": ARM_SCOPE,
             "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",

@@ -3,8 +3,10 @@
 import pytest
 
 from cycle_vmss import compute
+from cycle_vmss.azure_adapter import instance_from_sdk
 from cycle_vmss.clock import VirtualClock
 from cycle_vmss.compute import Instance, OperationState
+from cycle_vmss.simulator import inprocess
 from cycle_vmss.simulator.backend import Backend
 from cycle_vmss.simulator.inprocess import SimulatorComputePort
 
@@ -171,3 +173,52 @@ def test_a_careful_rolling_loop_over_the_port_keeps_one_out_at_a_time():
     assert all(t["others_ready"] == 4 for t in history["takeouts"])
     assert len(history["takeouts"]) == 5
     assert port.counts.writes == 5 and port.counts.throttled == 0
+
+
+# --- what makes a thousand-instance virtual run cheap ----------------------------------------------
+
+CACHED = {"instances": 25, "page_size": 10,
+          "timings": {"reimage_seconds": 10, "boot_seconds": 2, "health_seconds": 3}}
+
+
+def test_the_port_maps_only_what_changed_and_shows_every_change_at_once(monkeypatch):
+    port, backend, clock = make(CACHED)
+    first = port.list_instances()
+    assert port.list_instances() is first  # an unchanged list: the very same tuple
+    assert port.counts.reads == 2 * 3  # still one request per page, every time
+
+    mapped = []
+    monkeypatch.setattr(inprocess, "instance_from_sdk",
+                        lambda vm: mapped.append(vm.instance_id) or instance_from_sdk(vm))
+    backend.reimage(RG, NAME, "7")
+    second = port.list_instances()
+    assert mapped == ["7"]  # deserialized and mapped again: the instance that changed, only
+    assert [i for i, (a, b) in enumerate(zip(first, second)) if a is not b] == [7]
+    assert (second[7].provisioning, second[7].power, second[7].health) == ("updating", "stopping", None)
+    assert first[7].provisioning == "succeeded"  # what was handed out is never changed
+    clock.sleep(12)  # reimage 10 + boot 2: succeeded, running, health initializing
+    assert port.list_instances()[7].health == "initializing"
+    clock.sleep(3)
+    assert port.list_instances()[7].health == "healthy"
+    assert mapped == ["7"] * 3
+
+
+def test_removed_and_added_instances_change_the_list():
+    port, backend, clock = make({**CACHED, "timings": {**CACHED["timings"], "delete_seconds": 1,
+                                                        "create_seconds": 1}})
+    before = [i.id for i in port.list_instances()]
+    backend.delete_instances(RG, NAME, ["3"])
+    backend.update_scale_set(RG, NAME, {"sku": {"capacity": 26}})
+    clock.sleep(5)
+    after = [i.id for i in port.list_instances()]
+    assert "3" in before and "3" not in after
+    assert after == [i for i in before if i != "3"] + ["25", "26"]
+
+
+def test_an_operation_has_nothing_to_call_back_in_virtual_time():
+    port, _, clock = make()
+    operation = port.begin_reimage("0")
+    called = []
+    operation.add_done_callback(lambda: called.append(True))
+    clock.sleep(10)
+    assert operation.status().finished and called == []

@@ -1,0 +1,232 @@
+"""ARM's JSON bodies for the backend's snapshots, in the shapes of Azure's recordings.
+
+Pure functions of the scenario (names, location, model) and one snapshot: the HTTP layer sends
+what they return, and the in-process port deserializes the same bodies with the SDK's models.
+Error bodies are the errors' own (`errors.ArmError.body`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from . import routes
+from .backend import OperationSnapshot, ScaleSetSnapshot, VmSnapshot
+from .scenario import Scenario
+
+VM_SIZE = "Standard_D2s_v3"
+HEALTH_EXTENSION_NAME = "HealthExtension"
+
+_POWER_DISPLAY = {
+    "running": "VM running", "starting": "VM starting", "stopping": "VM stopping",
+    "stopped": "VM stopped", "deallocating": "VM deallocating", "deallocated": "VM deallocated",
+}
+_HEALTH_DISPLAY = {
+    "healthy": "The VM is reporting healthy.", "unhealthy": "The VM is reporting unhealthy.",
+    "initializing": "The VM health is initializing.", "unknown": "The VM health is unknown.",
+}
+
+
+def iso(t: float) -> str:
+    """Azure's timestamp format: seven fractional digits and an explicit offset."""
+    stamp = datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return stamp + "0+00:00"
+
+
+def scale_set_id(scenario: Scenario) -> str:
+    return routes.VMSS.format(subscription=scenario.subscription_id, rg=scenario.resource_group,
+                              name=scenario.scale_set_name)
+
+
+def _flexible(scenario: Scenario) -> bool:
+    return scenario.orchestration_mode == "Flexible"
+
+
+def _extensions(scenario: Scenario) -> list[dict]:
+    extensions = [{
+        "name": "customScript",
+        "properties": {"publisher": "Microsoft.Azure.Extensions", "type": "CustomScript",
+                       "typeHandlerVersion": "2.1", "autoUpgradeMinorVersion": True,
+                       "settings": {"commandToExecute": "./install-service.sh"}},
+    }]
+    if scenario.health_extension:
+        extensions.append({
+            "name": HEALTH_EXTENSION_NAME,
+            "properties": {"publisher": "Microsoft.ManagedServices",
+                           "type": "ApplicationHealthLinux", "typeHandlerVersion": "2.0",
+                           "autoUpgradeMinorVersion": True,
+                           "settings": {"protocol": "http", "port": 80, "requestPath": "/health"}},
+        })
+    return extensions
+
+
+def scale_set(scenario: Scenario, snapshot: ScaleSetSnapshot) -> dict:
+    s = scenario
+    body = {
+        "name": s.scale_set_name,
+        "id": scale_set_id(s),
+        "type": "Microsoft.Compute/virtualMachineScaleSets",
+        "location": s.location,
+        "tags": {},
+        "sku": {"name": VM_SIZE, "tier": "Standard", "capacity": snapshot.capacity},
+        "properties": {
+            "singlePlacementGroup": True,
+            "orchestrationMode": s.orchestration_mode,
+            "upgradePolicy": {"mode": s.upgrade_mode},
+            "virtualMachineProfile": {
+                "osProfile": {
+                    "computerNamePrefix": s.scale_set_name[:9],
+                    "adminUsername": "azureuser",
+                    "linuxConfiguration": {"disablePasswordAuthentication": True,
+                                           "provisionVMAgent": True},
+                    "secrets": [],
+                    "allowExtensionOperations": True,
+                },
+                "storageProfile": {
+                    "osDisk": {"osType": "Linux", "createOption": "FromImage",
+                               "caching": "ReadWrite",
+                               "managedDisk": {"storageAccountType": "Premium_LRS"},
+                               "diskSizeGB": 30},
+                    "imageReference": {"publisher": "Canonical",
+                                       "offer": "ubuntu-24_04-lts", "sku": "server",
+                                       "version": "latest"},
+                },
+                "extensionProfile": {"extensions": _extensions(s)},
+            },
+            "provisioningState": "Updating" if snapshot.updating else "Succeeded",
+            "overprovision": False,
+            "doNotRunExtensionsOnOverprovisionedVMs": False,
+            "uniqueId": snapshot.unique_id,
+            "timeCreated": iso(snapshot.time_created),
+        },
+    }
+    if s.zones:
+        body["zones"] = list(s.zones)
+    if _flexible(s):  # as `az vmss create --orchestration-mode Flexible` makes them
+        body["properties"].update(singlePlacementGroup=False, platformFaultDomainCount=1)
+    return body
+
+
+def scale_set_instance_view(scenario: Scenario, snapshot: ScaleSetSnapshot,
+                            vms: tuple[VmSnapshot, ...]) -> dict:
+    counts: dict[str, int] = {}
+    for vm in vms:
+        code = f"ProvisioningState/{vm.provisioning}"
+        counts[code] = counts.get(code, 0) + 1
+    summary = [{"code": c, "count": n} for c, n in sorted(counts.items())]
+    state = "updating" if snapshot.updating else "succeeded"
+    return {
+        "virtualMachine": {"statusesSummary": summary},
+        "extensions": [{"name": e["name"], "statusesSummary": summary}
+                       for e in _extensions(scenario)],
+        "statuses": [{"code": f"ProvisioningState/{state}", "level": "Info",
+                      "displayStatus": f"Provisioning {state}",
+                      "time": iso(snapshot.time_created)}],
+    }
+
+
+def rolling_upgrade(scenario: Scenario, snapshot: ScaleSetSnapshot) -> dict:
+    """`rollingUpgrades/latest` of an upgrade running since the set was made."""
+    return {
+        "type": "Microsoft.Compute/virtualMachineScaleSets/rollingUpgrades",
+        "location": scenario.location,
+        "properties": {
+            "policy": {"maxBatchInstancePercent": 20, "maxUnhealthyInstancePercent": 20,
+                       "maxUnhealthyUpgradedInstancePercent": 20,
+                       "pauseTimeBetweenBatches": "PT0S"},
+            "runningStatus": {"lastAction": "Start", "lastActionTime": iso(snapshot.time_created),
+                              "code": "RollingForward", "startTime": iso(snapshot.time_created)},
+            "progress": {"successfulInstanceCount": 0, "failedInstanceCount": 0,
+                         "inProgressInstanceCount": 1,
+                         "pendingInstanceCount": max(snapshot.instance_count - 1, 0)},
+        },
+    }
+
+
+def vm(scenario: Scenario, snapshot: VmSnapshot, *, expand: bool) -> dict:
+    """A scale-set VM (Uniform), or for a Flexible set a `Microsoft.Compute/virtualMachines`
+    resource that names its set: no instanceId, no protection policy (resource locks do that).
+    `expand`: with its instance view, as `$expand=instanceView` asks."""
+    s = scenario
+    if _flexible(s):
+        body = {
+            "name": snapshot.id,
+            "id": routes.SINGLE_VM.format(subscription=s.subscription_id, rg=s.resource_group,
+                                          vm_name=snapshot.id),
+            "type": "Microsoft.Compute/virtualMachines",
+            "location": s.location,
+            "tags": {},
+            "properties": {
+                "vmId": snapshot.vm_id,
+                "hardwareProfile": {"vmSize": VM_SIZE},
+                "virtualMachineScaleSet": {"id": scale_set_id(s)},
+                "osProfile": {"computerName": snapshot.computer_name, "adminUsername": "azureuser"},
+                "platformFaultDomain": snapshot.fault_domain,
+                "provisioningState": snapshot.provisioning.capitalize(),
+                "timeCreated": iso(snapshot.time_created),
+            },
+        }
+    else:
+        body = {
+            "name": f"{s.scale_set_name}_{snapshot.id}",
+            "id": routes.VM.format(subscription=s.subscription_id, rg=s.resource_group,
+                                   name=s.scale_set_name, instance_id=snapshot.id),
+            "type": "Microsoft.Compute/virtualMachineScaleSets/virtualMachines",
+            "location": s.location,
+            "tags": {},
+            "instanceId": snapshot.id,
+            "sku": {"name": VM_SIZE, "tier": "Standard"},
+            "properties": {
+                "latestModelApplied": True,
+                "modelDefinitionApplied": "VirtualMachineScaleSet",
+                "vmId": snapshot.vm_id,
+                "hardwareProfile": {"vmSize": VM_SIZE},
+                "osProfile": {"computerName": snapshot.computer_name, "adminUsername": "azureuser"},
+                "protectionPolicy": {"protectFromScaleIn": False,
+                                     "protectFromScaleSetActions": snapshot.protected},
+                "provisioningState": snapshot.provisioning.capitalize(),
+                "timeCreated": iso(snapshot.time_created),
+            },
+        }
+    if snapshot.zone is not None:
+        body["zones"] = [snapshot.zone]
+    if expand:
+        body["properties"]["instanceView"] = instance_view(scenario, snapshot)
+    return body
+
+
+def instance_view(scenario: Scenario, snapshot: VmSnapshot) -> dict:
+    if snapshot.provisioning == "failed":
+        provisioning = {"code": f"ProvisioningState/failed/{snapshot.error_code}", "level": "Error",
+                        "displayStatus": "Provisioning failed",
+                        "message": f"Error code: {snapshot.error_code}",
+                        "time": iso(snapshot.provisioning_time)}
+    else:
+        provisioning = {"code": f"ProvisioningState/{snapshot.provisioning}", "level": "Info",
+                        "displayStatus": f"Provisioning {snapshot.provisioning}",
+                        "time": iso(snapshot.provisioning_time)}
+    view = {
+        "platformUpdateDomain": snapshot.fault_domain,
+        "platformFaultDomain": snapshot.fault_domain,
+        "computerName": snapshot.computer_name,
+        "osName": "ubuntu",
+        "osVersion": "24.04",
+        "statuses": [provisioning, {"code": f"PowerState/{snapshot.power}", "level": "Info",
+                                    "displayStatus": _POWER_DISPLAY[snapshot.power]}],
+    }
+    if _flexible(scenario):
+        view["isVMInStandbyPool"] = snapshot.standby
+    if scenario.health_extension and snapshot.health is not None:
+        view["vmHealth"] = {"status": {"code": f"HealthState/{snapshot.health}", "level": "Info",
+                                       "displayStatus": _HEALTH_DISPLAY[snapshot.health],
+                                       "time": iso(snapshot.health_time)}}
+    return view
+
+
+def operation(snapshot: OperationSnapshot) -> dict:
+    """The Azure-AsyncOperation status body."""
+    body = {"startTime": iso(snapshot.start), "status": snapshot.status, "name": snapshot.id}
+    if snapshot.end is not None:
+        body["endTime"] = iso(snapshot.end)
+    if snapshot.error_code is not None:
+        body["error"] = {"code": snapshot.error_code, "message": snapshot.error_message}
+    return body
