@@ -86,8 +86,6 @@ def test_defaults_reach_the_tool_as_azure_pipelines_prints_them():
 def test_the_install_step_pins_this_release_and_takes_its_requirement_from_the_environment():
     params = declared()
     assert params["toolPackage"]["default"].endswith(f"@v{__version__}")
-    version = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M)
-    assert version and version.group(1) == __version__
     steps = azp_expander.expand(TEMPLATE, {**REQUIRED, "toolPackage": "cycle-vmss==9.9.9"})
     install = next(s for s in steps if "bash" in s)
     assert install["env"]["CYCLE_VMSS_TOOL_PACKAGE"] == "cycle-vmss==9.9.9"
