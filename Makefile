@@ -21,7 +21,7 @@ demo: venv
 	$(BIN)/cycle-vmss demo
 
 bench: venv
-	$(BIN)/python -m cycle_vmss.bench
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis bench-results.json
