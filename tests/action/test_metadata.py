@@ -119,3 +119,22 @@ def test_self_test_runs_the_action_itself_and_has_a_job_that_must_fail():
     local = [s for job in doc["jobs"].values() for s in job["steps"] if s.get("uses") == "./"]
     assert len(local) >= 2
     assert any(s.get("continue-on-error") for s in local)
+
+
+def test_release_publishes_by_trusted_publishing_and_builds_the_image_for_both_platforms():
+    doc = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
+    jobs = doc["jobs"]
+    with_oidc = [name for name, job in jobs.items() if job["permissions"].get("id-token") == "write"]
+    assert with_oidc == ["pypi"]
+    publish = next(s for s in jobs["pypi"]["steps"] if s.get("uses", "").startswith("pypa/gh-action-pypi-publish@"))
+    assert not publish.get("with"), "trusted publishing needs no token or password"
+    assert {i["platform"] for i in jobs["image"]["strategy"]["matrix"]["include"]} == {"linux/amd64", "linux/arm64"}
+    push = next(s for s in jobs["image"]["steps"] if s.get("id") == "push")
+    assert "push-by-digest=true" in push["with"]["outputs"]
+    assert "scripts/release.py release" in next(s["run"] for s in jobs["tag"]["steps"] if "run" in s)
+
+
+def test_ci_builds_and_checks_the_dists():
+    steps = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())["jobs"]["package"]["steps"]
+    script = "\n".join(s.get("run", "") for s in steps)
+    assert "python -m build" in script and "twine check --strict" in script
