@@ -1,5 +1,6 @@
-# The image of the cycle-vmss GitHub Action. The runner builds it for `uses: ./` and `@vX.Y.Z`;
-# the release workflow publishes it to GHCR so that `@vX` starts without a build.
+# The image of the cycle-vmss GitHub Action. The runner builds it for `uses: ./`, forks and
+# commits of main; the release workflow publishes it to GHCR for amd64 and arm64, and a release's
+# action.yml runs that image by digest (CONTRIBUTING.md, Releasing).
 FROM python:3.12-slim-bookworm
 
 # Unbuffered so log lines and workflow commands reach the runner in order and at once.

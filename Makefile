@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test demo bench lint clean
+.PHONY: venv test demo bench pipelines-lock clean
 
 # The venv is rebuilt whenever pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -21,7 +21,14 @@ demo: venv
 	$(BIN)/cycle-vmss demo
 
 bench: venv
-	$(BIN)/python -m cycle_vmss.bench
+	$(BIN)/python -m bench
+
+# The Azure Pipelines template's lock: every dependency, for Linux and Windows, with hashes.
+pipelines-lock: venv
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 \
+		--no-header --no-annotate --quiet --output-file .cache/pipelines-lock.txt
+	$(BIN)/python scripts/release.py lock .cache/pipelines-lock.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis bench-results.json

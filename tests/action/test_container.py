@@ -3,7 +3,7 @@ instructions (`image_replay`), runs the entrypoint as PID 1 against the simulato
 
 It fails when the Dockerfile would not build (a RUN that fails, a COPY of a missing file, an
 instruction the replay cannot honour) or when the entrypoint cannot start in the image. The
-base is Debian bookworm's python3 in place of python.org's (README, action, says how close).
+base is Debian bookworm's python3 in place of python.org's (CONTRIBUTING.md says how close).
 """
 
 from __future__ import annotations
@@ -125,11 +125,11 @@ def test_entrypoint_as_pid1_stops_on_sigterm_within_5_seconds(image, simulator):
         assert "cancelled" in run.summary
 
 
-def test_dependency_size_in_the_readme_is_what_the_image_installs(image):
+def test_dependency_size_in_the_docs_is_what_the_image_installs(image):
     installed_mb = (image.site_packages_bytes - image.base_site_packages_bytes) / 1e6
-    readme = (ROOT / "README.md").read_text()
-    recorded = re.search(r"dependencies installed in the image:\s+about\s+(\d+)\s+MB", readme, re.I)
-    assert recorded, "README (action section) does not record the installed dependency size"
+    docs = (ROOT / "docs" / "github-action.md").read_text()
+    recorded = re.search(r"dependencies installed in the image:\s+about\s+(\d+)\s+MB", docs, re.I)
+    assert recorded, "docs/github-action.md does not record the installed dependency size"
     assert abs(installed_mb - int(recorded.group(1))) <= max(5, 0.2 * installed_mb), installed_mb
 
 

@@ -1,5 +1,5 @@
 """The CLI's flags come from the settings table: every setting, its variable, its help and the
-README reference stay in step with `SETTINGS`."""
+docs/cli.md reference stay in step with `SETTINGS`."""
 
 from __future__ import annotations
 
@@ -60,8 +60,8 @@ def test_a_bad_flag_over_a_good_variable_is_named_as_the_flag(capsys):
     assert capsys.readouterr().err.startswith("cycle-vmss: error: --poll-interval-seconds: '0'")
 
 
-def test_readme_reference_is_the_generated_one():
-    readme = (REPO / "README.md").read_text()
-    section = re.search(r"<!-- cli-reference:begin[^\n]*\n(.*?)<!-- cli-reference:end -->", readme, re.S)
-    assert section, "README has no generated CLI reference"
+def test_docs_reference_is_the_generated_one():
+    docs = (REPO / "docs" / "cli.md").read_text()
+    section = re.search(r"<!-- cli-reference:begin[^\n]*\n(.*?)<!-- cli-reference:end -->", docs, re.S)
+    assert section, "docs/cli.md has no generated CLI reference"
     assert section.group(1).strip() == reference_markdown()

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from cycle_vmss.bench.model import ideal_makespan
+from bench.model import ideal_makespan
 from cycle_vmss.budget import resolve_budget
 from cycle_vmss.settings import parse_budget
 

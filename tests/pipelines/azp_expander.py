@@ -1,10 +1,13 @@
-"""A small Azure Pipelines template expander: the `${{ }}` forms our template uses, and no more.
+"""A small Azure Pipelines template expander: the `${{ }}` forms our templates use, and no more.
 
 Azure Pipelines checks the given parameters against the template's typed declarations, then
-replaces `${{ parameters.NAME }}` in the parsed YAML (never in its text, so a value cannot change
-the document's structure), and at run time expands `$(Variable)` macros that name a known
+replaces `${{ parameters.NAME }}` (or `${{ item.FIELD }}` inside an `each`) in the parsed YAML
+(never in its text, so a value cannot change the document's structure), keeps the branch of an
+`${{ if eq(parameters.NAME, 'value') }}` / `${{ else }}` key pair that holds, repeats an
+`${{ each item in parameters.NAME }}` list entry per item, and replaces a `template:` entry by
+that template's expansion. At run time it expands `$(Variable)` macros that name a known
 variable, leaving any other `$(...)` as it is. Any other `${{ }}` form raises, so the tests fail
-if the template grows a form this expander does not understand.
+if a template grows a form this expander does not understand.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ from typing import Any, Mapping
 import yaml
 
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
-PARAMETER = re.compile(r"parameters\.([A-Za-z_][A-Za-z0-9_]*)")
+REFERENCE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+IF_EQ = re.compile(r"if eq\(([A-Za-z_][A-Za-z0-9_.]*), '([^']*)'\)")
+EACH = re.compile(r"each ([A-Za-z_][A-Za-z0-9_]*) in ([A-Za-z_][A-Za-z0-9_.]*)")
+BODIES = ("steps", "jobs", "stages")
 MACRO = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.]*)\)")
 
 
@@ -55,6 +61,8 @@ def _typed(declaration: Mapping[str, Any], value: Any) -> Any:
         if allowed is not None and text not in [str(v) for v in allowed]:
             raise TemplateError(f"The '{name}' parameter value '{text}' is not a valid value.")
         return text
+    if kind == "object":
+        return value
     raise TemplateError(f"parameter type {kind!r} is not supported by this expander")
 
 
@@ -81,35 +89,99 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
-def _evaluate(expression: str, parameters: Mapping[str, Any]) -> Any:
-    match = PARAMETER.fullmatch(expression)
-    if not match:
+def _evaluate(expression: str, scope: Mapping[str, Any]) -> Any:
+    """`parameters.NAME[.FIELD...]`, or `ITEM.FIELD` for the item of an enclosing `each`."""
+    names = expression.split(".")
+    if not REFERENCE.fullmatch(expression) or names[0] not in scope:
         raise TemplateError(f"expression not supported by the test expander: ${{{{ {expression} }}}}")
-    return parameters[match.group(1)]
+    value = scope[names[0]]
+    for name in names[1:]:
+        value = value[name]
+    return value
 
 
-def _substitute(node: Any, parameters: Mapping[str, Any]) -> Any:
+def _condition(key: str) -> str | None:
+    whole = EXPRESSION.fullmatch(key.strip())
+    return whole.group(1) if whole else None
+
+
+def _substitute(node: Any, scope: Mapping[str, Any], here: Path) -> Any:
     if isinstance(node, dict):
-        for key in node:
-            if isinstance(key, str) and EXPRESSION.search(key):
-                raise TemplateError(f"conditional or loop keys are not supported: {key}")
-        return {key: _substitute(value, parameters) for key, value in node.items()}
+        return _mapping(node, scope, here)
     if isinstance(node, list):
-        return [_substitute(item, parameters) for item in node]
+        return _sequence(node, scope, here)
     if isinstance(node, str):
         whole = EXPRESSION.fullmatch(node.strip())
         if whole:
-            return _evaluate(whole.group(1), parameters)
-        return EXPRESSION.sub(lambda m: as_text(_evaluate(m.group(1), parameters)), node)
+            return _evaluate(whole.group(1), scope)
+        return EXPRESSION.sub(lambda m: as_text(_evaluate(m.group(1), scope)), node)
     return node
 
 
-def expand(template: Mapping[str, Any] | str | Path, given: Mapping[str, Any]) -> list[dict]:
-    """The steps the template yields for `given` parameters."""
-    if not isinstance(template, Mapping):
-        template = load(template)
+def _mapping(node: Mapping[str, Any], scope: Mapping[str, Any], here: Path) -> dict:
+    result: dict = {}
+    previous: bool | None = None  # whether the last `if` held, for the `else` after it
+    for key, value in node.items():
+        condition = _condition(key) if isinstance(key, str) else None
+        if condition is None:
+            result[key] = _substitute(value, scope, here)
+            previous = None
+            continue
+        if condition == "else" and previous is not None:
+            taken, previous = not previous, None
+        elif match := IF_EQ.fullmatch(condition):
+            taken = previous = as_text(_evaluate(match.group(1), scope)) == match.group(2)
+        else:
+            raise TemplateError(f"conditional key not supported by the test expander: {key}")
+        if taken:
+            result.update(_substitute(value, scope, here))
+    return result
+
+
+def _sequence(node: list, scope: Mapping[str, Any], here: Path) -> list:
+    result = []
+    for item in node:
+        if isinstance(item, dict) and len(item) == 1:
+            key, body = next(iter(item.items()))
+            condition = _condition(key) if isinstance(key, str) else None
+            if condition is not None:
+                match = EACH.fullmatch(condition)
+                if not match:
+                    raise TemplateError(f"list key not supported by the test expander: {key}")
+                for each in _evaluate(match.group(2), scope):
+                    result += _sequence(body, {**scope, match.group(1): each}, here)
+                continue
+        if isinstance(item, dict) and "template" in item:
+            result += _included(item, scope, here)
+            continue
+        result.append(_substitute(item, scope, here))
+    return result
+
+
+def _included(entry: Mapping[str, Any], scope: Mapping[str, Any], here: Path) -> list:
+    """A `template:` entry: `path` beside the including file, `path@alias` from a resource
+    repository (in these tests always this repository)."""
+    path, _, alias = _substitute(entry["template"], scope, here).partition("@")
+    base = Path(__file__).resolve().parents[2] if alias else here
+    given = _substitute(entry.get("parameters") or {}, scope, here)
+    return expand(base / path, given)
+
+
+def expand(path: str | Path, given: Mapping[str, Any]) -> list[dict]:
+    """The steps, jobs or stages the template at `path` yields for `given` parameters."""
+    template = load(path)
     parameters = resolve_parameters(template, given)
-    return _substitute(template["steps"], parameters)
+    body = next(key for key in BODIES if key in template)
+    return _substitute(template[body], {"parameters": parameters}, Path(path).parent)
+
+
+def expand_pipeline(path: str | Path) -> dict:
+    """A whole pipeline: its own parameters at their defaults, templates replaced."""
+    pipeline = load(path)
+    parameters = resolve_parameters(pipeline, {})
+    scope = {"parameters": parameters}
+    return {key: _substitute(value, scope, Path(path).parent) if key in BODIES else value
+            for key, value in pipeline.items()}
 
 
 def macros(text: str, variables: Mapping[str, str]) -> str:

@@ -13,9 +13,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ..clock import VirtualClock
-from ..events import Event
-from ..settings import Budget, HealthSource, Settings, parse_budget
+from cycle_vmss.clock import VirtualClock
+from cycle_vmss.events import Event
+from cycle_vmss.settings import Budget, HealthSource, Settings, parse_budget
 from . import baselines, model, requests_log
 
 RESOURCE_GROUP = "rg-bench"
@@ -37,8 +37,8 @@ def scenario_dict(durations: model.Durations, *, page_size: int = PAGE_SIZE) -> 
 
 
 def _new_backend(durations: model.Durations, clock):
-    from ..simulator.backend import Backend
-    from ..simulator.scenario import load_scenario
+    from cycle_vmss.simulator.backend import Backend
+    from cycle_vmss.simulator.scenario import load_scenario
     return Backend(load_scenario(scenario_dict(durations)), clock)
 
 
@@ -73,8 +73,8 @@ class _Recorder:
 def timed_decide():
     """Times every call of the engine's decision function (patched where the engine looks it
     up, restored afterwards). Yields {"calls", "seconds"}."""
-    from .. import decide as decide_module
-    from .. import engine as engine_module
+    from cycle_vmss import decide as decide_module
+    from cycle_vmss import engine as engine_module
     stats = {"calls": 0, "seconds": 0.0}
     original = decide_module.decide
 
@@ -122,8 +122,8 @@ def _settings(backend, max_unavailable: str, poll: int, **extra) -> Settings:
 
 def planned_order(durations: model.Durations, max_unavailable: str, poll: int) -> list[str]:
     """The engine's planned order, from a dry run (no write call, no virtual time to speak of)."""
-    from ..engine import run_rollout
-    from ..simulator.inprocess import SimulatorComputePort
+    from cycle_vmss.engine import run_rollout
+    from cycle_vmss.simulator.inprocess import SimulatorComputePort
     clock = VirtualClock()
     backend = _new_backend(durations, clock)
     port = SimulatorComputePort(backend, RESOURCE_GROUP, SCALE_SET)
@@ -132,8 +132,8 @@ def planned_order(durations: model.Durations, max_unavailable: str, poll: int) -
 
 
 def run_engine(durations: model.Durations, max_unavailable: str, poll: int) -> EngineRun:
-    from ..engine import run_rollout
-    from ..simulator.inprocess import SimulatorComputePort
+    from cycle_vmss.engine import run_rollout
+    from cycle_vmss.simulator.inprocess import SimulatorComputePort
 
     clock = VirtualClock()
     backend = _new_backend(durations, clock)
@@ -184,7 +184,7 @@ class PolicyRun:
 
 
 def run_batch(durations: model.Durations, order: list[str], k: int, poll: int) -> PolicyRun:
-    from ..simulator.inprocess import SimulatorComputePort
+    from cycle_vmss.simulator.inprocess import SimulatorComputePort
     clock = VirtualClock()
     backend = _new_backend(durations, clock)
     port = SimulatorComputePort(backend, RESOURCE_GROUP, SCALE_SET)
@@ -244,8 +244,8 @@ def _environment(values: dict):
 
 
 def run_https(instances: int, reimage_seconds: float, max_unavailable: str, poll: int, k: int) -> HttpsRun:
-    from ..runner import execute
-    from ..simulator.server import running_simulator
+    from cycle_vmss.runner import execute
+    from cycle_vmss.simulator.server import running_simulator
 
     scenario = {
         "resource_group": RESOURCE_GROUP, "scale_set_name": SCALE_SET, "instances": instances,

@@ -1,4 +1,4 @@
-"""`python -m cycle_vmss.bench`: every case, a Markdown table on stdout, `bench-results.json`.
+"""`python -m bench`: every case, a Markdown table on stdout, `bench-results.json`.
 
 Each case object in the JSON carries its inputs (seed, the durations and their summary, the
 order the engine started instances in) and every figure, so the ratios can be recomputed.
@@ -12,9 +12,9 @@ import platform
 import sys
 import time
 
-from .. import __version__
-from ..budget import resolve_budget
-from ..settings import Budget, parse_budget
+from cycle_vmss import __version__
+from cycle_vmss.budget import resolve_budget
+from cycle_vmss.settings import Budget, parse_budget
 from . import cases, model
 
 SEED = 20260101
@@ -175,7 +175,7 @@ def render_table(results: list[dict]) -> str:
                 f"{e['makespanSeconds']:.1f} | {c['makespanOverIdeal']:.2f} | {e['reads']} | {e['writes']} | {e['result']} |")
     if any(c.get("batch", {}).get("how") == "analytic" or c.get("script", {}).get("how") == "analytic"
            for c in results):
-        rows += ["", "^a computed in closed form from the policy (`cycle_vmss/bench/model.py`), not "
+        rows += ["", "^a computed in closed form from the policy (`bench/model.py`), not "
                  "simulated: simulating it would cost minutes of wall time; the closed form matches "
                  "the simulation exactly at the sizes where both run (see bench-results.json)."]
     return "\n".join(rows)
@@ -227,7 +227,7 @@ def render_targets(targets: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cycle_vmss.bench", description=(
+    parser = argparse.ArgumentParser(prog="python -m bench", description=(
         "Rollout time against the ideal schedule and Azure request economy, in virtual time "
         "against the simulator's backend, plus one real-time run over HTTPS."))
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="instance counts (default %(default)s)")

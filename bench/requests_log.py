@@ -10,7 +10,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..simulator import routes
+from cycle_vmss.simulator import routes
 from .model import max_in_window
 
 WINDOW_SECONDS = 180.0  # Compute's throttling buckets are per 3 and 30 minutes

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..compute import ComputePort, OperationState
-from ..health import is_ready
-from ..settings import HealthSource
-from ..simulator import bodies
+from cycle_vmss.compute import ComputePort, OperationState
+from cycle_vmss.health import is_ready
+from cycle_vmss.settings import HealthSource
+from cycle_vmss.simulator import bodies
 
 
 @dataclass(frozen=True)
