@@ -19,9 +19,10 @@ Event kinds (`Event.kind`):
   heartbeat  data = {"done", "in_flight", "pending", "ready", "r_min"} (at least once a minute)
   finished   data = the JSON run report (`Report.as_dict()`)
 
-The JSON run report (camelCase keys; times are ISO 8601 UTC strings or null):
+The JSON run report (camelCase keys; times are ISO 8601 UTC strings or null; the JSON Schema is
+schemas/run-report.schema.json):
 {
-  "tool": "cycle-vmss", "version": "0.1.0",
+  "tool": "cycle-vmss", "version": "0.1.0", "schemaVersion": 2,
   "subscriptionId": "...", "resourceGroup": "rg", "scaleSet": "vmss", "orchestrationMode": "Uniform",
   "settings": {<Settings.as_report()>},
   "startTime": "...", "endTime": "...", "durationSeconds": 123.4,

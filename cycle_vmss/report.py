@@ -24,6 +24,9 @@ from .health import states
 from .settings import Settings
 
 TOOL = "cycle-vmss"
+# The report file's format, described by schemas/run-report.schema.json. Reports before it had
+# no key: they are version 1, of the same shape.
+SCHEMA_VERSION = 2
 EXIT_CODES = {"succeeded": 0, "dry-run": 0, "failed": 1, "refused": 2, "cancelled": 130}
 # The step outputs by their action names; Azure Pipelines spells them in camelCase (`camel`).
 OUTPUTS = ("result", "reimaged-instances", "failed-instances", "skipped-instances",
@@ -188,10 +191,11 @@ class Report:
         return [row.id for row in self.instances if row.action == action and row.in_scope]
 
     def as_dict(self) -> dict:
-        """The JSON run report (keys and order as `cycle_vmss.events` documents them)."""
+        """The JSON run report (keys and order as `cycle_vmss.events` documents them; the schema
+        is schemas/run-report.schema.json)."""
         f = self.failure
         return {
-            "tool": TOOL, "version": self.version,
+            "tool": TOOL, "version": self.version, "schemaVersion": SCHEMA_VERSION,
             "subscriptionId": self.subscription_id,
             "resourceGroup": self.resource_group, "scaleSet": self.scale_set,
             "orchestrationMode": self.orchestration_mode,

@@ -7,13 +7,16 @@ import json
 import os
 
 import pytest
+from report_schema import SCHEMA, validate_report
 from sample_reports import at, make_report, make_row
 
 from cycle_vmss import __version__
 from cycle_vmss.compute import Instance, RequestCounts
-from cycle_vmss.decide import Status, Track
+from cycle_vmss.decide import Failure, Status, Track
 from cycle_vmss.report import (
     OUTPUTS,
+    SCHEMA_VERSION,
+    InstanceError,
     InstanceRow,
     Report,
     camel,
@@ -24,8 +27,8 @@ from cycle_vmss.report import (
 )
 from cycle_vmss.settings import build_settings
 
-REPORT_KEYS = ["tool", "version", "subscriptionId", "resourceGroup", "scaleSet", "orchestrationMode",
-               "settings", "startTime", "endTime", "durationSeconds", "result", "message", "failure",
+REPORT_KEYS = ["tool", "version", "schemaVersion", "subscriptionId", "resourceGroup", "scaleSet",
+               "orchestrationMode", "settings", "startTime", "endTime", "durationSeconds", "result", "message", "failure",
                "plan", "capacity", "requests", "warnings", "instances"]
 ROW_KEYS = ["id", "name", "zone", "faultDomain", "action", "reason", "reimageStart", "reimageEnd",
             "readyTime", "reimageSeconds", "outOfServiceSeconds", "lastStates", "error"]
@@ -121,3 +124,21 @@ def test_formatters():
     assert state_slashes({"provisioning": "succeeded", "power": None, "health": "healthy"}) == \
         "succeeded/-/healthy"
     assert state_slashes(None) == ""
+
+
+def test_the_schema_describes_every_key_and_rejects_anything_else():
+    assert SCHEMA["properties"]["schemaVersion"] == {"const": SCHEMA_VERSION}
+    assert SCHEMA["required"] == REPORT_KEYS and SCHEMA["$defs"]["instance"]["required"] == ROW_KEYS
+    failed = make_report(
+        [make_row(0), make_row(1, "failed", ready_time=None, error=InstanceError("Timeout", "late"))],
+        "failed", failure=Failure("1", "Timeout", "late", {"provisioning": "succeeded",
+                                                           "power": "running", "health": None}),
+        plan={"n0": 2, "maxUnavailable": 1, "maxSurge": 0, "automaticSurge": 0, "rMin": 1,
+              "maxInFlight": 1, "order": ["0", "1"], "surgeTo": None}).as_dict()
+    validate_report(failed)
+    validate_report(Report.refused("bad input").as_dict())
+    without_plan = {k: v for k, v in failed.items() if k != "plan"}
+    for broken in ({**failed, "result": "maybe"}, without_plan, {**failed, "extra": 1},
+                   {**failed, "startTime": "yesterday"}, {**failed, "schemaVersion": 1}):
+        with pytest.raises(AssertionError, match="does not match the schema"):
+            validate_report(broken)

@@ -449,10 +449,10 @@ def test_no_permission_to_reimage_on_the_first_write_changes_nothing():
 
 def test_report_has_the_documented_shape():
     r = rollout({"instances": 3}).report
-    assert set(r) == {"tool", "version", "subscriptionId", "resourceGroup", "scaleSet",
-                      "orchestrationMode", "settings", "startTime", "endTime", "durationSeconds",
-                      "result", "message", "failure", "plan", "capacity", "requests", "warnings",
-                      "instances"}
+    assert set(r) == {"tool", "version", "schemaVersion", "subscriptionId", "resourceGroup",
+                      "scaleSet", "orchestrationMode", "settings", "startTime", "endTime",
+                      "durationSeconds", "result", "message", "failure", "plan", "capacity",
+                      "requests", "warnings", "instances"}
     assert set(r["plan"]) >= {"n0", "maxUnavailable", "maxSurge", "rMin", "maxInFlight", "order", "surgeTo"}
     assert set(r["instances"][0]) == {"id", "name", "zone", "faultDomain", "action", "reason",
                                       "reimageStart", "reimageEnd", "readyTime", "reimageSeconds",
