@@ -11,7 +11,7 @@ import contextlib
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from cycle_vmss.clock import VirtualClock
 from cycle_vmss.events import Event
@@ -128,7 +128,7 @@ def planned_order(durations: model.Durations, max_unavailable: str, poll: int) -
     backend = _new_backend(durations, clock)
     port = SimulatorComputePort(backend, RESOURCE_GROUP, SCALE_SET)
     report = run_rollout(_settings(backend, max_unavailable, poll, dry_run=True), port, clock=clock)
-    return list((report.get("plan") or {}).get("order") or durations.reimage)
+    return list((report.plan or {}).get("order") or durations.reimage)
 
 
 def run_engine(durations: model.Durations, max_unavailable: str, poll: int) -> EngineRun:
@@ -150,13 +150,13 @@ def run_engine(durations: model.Durations, max_unavailable: str, poll: int) -> E
     history = backend.history()
     return EngineRun(
         makespan=max(recorder.done.values(), default=t0) - t0,
-        duration=float(report.get("durationSeconds") or 0.0),
+        duration=report.duration_seconds,
         order=[i for i, _ in recorder.started],
-        result=report.get("result", "?"), message=report.get("message", ""),
+        result=report.result, message=report.message,
         requests=requests_log.figures(log),
         economy=requests_log.economy(log, len(durations.reimage), PAGE_SIZE, _op_times(history), first_start,
                                      poll=poll),
-        report_requests=dict(report.get("requests") or {}),
+        report_requests=asdict(report.requests),
         wall=wall, decide_calls=stats["calls"], decide_seconds=stats["seconds"],
         max_not_ready=history.get("max_not_ready"),
         oos_max_error=_oos_error(history, durations),
@@ -271,8 +271,8 @@ def run_https(instances: int, reimage_seconds: float, max_unavailable: str, poll
         instances=instances, max_unavailable=max_unavailable, k=k, reimage_seconds=reimage_seconds,
         poll=poll, wall=wall, makespan=max(recorder.done.values(), default=t0) - t0,
         ideal=model.ideal_makespan([float(reimage_seconds)] * instances, k),
-        result=report.get("result", "?"), message=report.get("message", ""),
-        requests=requests_log.figures(log), report_requests=dict(report.get("requests") or {}),
+        result=report.result, message=report.message,
+        requests=requests_log.figures(log), report_requests=asdict(report.requests),
         economy=requests_log.economy(log, instances, PAGE_SIZE, op_times, first_start, poll=poll,
                                      sdk_poller=True),
         order=order,

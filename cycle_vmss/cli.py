@@ -157,7 +157,7 @@ def run(settings: Settings, cancelled: threading.Event | None = None) -> int:
         print(f"report: {os.path.abspath(settings.report_file)}")
     code = exit_code(report)
     if code in (1, 2):
-        print(f"{PROG}: error: {report.get('message') or report.get('result')}", file=sys.stderr)
+        print(f"{PROG}: error: {report.message or report.result}", file=sys.stderr)
     sys.stdout.flush()
     return code
 

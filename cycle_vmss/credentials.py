@@ -1,17 +1,21 @@
-"""Where a run authenticates and which Azure it talks to: credential, ARM endpoint, subscription.
+"""Where a run signs in and which Azure it talks to: credential, ARM endpoint, subscription.
 
 Public Azure needs no settings. `AZURE_AUTHORITY_HOST`, `AZURE_RESOURCE_MANAGER_ENDPOINT` (or
 `--arm-endpoint`) and `REQUESTS_CA_BUNDLE` reach another cloud, Azure Stack or the local
-simulator. Problems raise `SetupError`, whose `str()` is one line for the user.
+simulator. Each front end chooses its credential here: `for_action` (the action's inputs and
+GitHub OIDC), `for_pipeline` (an Azure Pipelines service connection); when they choose none, the
+runner signs in with `default_credential`. Problems raise `SetupError`, whose `str()` is one line
+for the user.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
-from typing import Mapping
+from typing import Callable, Mapping
 
 from azure.core import AzureClouds
 from azure.core.credentials import TokenCredential
@@ -20,16 +24,23 @@ from azure.mgmt.core.tools import get_arm_endpoints
 
 
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
+EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_TENANT = re.compile(r"^(?:[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}|[A-Za-z0-9][A-Za-z0-9.-]{0,252})$")
 _MICROSOFT_AUTHORITIES = {
     AzureAuthorityHosts.AZURE_PUBLIC_CLOUD,
     AzureAuthorityHosts.AZURE_CHINA,
     AzureAuthorityHosts.AZURE_GOVERNMENT,
 }
+ID_TOKEN_YAML = """\
+This job cannot request a GitHub OIDC token: give it the permission (and keep the ones it needs):
+permissions:
+  id-token: write
+  contents: read"""
 
 
 class SetupError(Exception):
-    """The run cannot reach Azure as configured (exit 2, nothing touched)."""
+    """The run cannot sign in or reach Azure as configured (exit 2, nothing touched)."""
 
 
 def credential_scope(arm_endpoint: str) -> str:
@@ -43,25 +54,152 @@ def credential_scope(arm_endpoint: str) -> str:
     return arm_endpoint.rstrip("/") + "/.default"
 
 
-def _host(url: str) -> str:
-    return re.sub(r"^https?://", "", url.strip().rstrip("/")).lower()
+def authority(environ: Mapping[str, str]) -> dict:
+    """Keyword arguments for an azure-identity credential from AZURE_AUTHORITY_HOST: none for
+    public Azure, else the authority, without instance discovery when it is not Microsoft's."""
+    host = environ.get("AZURE_AUTHORITY_HOST", "").strip()
+    if not host:
+        return {}
+    if not host.startswith("https://"):
+        raise SetupError(f"AZURE_AUTHORITY_HOST: {host!r} is not accepted; "
+                         "expected an https:// URL such as https://login.microsoftonline.com")
+    kwargs: dict = {"authority": host}
+    if host.removeprefix("https://").rstrip("/").lower() not in _MICROSOFT_AUTHORITIES:
+        # MSAL would ask login.microsoftonline.com about a foreign authority; it cannot know it.
+        kwargs["disable_instance_discovery"] = True
+    return kwargs
 
 
-def build_credential(environ: Mapping[str, str] | None = None) -> TokenCredential:
+def default_credential(environ: Mapping[str, str] | None = None) -> TokenCredential:
     """The default chain (environment, workload identity, managed identity, Azure CLI, ...)
     without anything that would open a browser or a sign-in window."""
     environ = os.environ if environ is None else environ
-    kwargs: dict = {"exclude_interactive_browser_credential": True, "exclude_broker_credential": True}
-    authority = environ.get("AZURE_AUTHORITY_HOST", "").strip()
-    if authority:
-        if not authority.startswith("https://"):
-            raise SetupError(f"AZURE_AUTHORITY_HOST: {authority!r} is not accepted; "
-                             "expected an https:// URL such as https://login.microsoftonline.com")
-        if _host(authority) not in _MICROSOFT_AUTHORITIES:
-            # MSAL would ask login.microsoftonline.com about a foreign authority; it cannot know it.
-            kwargs["disable_instance_discovery"] = True
-    return DefaultAzureCredential(**kwargs)
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True,
+                                  exclude_broker_credential=True, **authority(environ))
 
+
+# --- the GitHub action ------------------------------------------------------------------------
+
+def parse_creds(raw: str) -> dict[str, str]:
+    """The JSON azure/login accepts; only the four keys a service principal needs are used."""
+    accepted = 'the JSON azure/login accepts: {"clientId", "clientSecret", "tenantId", "subscriptionId"}'
+    try:
+        creds = json.loads(raw)
+    except ValueError:
+        raise SetupError(f"creds: (hidden) is not accepted (not JSON); expected {accepted}") from None
+    if not isinstance(creds, dict):
+        raise SetupError(f"creds: (hidden) is not accepted (not a JSON object); expected {accepted}")
+    missing = [k for k in ("clientId", "clientSecret", "tenantId") if not str(creds.get(k) or "").strip()]
+    if missing:
+        raise SetupError(f"creds: (hidden) is not accepted (no {', '.join(missing)}); expected {accepted}")
+    return {k: str(v).strip() for k, v in creds.items() if isinstance(v, (str, int))}
+
+
+def _check(name: str, value: str, pattern: re.Pattern, accepted: str) -> str:
+    if not pattern.match(value):
+        raise SetupError(f"{name}: {value!r} is not accepted; expected {accepted}")
+    return value
+
+
+def github_id_token(environ: Mapping[str, str], mask: Callable[[str], None]) -> Callable[[], str]:
+    """A callback returning a FRESH GitHub OIDC token on every call: Entra asks for a new
+    assertion whenever its own token expires, and GitHub's token lives only minutes. Each token
+    goes through `mask` before azure-identity sees it."""
+    import requests
+    from azure.core.exceptions import ClientAuthenticationError
+
+    url, bearer = environ["ACTIONS_ID_TOKEN_REQUEST_URL"], environ["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]
+    separator = "&" if "?" in url else "?"
+    full = f"{url}{separator}audience={requests.utils.quote(EXCHANGE_AUDIENCE, safe='')}"
+
+    def fetch() -> str:
+        try:
+            answer = requests.get(full, headers={"Authorization": f"Bearer {bearer}"}, timeout=30)
+            token = answer.json().get("value") if answer.status_code == 200 else None
+        except (requests.RequestException, ValueError, AttributeError) as err:
+            raise ClientAuthenticationError(message=f"GitHub OIDC token request failed: {type(err).__name__}") from None
+        if not token:
+            raise ClientAuthenticationError(
+                message=f"GitHub OIDC token request failed: HTTP {answer.status_code}")
+        mask(token)
+        return token
+
+    return fetch
+
+
+def for_action(inputs: Mapping[str, str], environ: Mapping[str, str],
+               mask: Callable[[str], None]) -> tuple[TokenCredential | None, str]:
+    """(credential or None for the default chain, how it signs in), in the documented order:
+    creds, client-secret (or AZURE_CLIENT_SECRET), GitHub OIDC, the default chain. `mask` hides
+    each GitHub OIDC token in the log."""
+    from azure.identity import ClientAssertionCredential, ClientSecretCredential
+
+    kwargs = authority(environ)
+    if inputs.get("creds"):
+        creds = parse_creds(inputs["creds"])
+        _check("creds", creds["clientId"], _GUID, "a clientId GUID in creds")
+        _check("creds", creds["tenantId"], _TENANT, "a tenantId GUID or domain in creds")
+        return (ClientSecretCredential(creds["tenantId"], creds["clientId"], creds["clientSecret"], **kwargs),
+                f"service principal {creds['clientId']} (creds) in tenant {creds['tenantId']}")
+    client_id = inputs.get("client-id") or environ.get("AZURE_CLIENT_ID", "").strip()
+    tenant_id = inputs.get("tenant-id") or environ.get("AZURE_TENANT_ID", "").strip()
+    secret = inputs.get("client-secret") or environ.get("AZURE_CLIENT_SECRET", "").strip()
+    if secret:
+        if not client_id or not tenant_id:
+            missing = " and ".join(n for n, v in (("client-id", client_id), ("tenant-id", tenant_id)) if not v)
+            raise SetupError(f"{missing}: (empty) is not accepted (client-secret needs it); expected "
+                             "the service principal's application id and its tenant id")
+        _check("client-id", client_id, _GUID, "an application (client) id GUID")
+        _check("tenant-id", tenant_id, _TENANT, "a tenant id GUID or domain")
+        return (ClientSecretCredential(tenant_id, client_id, secret, **kwargs),
+                f"service principal {client_id} (client secret) in tenant {tenant_id}")
+    if inputs.get("client-id") and inputs.get("tenant-id"):
+        _check("client-id", client_id, _GUID, "an application (client) id GUID")
+        _check("tenant-id", tenant_id, _TENANT, "a tenant id GUID or domain")
+        if not (environ.get("ACTIONS_ID_TOKEN_REQUEST_URL") and environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")):
+            raise SetupError(ID_TOKEN_YAML)
+        return (ClientAssertionCredential(tenant_id, client_id, github_id_token(environ, mask), **kwargs),
+                f"GitHub OIDC as {client_id} in tenant {tenant_id}")
+    if inputs.get("client-id") or inputs.get("tenant-id"):
+        missing = "tenant-id" if inputs.get("client-id") else "client-id"
+        raise SetupError(f"{missing}: (empty) is not accepted (GitHub OIDC needs client-id and "
+                         "tenant-id together); expected a GUID")
+    return None, "the default credential chain (environment, workload identity, managed identity)"
+
+
+# --- Azure Pipelines ----------------------------------------------------------------------------
+
+# What AzureCLI@2 exposes for a workload-identity-federation service connection.
+WORKLOAD_IDENTITY_VARIABLES = ("AZURESUBSCRIPTION_CLIENT_ID", "AZURESUBSCRIPTION_TENANT_ID",
+                               "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID")
+
+
+def for_pipeline(environ: Mapping[str, str]) -> TokenCredential | None:
+    """AzurePipelinesCredential when the task exposes a workload-identity service connection and
+    System.AccessToken is mapped: it fetches a fresh federated token for every Entra request,
+    where the Azure CLI session of the task ends after 10 to 60 minutes. Otherwise None: the
+    runner's default chain (environment, workload identity, managed identity, Azure CLI)."""
+    values = {name: environ.get(name, "").strip() for name in WORKLOAD_IDENTITY_VARIABLES}
+    token = environ.get("SYSTEM_ACCESSTOKEN", "").strip()
+    # An unmapped macro stays literal: "$(System.AccessToken)" is not a token.
+    if not all(values.values()) or not token or token.startswith("$("):
+        return None
+    from azure.identity import AzurePipelinesCredential
+
+    kwargs = authority(environ)
+    try:
+        return AzurePipelinesCredential(
+            tenant_id=values["AZURESUBSCRIPTION_TENANT_ID"],
+            client_id=values["AZURESUBSCRIPTION_CLIENT_ID"],
+            service_connection_id=values["AZURESUBSCRIPTION_SERVICE_CONNECTION_ID"],
+            system_access_token=token, **kwargs)
+    except ValueError:  # every value is present, so azure-identity refused the tenant id
+        raise SetupError(f"AZURESUBSCRIPTION_TENANT_ID: {values['AZURESUBSCRIPTION_TENANT_ID']!r} "
+                         "is not accepted; expected the service connection's tenant id (a GUID "
+                         "or a domain such as contoso.onmicrosoft.com)") from None
+
+
+# --- which Azure --------------------------------------------------------------------------------
 
 def resolve_arm_endpoint(setting: str | None, environ: Mapping[str, str] | None = None) -> str:
     """`--arm-endpoint`, else AZURE_RESOURCE_MANAGER_ENDPOINT, else public Azure."""

@@ -84,5 +84,5 @@ def main(argv: Sequence[str] = ()) -> int:
     print(f"report: {report_file}")
     code = exit_code(report)
     if code in (1, 2):
-        print(f"{PROG}: error: {report.get('message') or report.get('result')}", file=sys.stderr)
+        print(f"{PROG}: error: {report.message or report.result}", file=sys.stderr)
     return code

@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-from . import __version__
 from .budget import resolve_budget
 from .clock import Clock
 from .compute import (
@@ -27,7 +26,7 @@ from .decide import (
 )
 from .events import Event, Listener, NullListener
 from .health import HealthSourceRefused, Readiness, describe, readiness, resolve_source, states
-from .report import exit_code, failure_dict, instance_row, iso
+from .report import InstanceRow, Report, exit_code
 from .settings import Settings
 
 HEARTBEAT_SECONDS = 60.0
@@ -47,7 +46,7 @@ class _Stop(Exception):
 
 def run_rollout(settings: Settings, port: ComputePort, *, clock: Clock,
                 listener: Listener = NullListener(),
-                cancelled: threading.Event | None = None) -> dict:
+                cancelled: threading.Event | None = None) -> Report:
     """Run one rollout (or dry run) of `settings` through `port`; returns the run report."""
     return _Rollout(settings, port, clock, listener, cancelled or threading.Event()).run()
 
@@ -80,7 +79,7 @@ class _Rollout:
 
     # --- the run ---------------------------------------------------------------------------
 
-    def run(self) -> dict:
+    def run(self) -> Report:
         result, message, failure = "succeeded", "", None
         try:
             message = self._execute()
@@ -100,7 +99,7 @@ class _Rollout:
                 f"for the surge) because the run {result}; {what} when you are done")
         self._phase("results")
         report = self._report(result, message, failure)
-        self._emit("finished", message=message, data=report)
+        self._emit("finished", message=message, data=report.as_dict())
         return report
 
     def _execute(self) -> str:
@@ -590,33 +589,18 @@ class _Rollout:
                 by_reason.setdefault(t.reason or "skipped", []).append(t.id)
         return "; ".join(f"{_short(ids)} ({reason})" for reason, ids in by_reason.items())
 
-    def _report(self, result: str, message: str, failure: Failure | None) -> dict:
-        end = self.clock.now()
+    def _report(self, result: str, message: str, failure: Failure | None) -> Report:
         rs = self.run_state
         if failure is None and rs is not None and result == "failed":
             failure = rs.failure
         rows = []
         if rs is not None:
             for tid, t in sorted(rs.tracks.items(), key=lambda kv: id_key(kv[0])):
-                rows.append(instance_row(t, self.first.get(tid) or t.last))
-        ss = self.scale_set
-        counts = self.port.counts
-        return {
-            "tool": "cycle-vmss", "version": __version__,
-            "subscriptionId": ss.subscription_id if ss else self.s.subscription_id,
-            "resourceGroup": self.s.resource_group, "scaleSet": self.s.scale_set_name,
-            "orchestrationMode": ss.orchestration_mode if ss else None,
-            "settings": self.s.as_report(),
-            "startTime": iso(self.start), "endTime": iso(end),
-            "durationSeconds": round(end - self.start, 1),
-            "result": result, "message": message,
-            "failure": failure_dict(failure),
-            "plan": self.plan_report,
-            "capacity": dict(self.capacity),
-            "requests": {"reads": counts.reads, "writes": counts.writes, "throttled": counts.throttled},
-            "warnings": list(self.warnings),
-            "instances": rows,
-        }
+                rows.append(InstanceRow.of(t, self.first.get(tid) or t.last))
+        return Report.finished(self.s, self.scale_set, start=self.start, end=self.clock.now(),
+                               result=result, message=message, failure=failure,
+                               plan=self.plan_report, capacity=self.capacity,
+                               requests=self.port.counts, warnings=self.warnings, instances=rows)
 
 
 def _first_skip(inst: Instance, in_scope: bool) -> str | None:

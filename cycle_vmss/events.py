@@ -2,7 +2,8 @@
 
 The engine calls `Listener.event` at every change; front ends (terminal, GitHub, Azure
 Pipelines) turn events into their own log lines, groups and progress, and turn the final report
-(a plain dict, the JSON run report of SPEC section 5) into outputs and summaries.
+(a `cycle_vmss.report.Report`, whose `as_dict()` is the JSON run report of SPEC section 5) into
+outputs and summaries.
 
 Event kinds (`Event.kind`):
   phase      message = "preflight" | "surge" | "rolling" | "restore" | "results"
@@ -16,11 +17,12 @@ Event kinds (`Event.kind`):
   capacity   data = {"from", "to"}
   waiting    message = why nothing can start now (budget, in-flight cap, blocked by whom)
   heartbeat  data = {"done", "in_flight", "pending", "ready", "r_min"} (at least once a minute)
-  finished   data = the report dict
+  finished   data = the JSON run report (`Report.as_dict()`)
 
-The JSON run report (camelCase keys; times are ISO 8601 UTC strings or null):
+The JSON run report (camelCase keys; times are ISO 8601 UTC strings or null; the JSON Schema is
+schemas/run-report.schema.json):
 {
-  "tool": "cycle-vmss", "version": "0.1.0",
+  "tool": "cycle-vmss", "version": "0.1.0", "schemaVersion": 2,
   "subscriptionId": "...", "resourceGroup": "rg", "scaleSet": "vmss", "orchestrationMode": "Uniform",
   "settings": {<Settings.as_report()>},
   "startTime": "...", "endTime": "...", "durationSeconds": 123.4,
@@ -28,8 +30,8 @@ The JSON run report (camelCase keys; times are ISO 8601 UTC strings or null):
   "message": "one line saying what happened",
   "failure": null | {"instanceId": "3", "code": "OSProvisioningTimedOut", "message": "...",
                      "states": {"provisioning": "failed", "power": "running", "health": null}},
-  "plan": {"n0": 6, "maxUnavailable": 1, "maxSurge": 0, "rMin": 5, "maxInFlight": 1,
-           "order": ["2", "0", ...], "surgeTo": null | 7},
+  "plan": null | {"n0": 6, "maxUnavailable": 1, "maxSurge": 0, "automaticSurge": 0, "rMin": 5,
+                  "maxInFlight": 1, "order": ["2", "0", ...], "surgeTo": null | 7},
   "capacity": {"before": 6, "during": 6, "after": 6},
   "requests": {"reads": 40, "writes": 6, "throttled": 0},
   "warnings": ["..."],

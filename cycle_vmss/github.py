@@ -1,55 +1,37 @@
 """The tool on GitHub Actions: log groups, annotations, outputs and the step summary.
 
 Everything a user of the action sees is rendered here from the engine's events and the run
-report (shapes in `cycle_vmss.events`); `entrypoint.py` only wires inputs, credential and run.
+`Report`; `entrypoint.py` only wires inputs, settings, run and outputs.
 Workflow commands go through `actions-toolkit`, which escapes them as `@actions/core` does.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
 import threading
+from dataclasses import replace
 from datetime import datetime, timezone
-from typing import IO, Iterable
+from typing import IO, Iterable, Mapping
 
 from actions_toolkit import core
 from actions_toolkit.command import Command
 
 from cycle_vmss.events import Event
-from cycle_vmss.report import ids_with_action
-from cycle_vmss.settings import SETTINGS
+from cycle_vmss.report import PHASE_TITLES, InstanceError, InstanceRow, Report, camel
+from cycle_vmss.settings import SETTINGS, Settings
 
-OUTPUTS = ("result", "reimaged-instances", "failed-instances", "skipped-instances",
-           "duration-seconds", "report-file")
 ANNOTATIONS_PER_TYPE = 10  # GitHub shows at most 10 errors and 10 warnings per step
 SUMMARY_LIMIT = 1_000_000  # GitHub refuses a step summary over 1 MiB; keep a margin
 DEFAULT_REPORT_NAME = "cycle-vmss-report.json"
-_PHASES = {"preflight": "Preflight (read only)", "surge": "Surge: raise capacity",
-           "rolling": "Rolling reimage", "restore": "Restore capacity", "results": "Results"}
 _ICONS = {"succeeded": "✅", "dry-run": "📝", "failed": "❌", "refused": "⛔", "cancelled": "⏹️"}
 
 
 # --- time -----------------------------------------------------------------------------------
 
-def _parse(stamp: str | None) -> datetime | None:
-    if not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(timezone.utc)
-    except ValueError:
-        return None
-
-
-def _iso(instant: float) -> str:
-    return datetime.fromtimestamp(instant, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _clock(stamp: str | None) -> str:
-    moment = _parse(stamp)
-    return moment.strftime("%H:%M:%S") if moment else "–"
+def _clock(t: float | None) -> str:
+    return "–" if t is None else datetime.fromtimestamp(t, timezone.utc).strftime("%H:%M:%S")
 
 
 def duration_text(seconds: float | None) -> str:
@@ -66,7 +48,7 @@ def duration_text(seconds: float | None) -> str:
     return f"{secs} s"
 
 
-def _states(states: dict | None) -> str:
+def _states(states: Mapping[str, str | None] | None) -> str:
     if not states:
         return "–"
     return ", ".join(f"{k} {v}" for k, v in states.items() if v) or "–"
@@ -85,7 +67,7 @@ class GitHubLog:
         self._open: str | None = None  # title of the open group
         self._lock = threading.Lock()  # the OIDC callback may print a mask from another thread
         self._started = 0
-        self._seen: dict[str, dict] = {}  # instance id -> what the events said, for cancelled_report
+        self._seen: dict[str, InstanceRow] = {}  # what the events said, for cancelled_report
         self._first: float | None = None
 
     def _write(self, line: str) -> None:
@@ -118,36 +100,34 @@ class GitHubLog:
         self._first = self._first if self._first is not None else e.time
         if e.instance_id is None:
             return
-        row = self._seen.setdefault(e.instance_id, {"id": e.instance_id, "action": "not-started"})
+        row = self._seen.get(e.instance_id) or InstanceRow(id=e.instance_id, action="not-started")
         if e.kind == "started":
-            row.update(action="in-flight", reimageStart=_iso(e.time))
+            row = replace(row, action="in-flight", reimage_start=e.time)
         elif e.kind == "done":
-            row.update(action="reimaged", readyTime=_iso(e.time))
+            row = replace(row, action="reimaged", ready_time=e.time)
         elif e.kind == "failed":
-            row.update(action="failed", error={"code": e.data.get("code"), "message": e.message})
+            row = replace(row, action="failed", error=InstanceError(e.data.get("code"), e.message))
         elif e.kind in ("skipped", "removed"):
-            row.update(action=e.kind, reason=e.message or None)
+            row = replace(row, action=e.kind, reason=e.message or None)
         elif e.kind == "state":
-            row["lastStates"] = dict(e.data)
+            row = replace(row, last_states=dict(e.data))
+        self._seen[e.instance_id] = row
 
-    def cancelled_report(self, settings) -> dict:
+    def cancelled_report(self, settings: Settings) -> Report:
         """A report built from the events alone, for a run whose engine did not return in time
         after a cancel (a request still hanging): what started, what finished, what was left."""
-        from cycle_vmss.runner import refused_report
-
         with self._lock:
-            report = refused_report(settings, "cancelled while a request to Azure was still "
-                                    "waiting; instances as the log saw them",
+            report = Report.refused("cancelled while a request to Azure was still waiting; "
+                                    "instances as the log saw them", settings=settings,
                                     start=self._first)
-            report.update(result="cancelled", instances=[dict(r) for r in self._seen.values()])
-        return report
+            return replace(report, result="cancelled", instances=tuple(self._seen.values()))
 
     def _event(self, e: Event) -> None:
         self._track(e)
-        stamp = datetime.fromtimestamp(e.time, timezone.utc).strftime("%H:%M:%S")
+        stamp = _clock(e.time)
         who = f"instance {e.instance_id}: " if e.instance_id is not None else ""
         if e.kind == "phase":
-            self._group(_PHASES.get(e.message, e.message))
+            self._group(PHASE_TITLES.get(e.message, e.message))
             return
         if e.kind == "started":
             self._started += 1
@@ -180,16 +160,16 @@ class GitHubLog:
             text = e.message or e.kind
         self._write(_no_command(f"{stamp} {who}{text}"))
 
-    def finish(self, report: dict) -> None:
+    def finish(self, report: Report) -> None:
         """The results group: one line per instance, then the run's message."""
         with self._lock:
-            self._group(_PHASES["results"])
-            for row in report.get("instances") or []:
-                extra = f" ({row['reason']})" if row.get("reason") else ""
+            self._group(PHASE_TITLES["results"])
+            for row in report.instances:
+                extra = f" ({row.reason})" if row.reason else ""
                 self._write(_no_command(
-                    f"instance {row.get('id')}: {row.get('action')}{extra}; out of service "
-                    f"{duration_text(row.get('outOfServiceSeconds'))}; {_states(row.get('lastStates'))}"))
-            self._write(_no_command(f"{report.get('result')}: {report.get('message') or ''}"))
+                    f"instance {row.id}: {row.action}{extra}; out of service "
+                    f"{duration_text(row.out_of_service_seconds)}; {_states(row.last_states)}"))
+            self._write(_no_command(f"{report.result}: {report.message}"))
         self.close()
 
 
@@ -206,7 +186,7 @@ def command(kind: str, message: str, title: str | None = None) -> str:
     return str(Command(kind, {"title": title} if title else {}, message))
 
 
-def _with_states(message: str, states: dict | None) -> str:
+def _with_states(message: str, states: Mapping[str, str | None] | None) -> str:
     """` Last states: ...` unless the engine's message already names them."""
     return "" if "last states" in message.lower() else f" Last states: {_states(states)}."
 
@@ -222,35 +202,34 @@ def _capped(messages: list[tuple[str, str]], what: str) -> list[tuple[str, str]]
                     f"{len(rest)} more {what} (see the step summary and the report): {titles}")]
 
 
-def annotations(report: dict) -> list[str]:
+def annotations(report: Report) -> list[str]:
     """Workflow-command lines: failures as errors naming the instance and its last states,
     skips, leftover surge and other warnings as warnings; never more than 10 of each."""
-    rows = report.get("instances") or []
-    result = report.get("result")
+    rows = report.instances
+    result = report.result
     errors: list[tuple[str, str]] = []
     for row in rows:
-        if row.get("action") != "failed":
+        if row.action != "failed":
             continue
-        err = row.get("error") or {}
-        code = f"{err.get('code')}: " if err.get("code") else ""
-        message = str(err.get("message") or "not ready in time").rstrip(".")
-        errors.append((f"instance {row.get('id')}",
+        err = row.error or InstanceError(None, None)
+        code = f"{err.code}: " if err.code else ""
+        message = str(err.message or "not ready in time").rstrip(".")
+        errors.append((f"instance {row.id}",
                        f"Instance {_named(row)} failed: {code}{message}."
-                       + _with_states(message, row.get("lastStates"))))
+                       + _with_states(message, row.last_states)))
     if result in ("failed", "refused") and not errors:
-        errors.append(("run", str(report.get("message") or f"The run {result}.")))
+        errors.append(("run", report.message or f"The run {result}."))
     warnings: list[tuple[str, str]] = []
     if result == "cancelled":
-        in_flight = [r.get("id") for r in rows if r.get("action") == "in-flight"]
+        in_flight = report.ids("in-flight")
         warnings.append(("cancelled", "The run was cancelled" + (
-            f"; still reimaging in Azure: {', '.join(map(str, in_flight))}" if in_flight else "") + "."))
+            f"; still reimaging in Azure: {', '.join(in_flight)}" if in_flight else "") + "."))
+    # Instances outside `instance-ids` were never asked for: not a warning (as on Azure Pipelines).
     for row in rows:
-        # Instances outside `instance-ids` were never asked for: not a warning (as on Azure Pipelines).
-        if row.get("action") == "skipped" and row.get("reason") != "out of scope":
-            warnings.append((f"instance {row.get('id')}",
-                             f"Instance {_named(row)} skipped: "
-                             f"{row.get('reason') or 'not eligible'}."))
-    warnings += [("warning", str(w)) for w in report.get("warnings") or []]
+        if row.action == "skipped" and row.in_scope:
+            warnings.append((f"instance {row.id}",
+                             f"Instance {_named(row)} skipped: {row.reason or 'not eligible'}."))
+    warnings += [("warning", w) for w in report.warnings]
     lines = []
     for kind, items, what in (("error", errors, "failed instances"), ("warning", warnings, "warnings")):
         for title, message in _capped(items, what):
@@ -261,38 +240,19 @@ def annotations(report: dict) -> list[str]:
 
 # --- outputs --------------------------------------------------------------------------------
 
-def outputs(report: dict, report_file: str | None, workspace: str | None = None) -> dict[str, str]:
-    """The step's outputs (SPEC section 5). `report-file` is relative to the workspace when it
-    lies inside it: the same relative path works in the container and in later `run` steps,
-    whose working directory is the workspace too."""
-    shown = report_file or ""
-    if report_file and workspace:
-        absolute, base = os.path.abspath(report_file), os.path.abspath(workspace)
-        if os.path.commonpath([absolute, base]) == base:
-            shown = os.path.relpath(absolute, base)
-    duration = report.get("durationSeconds")
-    return {
-        "result": str(report.get("result") or "refused"),
-        "reimaged-instances": json.dumps(ids_with_action(report, "reimaged")),
-        "failed-instances": json.dumps(ids_with_action(report, "failed")),
-        "skipped-instances": json.dumps(ids_with_action(report, "skipped")),
-        "duration-seconds": str(int(round(duration))) if isinstance(duration, (int, float)) else "0",
-        "report-file": shown,
-    }
-
-
 def write_outputs(values: dict[str, str]) -> None:
-    """Through GITHUB_OUTPUT (`name<<delimiter` blocks); the runner reads them after the step."""
+    """`Report.outputs` through GITHUB_OUTPUT (`name<<delimiter` blocks); the runner reads them
+    after the step."""
     for name, value in values.items():
         core.set_output(name, value)
 
 
 # --- the step summary -----------------------------------------------------------------------
 
-def _settings_rows(settings: dict) -> list[str]:
+def _settings_rows(settings: Mapping[str, object]) -> list[str]:
     rows = []
     for spec in SETTINGS:
-        key = spec.pipeline or _camel(spec.cli)
+        key = spec.pipeline or camel(spec.cli)
         if key not in settings:
             continue
         value = settings[key]
@@ -304,11 +264,6 @@ def _settings_rows(settings: dict) -> list[str]:
             shown = str(shown).lower()
         rows.append(f"| `{spec.action}` | {_cell(shown)} |")
     return rows
-
-
-def _camel(kebab: str) -> str:
-    head, *rest = kebab.split("-")
-    return head + "".join(p.title() for p in rest)
 
 
 def _cell(value: object) -> str:
@@ -324,37 +279,39 @@ def _paragraph(text: str, label: str = "") -> list[str]:
     return out
 
 
-def _other_name(row: dict) -> str:
+def _other_name(row: InstanceRow) -> str:
     """The instance's VM name when it is not its id (Uniform); a Flexible set's id is the name."""
-    name = row.get("name") or ""
-    return "" if name == str(row.get("id")) else name
+    name = row.name or ""
+    return "" if name == row.id else name
 
 
-def _named(row: dict) -> str:
+def _named(row: InstanceRow) -> str:
     other = _other_name(row)
-    return f"{row.get('id')} ({other})" if other else str(row.get("id"))
+    return f"{row.id} ({other})" if other else row.id
 
 
-def _gantt_name(row: dict) -> str:
-    return re.sub(r"[:;#,]", " ", f"{row.get('id')} {_other_name(row)}").strip()
+def _gantt_name(row: InstanceRow) -> str:
+    return re.sub(r"[:;#,]", " ", f"{row.id} {_other_name(row)}").strip()
 
 
-def gantt(report: dict, rows: Iterable[dict]) -> list[str]:
+def _gantt_time(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def gantt(report: Report, rows: Iterable[InstanceRow]) -> list[str]:
     """A Mermaid Gantt chart of each instance's time out of service, one section per zone."""
-    end_of_run = report.get("endTime")
     bars: dict[str, list[str]] = {}
     for n, row in enumerate(rows):
-        start = _parse(row.get("reimageStart"))
+        start = row.reimage_start
         if start is None:
             continue
         # A failed or in-flight instance stayed out of service until the run ended.
-        unready_until = end_of_run if row.get("action") in ("failed", "in-flight") else row.get("reimageEnd")
-        end = _parse(row.get("readyTime") or unready_until or end_of_run) or start
-        tag = {"failed": "crit, ", "in-flight": "active, "}.get(row.get("action"), "done, ")
-        zone = f"zone {row.get('zone')}" if row.get("zone") else "no zone"
+        unready_until = report.end_time if row.action in ("failed", "in-flight") else row.reimage_end
+        end = next(t for t in (row.ready_time, unready_until, report.end_time) if t is not None)
+        tag = {"failed": "crit, ", "in-flight": "active, "}.get(row.action, "done, ")
+        zone = f"zone {row.zone}" if row.zone else "no zone"
         bars.setdefault(zone, []).append(
-            f"    {_gantt_name(row)} : {tag}i{n}, {start:%Y-%m-%d %H:%M:%S}, "
-            f"{max(end, start):%Y-%m-%d %H:%M:%S}")
+            f"    {_gantt_name(row)} : {tag}i{n}, {_gantt_time(start)}, {_gantt_time(max(end, start))}")
     if not bars:
         return ["No instance was taken out of service."]
     lines = ["```mermaid", "gantt", "    title Time out of service", "    dateFormat YYYY-MM-DD HH:mm:ss",
@@ -366,29 +323,26 @@ def gantt(report: dict, rows: Iterable[dict]) -> list[str]:
     return lines
 
 
-def cause_and_fix(report: dict) -> tuple[str, str] | None:
+def cause_and_fix(report: Report) -> tuple[str, str] | None:
     """What went wrong and what to do, for a run that did not succeed."""
-    result = report.get("result")
-    rows = report.get("instances") or []
-    message = str(report.get("message") or "")
-    rg, vmss = report.get("resourceGroup"), report.get("scaleSet")
-    not_done = [str(r.get("id")) for r in rows if r.get("action") in ("failed", "in-flight", "not-started")]
+    result, rows, message = report.result, report.instances, report.message
+    rg, vmss = report.resource_group, report.scale_set
+    not_done = [r.id for r in rows if r.action in ("failed", "in-flight", "not-started")]
     rerun = (f" To continue with the instances not yet reimaged, run again with `instance-ids: "
              f"{' '.join(not_done)}`." if not_done and len(not_done) < len(rows) else "")
-    capacity = report.get("capacity") or {}
+    before, after = report.capacity.before, report.capacity.after
     leftover = ""
-    if isinstance(capacity.get("after"), int) and isinstance(capacity.get("before"), int) \
-            and capacity["after"] > capacity["before"]:
-        leftover = (f" The surge capacity was kept ({capacity['after']} instead of "
-                    f"{capacity['before']}); once the set is healthy, scale it back with `az vmss "
-                    f"scale -g {rg} -n {vmss} --new-capacity {capacity['before']}`.")
+    if before is not None and after is not None and after > before:
+        leftover = (f" The surge capacity was kept ({after} instead of {before}); once the set "
+                    f"is healthy, scale it back with `az vmss scale -g {rg} -n {vmss} "
+                    f"--new-capacity {before}`.")
     if result == "failed":
-        failure = report.get("failure") or {}
-        if failure.get("instanceId") is not None:
-            text = str(failure.get("message") or message).rstrip(".")
-            cause = (f"Instance {failure['instanceId']} failed: "
-                     f"{failure.get('code') + ': ' if failure.get('code') else ''}{text}."
-                     + _with_states(text, failure.get("states")))
+        failure = report.failure
+        if failure is not None and failure.instance_id is not None:
+            text = (failure.message or message).rstrip(".")
+            cause = (f"Instance {failure.instance_id} failed: "
+                     f"{failure.code + ': ' if failure.code else ''}{text}."
+                     + _with_states(text, failure.states))
         else:
             cause = message
         fix = ("Look at the instance in the Azure portal (boot diagnostics, the extensions' "
@@ -408,7 +362,7 @@ def cause_and_fix(report: dict) -> tuple[str, str] | None:
             fix = "Nothing was changed. Correct what the message names and run again."
         return message, fix
     if result == "cancelled":
-        in_flight = [str(r.get("id")) for r in rows if r.get("action") == "in-flight"]
+        in_flight = report.ids("in-flight")
         cause = "The run was cancelled (the workflow was cancelled or its job timed out)."
         if in_flight:
             cause += f" Reimages already started finish in Azure on their own: {', '.join(in_flight)}."
@@ -416,24 +370,24 @@ def cause_and_fix(report: dict) -> tuple[str, str] | None:
     return None
 
 
-def summary_markdown(report: dict, max_rows: int | None = None) -> str:
+def summary_markdown(report: Report, max_rows: int | None = None) -> str:
     """The step summary: result, cause and fix, settings, instances, chart, totals."""
-    result = str(report.get("result") or "refused")
-    rows = list(report.get("instances") or [])
-    reimaged = sum(1 for r in rows if r.get("action") == "reimaged")
-    vmss, rg = report.get("scaleSet") or "?", report.get("resourceGroup") or "?"
+    result = report.result
+    rows = list(report.instances)
+    reimaged = sum(1 for r in rows if r.action == "reimaged")
+    vmss, rg = report.scale_set or "?", report.resource_group or "?"
     out = [f"## {_ICONS.get(result, '')} cycle-vmss {result}: `{vmss}`".replace("  ", " "), ""]
-    if report.get("message"):
-        out += _paragraph(str(report["message"]))
-    out += [f"Resource group `{rg}`, subscription `{report.get('subscriptionId') or '?'}`: "
-            f"{reimaged} of {len(rows)} instances reimaged in {duration_text(report.get('durationSeconds'))}.", ""]
+    if report.message:
+        out += _paragraph(report.message)
+    out += [f"Resource group `{rg}`, subscription `{report.subscription_id or '?'}`: "
+            f"{reimaged} of {len(rows)} instances reimaged in {duration_text(report.duration_seconds)}.", ""]
     found = cause_and_fix(report)
     if found:
         cause, fix = found
         out += _paragraph(cause, "**Cause:** ") + _paragraph(fix, "**Fix:** ")
 
     out += ["### Settings", "", "| Input | Value |", "|---|---|"]
-    out += _settings_rows(report.get("settings") or {})
+    out += _settings_rows(report.settings)
     out.append("")
 
     out += ["### Instances", ""]
@@ -441,21 +395,21 @@ def summary_markdown(report: dict, max_rows: int | None = None) -> str:
         # Over the size limit, keep the instances that need attention and say what was left out.
         shown = rows
         if max_rows is not None and len(rows) > max_rows:
-            urgent = [r for r in rows if r.get("action") != "reimaged"]
-            shown = (urgent + [r for r in rows if r.get("action") == "reimaged"])[:max_rows]
+            urgent = [r for r in rows if r.action != "reimaged"]
+            shown = (urgent + [r for r in rows if r.action == "reimaged"])[:max_rows]
         out += ["| Instance | Zone | Action | Reimage started | Reimage ended | Ready | Out of service | Last states |",
                 "|---|---|---|---|---|---|---|---|"]
         for r in shown:
-            action = r.get("action") or ""
-            if r.get("reason"):
-                action += f" ({r['reason']})"
-            if (r.get("error") or {}).get("code"):
-                action += f": {r['error']['code']}"
+            action = r.action
+            if r.reason:
+                action += f" ({r.reason})"
+            if r.error is not None and r.error.code:
+                action += f": {r.error.code}"
             other = _other_name(r)
-            out.append(f"| {_cell(r.get('id'))}{f' `{_cell(other)}`' if other else ''} | {_cell(r.get('zone') or '–')} "
-                       f"| {_cell(action)} | {_clock(r.get('reimageStart'))} | {_clock(r.get('reimageEnd'))} "
-                       f"| {_clock(r.get('readyTime'))} | {duration_text(r.get('outOfServiceSeconds'))} "
-                       f"| {_cell(_states(r.get('lastStates')))} |")
+            out.append(f"| {_cell(r.id)}{f' `{_cell(other)}`' if other else ''} | {_cell(r.zone or '–')} "
+                       f"| {_cell(action)} | {_clock(r.reimage_start)} | {_clock(r.reimage_end)} "
+                       f"| {_clock(r.ready_time)} | {duration_text(r.out_of_service_seconds)} "
+                       f"| {_cell(_states(r.last_states))} |")
         if len(shown) < len(rows):
             out.append("")
             out.append(f"{len(rows) - len(shown)} more instances are in the report file (the "
@@ -466,24 +420,23 @@ def summary_markdown(report: dict, max_rows: int | None = None) -> str:
         out.append("No instances were looked at.")
     out.append("")
 
-    requests = report.get("requests") or {}
-    capacity = report.get("capacity") or {}
+    requests, capacity = report.requests, report.capacity
     out += ["### Totals", "", "| | |", "|---|---|",
-            f"| Duration | {duration_text(report.get('durationSeconds'))} ({_clock(report.get('startTime'))} "
-            f"to {_clock(report.get('endTime'))} UTC) |",
-            f"| ARM requests | {requests.get('reads', 0)} reads, {requests.get('writes', 0)} writes, "
-            f"{requests.get('throttled', 0)} throttled |"]
-    if capacity.get("before") is not None:
-        out.append(f"| Capacity | {capacity.get('before')} before, {capacity.get('during')} during, "
-                   f"{capacity.get('after')} after |")
+            f"| Duration | {duration_text(report.duration_seconds)} ({_clock(report.start_time)} "
+            f"to {_clock(report.end_time)} UTC) |",
+            f"| ARM requests | {requests.reads} reads, {requests.writes} writes, "
+            f"{requests.throttled} throttled |"]
+    if capacity.before is not None:
+        out.append(f"| Capacity | {capacity.before} before, {capacity.during} during, "
+                   f"{capacity.after} after |")
     out.append("")
     return "\n".join(out)
 
 
-def render_summary(report: dict, limit: int = SUMMARY_LIMIT) -> str:
+def render_summary(report: Report, limit: int = SUMMARY_LIMIT) -> str:
     """`summary_markdown`, with fewer instance rows until it fits GitHub's limit."""
     text = summary_markdown(report)
-    rows = len(report.get("instances") or [])
+    rows = len(report.instances)
     while len(text.encode("utf-8")) > limit and rows > 0:
         rows //= 2
         text = summary_markdown(report, max_rows=rows)
@@ -495,18 +448,3 @@ def write_summary(markdown: str, path: str | None = None) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as f:
             f.write(markdown if markdown.endswith("\n") else markdown + "\n")
-
-
-def refusal_report(message: str, *, resource_group: str | None = None,
-                   scale_set: str | None = None) -> dict:
-    """The report of a run refused before it had settings (bad input, missing permission)."""
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-    from cycle_vmss import __version__
-    return {
-        "tool": "cycle-vmss", "version": __version__, "subscriptionId": None,
-        "resourceGroup": resource_group, "scaleSet": scale_set, "orchestrationMode": None,
-        "settings": {}, "startTime": now, "endTime": now, "durationSeconds": 0.0,
-        "result": "refused", "message": message, "failure": None, "plan": None,
-        "capacity": {"before": None, "during": None, "after": None},
-        "requests": {"reads": 0, "writes": 0, "throttled": 0}, "warnings": [], "instances": [],
-    }

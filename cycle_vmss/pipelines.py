@@ -1,4 +1,4 @@
-"""The tool on Azure Pipelines: logging commands, output variables, summary, credential.
+"""The tool on Azure Pipelines: logging commands, output variables, summary.
 
 When `TF_BUILD` is set (every Azure Pipelines agent sets it) the run speaks the agent's logging
 commands on stdout: `##[group]` sections per phase, `##vso[task.logissue]` errors for failures
@@ -21,7 +21,7 @@ import threading
 from typing import IO, Mapping
 
 from cycle_vmss.events import Event
-from cycle_vmss.report import ids_with_action
+from cycle_vmss.report import OUTPUTS, PHASE_TITLES, Report, camel, exit_code, iso, state_slashes
 from cycle_vmss.progress import describe  # the CLI's wording, so both logs read alike
 from cycle_vmss.signals import install_signal_handlers
 from cycle_vmss.settings import SettingError, Spelling, build_settings, raw_from_env
@@ -29,15 +29,7 @@ from cycle_vmss.settings import SettingError, Spelling, build_settings, raw_from
 # Variables that hold secrets on an agent: the service principal's key and federated token
 # (AzureCLI@2 `addSpnToEnvironment`), the job's access token, an environment-credential secret.
 SECRET_VARIABLES = ("servicePrincipalKey", "idToken", "SYSTEM_ACCESSTOKEN", "AZURE_CLIENT_SECRET")
-# What AzureCLI@2 exposes for a workload-identity-federation service connection.
-WORKLOAD_IDENTITY_VARIABLES = ("AZURESUBSCRIPTION_CLIENT_ID", "AZURESUBSCRIPTION_TENANT_ID",
-                               "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID")
-OUTPUT_VARIABLES = ("result", "reimagedInstances", "failedInstances", "skippedInstances",
-                    "durationSeconds", "reportFile")
-_MICROSOFT_AUTHORITIES = ("login.microsoftonline.com", "login.chinacloudapi.cn",
-                          "login.microsoftonline.us")
-_PHASES = {"preflight": "Preflight (read only)", "surge": "Surge: raise capacity",
-           "rolling": "Rolling reimage", "restore": "Restore capacity", "results": "Results"}
+OUTPUT_VARIABLES = tuple(camel(name) for name in OUTPUTS)
 
 
 def active(environ: Mapping[str, str] | None = None) -> bool:
@@ -96,7 +88,7 @@ class PipelinesLog:
             if kind == "phase":
                 self._end_group()
                 if event.message != "results":  # the results follow the run, ungrouped
-                    self.write("##[group]" + plain(_PHASES.get(event.message, event.message)))
+                    self.write("##[group]" + plain(PHASE_TITLES.get(event.message, event.message)))
                     self._group_open = True
                 return
             if kind == "finished":
@@ -144,7 +136,7 @@ def listener(out: IO[str] | None = None) -> PipelinesLog:
     return PipelinesLog(out)
 
 
-# --- secrets and credential ---------------------------------------------------------------
+# --- secrets -------------------------------------------------------------------------------
 
 def mask_secrets(environ: Mapping[str, str], out: IO[str] | None = None) -> None:
     """Tell the agent to mask every secret this process can see, before anything else prints.
@@ -156,48 +148,12 @@ def mask_secrets(environ: Mapping[str, str], out: IO[str] | None = None) -> None
     out.flush()
 
 
-def credential(environ: Mapping[str, str] | None = None):
-    """AzurePipelinesCredential when the task exposes a workload-identity service connection and
-    System.AccessToken is mapped: it fetches a fresh federated token for every Entra request,
-    where the Azure CLI session of the task ends after 10 to 60 minutes. Otherwise None: the
-    runner's default chain (environment, workload identity, managed identity, Azure CLI)."""
-    environ = os.environ if environ is None else environ
-    values = {name: environ.get(name, "").strip() for name in WORKLOAD_IDENTITY_VARIABLES}
-    token = environ.get("SYSTEM_ACCESSTOKEN", "").strip()
-    # An unmapped macro stays literal: "$(System.AccessToken)" is not a token.
-    if not all(values.values()) or not token or token.startswith("$("):
-        return None
-    from azure.identity import AzurePipelinesCredential
-
-    kwargs: dict = {}
-    authority = environ.get("AZURE_AUTHORITY_HOST", "").strip()
-    if authority:
-        kwargs["authority"] = authority
-        if re.sub(r"^https?://", "", authority).rstrip("/").lower() not in _MICROSOFT_AUTHORITIES:
-            # MSAL would ask login.microsoftonline.com about a foreign authority; it cannot know it.
-            kwargs["disable_instance_discovery"] = True
-    return AzurePipelinesCredential(
-        tenant_id=values["AZURESUBSCRIPTION_TENANT_ID"],
-        client_id=values["AZURESUBSCRIPTION_CLIENT_ID"],
-        service_connection_id=values["AZURESUBSCRIPTION_SERVICE_CONNECTION_ID"],
-        system_access_token=token, **kwargs)
-
-
 # --- after the run -------------------------------------------------------------------------
 
-def outputs(report: dict) -> dict[str, str]:
-    """The output variables' values (arrays as JSON, so a later step can parse them); the same
-    as the GitHub action's outputs, in camelCase."""
-    duration = report.get("durationSeconds")
-    report_file = (report.get("settings") or {}).get("reportFile")
-    return {
-        "result": str(report.get("result", "")),
-        "reimagedInstances": json.dumps(ids_with_action(report, "reimaged")),
-        "failedInstances": json.dumps(ids_with_action(report, "failed")),
-        "skippedInstances": json.dumps(ids_with_action(report, "skipped")),
-        "durationSeconds": str(int(round(float(duration)))) if duration is not None else "0",
-        "reportFile": os.path.abspath(report_file) if report_file else "",
-    }
+def outputs(report: Report, report_file: str | None) -> dict[str, str]:
+    """The output variables' values: the action's outputs in camelCase (arrays as JSON, so a
+    later step can parse them; the report file's absolute path)."""
+    return {camel(name): value for name, value in report.outputs(report_file).items()}
 
 
 def _cell(value: object) -> str:
@@ -207,87 +163,74 @@ def _cell(value: object) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|")
 
 
-def _states(states: dict | None) -> str:
-    if not states:
-        return ""
-    return "/".join(str(states.get(k) or "-") for k in ("provisioning", "power", "health"))
-
-
 def _seconds(value: object) -> str:
     return "" if value is None else f"{float(value):.0f} s"  # type: ignore[arg-type]
 
 
-def summary_markdown(report: dict) -> str:
+def summary_markdown(report: Report) -> str:
     """The run as Markdown tables (the Extensions tab renders no Mermaid)."""
-    result = report.get("result", "?")
-    lines = [f"### cycle-vmss: {_cell(result)}", "", _cell(report.get("message")), "",
+    lines = [f"### cycle-vmss: {_cell(report.result)}", "", _cell(report.message), "",
              "| | |", "|---|---|"]
-    capacity = report.get("capacity") or {}
-    requests = report.get("requests") or {}
+    capacity, requests = report.capacity, report.requests
     rows = [
-        ("Scale set", f"{report.get('scaleSet') or ''}"
-                      + (f" ({report['orchestrationMode']})" if report.get("orchestrationMode") else "")),
-        ("Resource group", report.get("resourceGroup")),
-        ("Subscription", report.get("subscriptionId")),
-        ("Started", report.get("startTime")),
-        ("Ended", report.get("endTime")),
-        ("Duration", _seconds(report.get("durationSeconds"))),
+        ("Scale set", f"{report.scale_set or ''}"
+                      + (f" ({report.orchestration_mode})" if report.orchestration_mode else "")),
+        ("Resource group", report.resource_group),
+        ("Subscription", report.subscription_id),
+        ("Started", iso(report.start_time)),
+        ("Ended", iso(report.end_time)),
+        ("Duration", _seconds(report.duration_seconds)),
     ]
-    if capacity:
-        rows.append(("Capacity", f"before {capacity.get('before')}, during {capacity.get('during')}, "
-                                 f"after {capacity.get('after')}"))
-    if requests:
-        rows.append(("Requests", f"{requests.get('reads', 0)} reads, {requests.get('writes', 0)} "
-                                 f"writes, {requests.get('throttled', 0)} throttled"))
-    plan = report.get("plan")
+    if capacity.before is not None:
+        rows.append(("Capacity", f"before {capacity.before}, during {capacity.during}, "
+                                 f"after {capacity.after}"))
+    rows.append(("Requests", f"{requests.reads} reads, {requests.writes} writes, "
+                             f"{requests.throttled} throttled"))
+    plan = report.plan
     if plan:
-        rows.append(("Plan", f"N0 {plan.get('n0')}, max unavailable {plan.get('maxUnavailable')}, "
-                             f"max surge {plan.get('maxSurge')}, R_min {plan.get('rMin')}, "
-                             f"at most {plan.get('maxInFlight')} in flight; order "
-                             + ", ".join(str(i) for i in plan.get("order") or [])))
+        rows.append(("Plan", f"N0 {plan['n0']}, max unavailable {plan['maxUnavailable']}, "
+                             f"max surge {plan['maxSurge']}, R_min {plan['rMin']}, "
+                             f"at most {plan['maxInFlight']} in flight; order "
+                             + ", ".join(str(i) for i in plan["order"])))
     lines += [f"| {name} | {_cell(value)} |" for name, value in rows]
 
-    failure = report.get("failure")
-    if failure and str(failure.get("message") or "") not in str(report.get("message") or ""):
-        lines += ["", f"**Failed:** instance {_cell(failure.get('instanceId'))}: "
-                      f"{_cell(failure.get('code'))} {_cell(failure.get('message'))} "
-                      f"(last states {_cell(_states(failure.get('states')))})"]
-    warnings = report.get("warnings") or []
-    if warnings:
-        lines += ["", "#### Warnings", ""] + [f"- {_cell(w)}" for w in warnings]
+    failure = report.failure
+    if failure and failure.message not in report.message:
+        lines += ["", f"**Failed:** instance {_cell(failure.instance_id)}: "
+                      f"{_cell(failure.code)} {_cell(failure.message)} "
+                      f"(last states {_cell(state_slashes(failure.states))})"]
+    if report.warnings:
+        lines += ["", "#### Warnings", ""] + [f"- {_cell(w)}" for w in report.warnings]
 
-    instances = report.get("instances") or []
-    if instances:
+    if report.instances:
         lines += ["", "#### Instances", "",
                   "| Instance | Name | Zone | Action | Reimage start | Reimage end | Ready | "
                   "Out of service | Last states | Detail |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
-        for row in instances:
-            error = row.get("error") or {}
-            detail = row.get("reason")
-            if error:
-                code, message = str(error.get("code") or ""), str(error.get("message") or "")
+        for row in report.instances:
+            detail = row.reason
+            if row.error is not None:
+                code, message = row.error.code or "", row.error.message or ""
                 detail = message if code in message else f"{code} {message}".strip()
             lines.append("| " + " | ".join(_cell(v) for v in (
-                row.get("id"), row.get("name"), row.get("zone"), row.get("action"),
-                row.get("reimageStart"), row.get("reimageEnd"), row.get("readyTime"),
-                _seconds(row.get("outOfServiceSeconds")), _states(row.get("lastStates")),
+                row.id, row.name, row.zone, row.action,
+                iso(row.reimage_start), iso(row.reimage_end), iso(row.ready_time),
+                _seconds(row.out_of_service_seconds), state_slashes(row.last_states),
                 detail)) + " |")
 
-    settings = report.get("settings") or {}
-    if settings:
+    if report.settings:
         lines += ["", "#### Settings", "", "| Parameter | Value |", "|---|---|"]
-        for name, value in settings.items():
+        for name, value in report.settings.items():
             if isinstance(value, list):
                 value = ", ".join(str(v) for v in value)
             lines.append(f"| {_cell(name)} | {_cell('' if value is None else json.dumps(value) if isinstance(value, bool) else value)} |")
     return "\n".join(lines) + "\n"
 
 
-def _summary_path(report: dict, environ: Mapping[str, str]) -> str:
+def _summary_path(report: Report, environ: Mapping[str, str]) -> str:
     folder = environ.get("AGENT_TEMPDIRECTORY", "").strip() or tempfile.gettempdir()
     # The Extensions tab titles the summary with its file name.
-    stem = "cycle-vmss " + re.sub(r"[^\w.-]", "_", str(report.get("scaleSet") or "run"))
+    stem = "cycle-vmss " + re.sub(r"[^\w.-]", "_", report.scale_set or "run")
     path, n = os.path.join(folder, stem + ".md"), 1
     while os.path.exists(path):  # the template may run more than once in a job
         n += 1
@@ -295,7 +238,7 @@ def _summary_path(report: dict, environ: Mapping[str, str]) -> str:
     return path
 
 
-def publish(report: dict, environ: Mapping[str, str] | None = None,
+def publish(report: Report, report_file: str | None, environ: Mapping[str, str] | None = None,
             out: IO[str] | None = None) -> str:
     """Output variables, warnings, the uploaded summary and the task result; returns the
     summary file's path."""
@@ -305,33 +248,32 @@ def publish(report: dict, environ: Mapping[str, str] | None = None,
     def emit(line: str) -> None:
         out.write(line + "\n")
 
-    for name, value in outputs(report).items():
+    for name, value in outputs(report, report_file).items():
         emit(command("task.setvariable", value, variable=name, isOutput="true"))
-    for warning in report.get("warnings") or []:
-        emit(command("task.logissue", str(warning), type="warning"))
+    for warning in report.warnings:
+        emit(command("task.logissue", warning, type="warning"))
 
     path = _summary_path(report, environ)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(summary_markdown(report))
     emit(command("task.uploadsummary", path))
 
-    result = report.get("result")
+    result = report.result
     if result in ("failed", "refused"):
         # A failed instance already has its error issue (PipelinesLog); anything else is said here.
-        if result == "refused" or not ids_with_action(report, "failed"):
-            emit(command("task.logissue", str(report.get("message") or result), type="error"))
+        if result == "refused" or not report.ids("failed"):
+            emit(command("task.logissue", report.message or result, type="error"))
         emit(command("task.complete", f"cycle-vmss: {result}", result="Failed"))
     elif result == "cancelled":
-        emit(command("task.logissue", str(report.get("message") or "cancelled"), type="warning"))
+        emit(command("task.logissue", report.message or "cancelled", type="warning"))
     out.flush()
     return path
 
 
-def _refusal(raw: Mapping[str, str | None], message: str) -> dict:
+def _refused(raw: Mapping[str, str | None], message: str) -> Report:
     """A report for a run refused before it began (bad input): outputs and summary still exist."""
-    return {"tool": "cycle-vmss", "result": "refused", "message": message,
-            "resourceGroup": raw.get("resource_group"), "scaleSet": raw.get("scale_set_name"),
-            "durationSeconds": 0, "instances": [], "warnings": []}
+    return Report.refused(message, resource_group=raw.get("resource_group"),
+                          scale_set=raw.get("scale_set_name"))
 
 
 def main(flags: Mapping[str, str | None] | None = None, *,
@@ -347,30 +289,22 @@ def main(flags: Mapping[str, str | None] | None = None, *,
     mask_secrets(environ, out)
     given = {k: v for k, v in (flags or {}).items() if v is not None}
     raw = {**raw_from_env(environ), **given}
-    try:
-        settings = build_settings(raw, Spelling.CLI if given else Spelling.PIPELINE)
-    except SettingError as error:
-        publish(_refusal(raw, str(error)), environ, out)
-        return 2
-
-    from cycle_vmss.report import exit_code
+    from cycle_vmss import credentials  # the SDK's import, after the secrets are masked
     from cycle_vmss.runner import execute
 
     try:
-        chosen = credential(environ)
-    except ValueError:  # every value is present, so azure-identity refused the tenant id
-        tenant = environ.get("AZURESUBSCRIPTION_TENANT_ID", "").strip()
-        publish(_refusal(raw, f"AZURESUBSCRIPTION_TENANT_ID: {tenant!r} is not accepted; expected "
-                              "the service connection's tenant id (a GUID or a domain such as "
-                              "contoso.onmicrosoft.com)"), environ, out)
+        settings = build_settings(raw, Spelling.CLI if given else Spelling.PIPELINE)
+        credential = credentials.for_pipeline(environ)
+    except (SettingError, credentials.SetupError) as error:
+        publish(_refused(raw, str(error)), None, environ, out)
         return 2
     if cancelled is None:
         cancelled = threading.Event()
         install_signal_handlers(cancelled)
     log = PipelinesLog(out)
     try:
-        report = execute(settings, credential=chosen, listener=log, cancelled=cancelled)
+        report = execute(settings, credential=credential, listener=log, cancelled=cancelled)
     finally:
         log.close()
-    publish(report, environ, out)
+    publish(report, settings.report_file, environ, out)
     return exit_code(report)

@@ -3,7 +3,7 @@
 On a terminal: the events scroll above a live status block (done, in flight with elapsed time,
 pending, ready against R_min) drawn by `rich`. In a log (stdout not a TTY): one timestamped line
 per event, heartbeats included, so a CI log shows the run's pace. `print_summary` renders the
-final report as a table of every instance with its times.
+final `Report` as a table of every instance with its times.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cycle_vmss.events import Event
+from cycle_vmss.report import Report, iso, state_slashes
 
 
 def _clock(instant: float) -> str:
@@ -30,12 +31,6 @@ def _elapsed(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else \
         f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-def _states(states: dict | None) -> str:
-    if not states:
-        return ""
-    return "/".join(str(states.get(k) or "-") for k in ("provisioning", "power", "health"))
 
 
 def describe(event: Event) -> str | None:
@@ -52,7 +47,7 @@ def describe(event: Event) -> str | None:
     if kind == "started":
         return f"instance {iid}: reimage started"
     if kind == "state":
-        return f"instance {iid}: {_states(d)}"
+        return f"instance {iid}: {state_slashes(d)}"
     if kind == "done":
         return f"instance {iid}: done (reimaged and ready)"
     if kind == "failed":
@@ -166,10 +161,8 @@ def _style(kind: str) -> str:
             "phase": "bold", "waiting": "dim"}.get(kind, "")
 
 
-def _time_of(iso: str | None) -> str:
-    if not iso:
-        return ""
-    return iso[11:19] if len(iso) >= 19 else iso
+def _time_of(t: float | None) -> str:
+    return "" if t is None else iso(t)[11:19]
 
 
 def _seconds(value: Any) -> str:
@@ -181,55 +174,46 @@ def _first_words(text: str | None, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def print_summary(report: dict, stream: IO[str] | None = None) -> None:
+def print_summary(report: Report, stream: IO[str] | None = None) -> None:
     """The final report as a person reads it: the outcome, then every instance with its times."""
     console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=True)
     if not console.is_terminal:  # a log has no width; do not truncate the table to 80 columns
         console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=True, width=200)
-    result = report.get("result", "?")
+    result = report.result
     style = {"succeeded": "bold green", "dry-run": "bold cyan", "failed": "bold red",
              "refused": "bold red", "cancelled": "bold yellow"}.get(result, "bold")
-    console.print(Text.assemble((f"{result.upper()}", style), "  ", report.get("message") or ""))
-    where = (f"scale set {report.get('scaleSet')} in {report.get('resourceGroup')} "
-             f"(subscription {report.get('subscriptionId')})")
-    duration = report.get("durationSeconds")
-    console.print(where + (f", {duration:.0f}s" if isinstance(duration, (int, float)) else ""),
+    console.print(Text.assemble((f"{result.upper()}", style), "  ", report.message))
+    console.print(f"scale set {report.scale_set} in {report.resource_group} "
+                  f"(subscription {report.subscription_id}), {report.duration_seconds:.0f}s",
                   markup=False)
-    plan = report.get("plan")
-    if plan:
-        console.print(plan_line(plan), markup=False)
-    capacity = report.get("capacity") or {}
-    requests = report.get("requests") or {}
-    if capacity or requests:
-        console.print(
-            f"capacity before {capacity.get('before')}, during {capacity.get('during')}, after "
-            f"{capacity.get('after')}; requests: {requests.get('reads', 0)} reads, "
-            f"{requests.get('writes', 0)} writes, {requests.get('throttled', 0)} throttled",
-            markup=False)
-    for warning in report.get("warnings") or []:
-        console.print(Text("warning: " + str(warning), style="yellow"))
-    instances = report.get("instances") or []
-    if instances:
+    if report.plan:
+        console.print(plan_line(report.plan), markup=False)
+    capacity, requests = report.capacity, report.requests
+    console.print(
+        f"capacity before {capacity.before}, during {capacity.during}, after {capacity.after}; "
+        f"requests: {requests.reads} reads, {requests.writes} writes, {requests.throttled} throttled",
+        markup=False)
+    for warning in report.warnings:
+        console.print(Text("warning: " + warning, style="yellow"))
+    if report.instances:
         table = Table(show_edge=False, pad_edge=False, header_style="bold")
         for name in ("id", "name", "zone", "action", "started", "reimaged", "ready",
                      "out of service", "detail"):
             table.add_column(name, no_wrap=name != "detail")
-        for row in instances:
-            error = row.get("error") or {}
-            detail = row.get("reason") or ""
-            if error:  # the code here; the whole message is the headline above
-                detail = error.get("code") or _first_words(error.get("message"))
-            action = row.get("action", "")
+        for row in report.instances:
+            detail = row.reason or ""
+            if row.error is not None:  # the code here; the whole message is the headline above
+                detail = row.error.code or _first_words(row.error.message)
             table.add_row(
-                str(row.get("id", "")), row.get("name") or "", row.get("zone") or "",
-                Text(action, style={"reimaged": "green", "failed": "red",
-                                    "in-flight": "yellow"}.get(action, "")),
-                _time_of(row.get("reimageStart")), _time_of(row.get("reimageEnd")),
-                _time_of(row.get("readyTime")), _seconds(row.get("outOfServiceSeconds")), detail)
+                row.id, row.name or "", row.zone or "",
+                Text(row.action, style={"reimaged": "green", "failed": "red",
+                                        "in-flight": "yellow"}.get(row.action, "")),
+                _time_of(row.reimage_start), _time_of(row.reimage_end),
+                _time_of(row.ready_time), _seconds(row.out_of_service_seconds), detail)
         console.print(table)
-    failure = report.get("failure")
-    if failure and (failure.get("message") or "") not in (report.get("message") or ""):
+    failure = report.failure
+    if failure and failure.message not in report.message:
         console.print(Text(
-            f"failed instance {failure.get('instanceId')}: {failure.get('code') or ''} "
-            f"{failure.get('message') or ''} (last states {_states(failure.get('states'))})",
+            f"failed instance {failure.instance_id}: {failure.code or ''} "
+            f"{failure.message} (last states {state_slashes(failure.states)})",
             style="red"))

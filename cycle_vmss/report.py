@@ -1,72 +1,256 @@
-"""The JSON run report of SPEC section 5 (shape documented in `cycle_vmss.events`)."""
+"""The run report of SPEC section 5: one typed value that every front end renders.
+
+`Report.finished` (the engine at the end of a run) and `Report.refused` (a run that never reached
+the engine) build it; `as_dict` is its JSON form (the report file, shape in `cycle_vmss.events`);
+`outputs` are the step outputs, computed here once for the action and for Azure Pipelines. The
+small formatters the front ends share (ISO times, camelCase, phase titles, instance states) live
+here too, so the three summaries read alike.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+import time
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from typing import Mapping
 
-from .compute import Instance
+from . import __version__
+from .compute import Instance, RequestCounts, ScaleSet
 from .decide import Failure, Status, Track
 from .health import states
+from .settings import Settings
 
+TOOL = "cycle-vmss"
+# The report file's format, described by schemas/run-report.schema.json. Reports before it had
+# no key: they are version 1, of the same shape.
+SCHEMA_VERSION = 2
 EXIT_CODES = {"succeeded": 0, "dry-run": 0, "failed": 1, "refused": 2, "cancelled": 130}
+# The step outputs by their action names; Azure Pipelines spells them in camelCase (`camel`).
+OUTPUTS = ("result", "reimaged-instances", "failed-instances", "skipped-instances",
+           "duration-seconds", "report-file")
+PHASE_TITLES = {"preflight": "Preflight (read only)", "surge": "Surge: raise capacity",
+                "rolling": "Rolling reimage", "restore": "Restore capacity", "results": "Results"}
 
+
+# --- formatters the front ends share ------------------------------------------------------------
 
 def iso(t: float | None) -> str | None:
+    """ISO 8601 UTC to the second (`2026-01-01T00:00:10Z`), as the report writes times."""
     if t is None:
         return None
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def camel(kebab: str) -> str:
+    """`max-unavailable` -> `maxUnavailable`."""
+    head, *rest = kebab.split("-")
+    return head + "".join(p.title() for p in rest)
+
+
+def state_slashes(states: Mapping[str, str | None] | None) -> str:
+    """`succeeded/running/healthy` (provisioning/power/health, `-` for unknown); "" for none."""
+    if not states:
+        return ""
+    return "/".join(str(states.get(k) or "-") for k in ("provisioning", "power", "health"))
 
 
 def _seconds(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(b - a, 1)
 
 
-def instance_row(track: Track, first: Instance) -> dict:
-    """One instance of the set as it was at the start, with what the run did to it."""
-    last = track.last or first
-    error = None
-    if track.status is Status.FAILED or (track.error_code and track.status is not Status.DONE):
-        error = {"code": track.error_code, "message": track.error_message}
-    return {
-        "id": track.id, "name": first.name, "zone": first.zone, "faultDomain": first.fault_domain,
-        "action": track.status.value,
-        "reason": track.reason,
-        "reimageStart": iso(track.started),
-        "reimageEnd": iso(track.op_end),
-        "readyTime": iso(track.ready_since if track.status is Status.DONE else None),
-        "reimageSeconds": _seconds(track.started, track.op_end),
-        "outOfServiceSeconds": _seconds(track.started, track.ready_since if track.status is Status.DONE
-                                        else None),
-        "lastStates": states(last),
-        "error": error,
-    }
+# --- the report -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InstanceError:
+    code: str | None
+    message: str | None
 
 
-def failure_dict(failure: Failure | None) -> dict | None:
-    if failure is None:
-        return None
-    return {"instanceId": failure.instance_id, "code": failure.code, "message": failure.message,
-            "states": failure.states}
+@dataclass(frozen=True)
+class InstanceRow:
+    """One instance of the set as it was at the start, with what the run did to it. Times are
+    epoch seconds; `action` is a `decide.Status` value."""
+
+    id: str
+    action: str
+    name: str | None = None
+    zone: str | None = None
+    fault_domain: int | None = None
+    reason: str | None = None
+    reimage_start: float | None = None
+    reimage_end: float | None = None
+    ready_time: float | None = None
+    reimage_seconds: float | None = None
+    out_of_service_seconds: float | None = None
+    last_states: Mapping[str, str | None] | None = None
+    error: InstanceError | None = None
+
+    @classmethod
+    def of(cls, track: Track, first: Instance) -> InstanceRow:
+        """The row of one instance the engine tracked; `first` is how preflight saw it."""
+        done = track.status is Status.DONE
+        error = None
+        if track.status is Status.FAILED or (track.error_code and not done):
+            error = InstanceError(track.error_code, track.error_message)
+        ready = track.ready_since if done else None
+        return cls(id=track.id, action=track.status.value, name=first.name, zone=first.zone,
+                   fault_domain=first.fault_domain, reason=track.reason,
+                   reimage_start=track.started, reimage_end=track.op_end, ready_time=ready,
+                   reimage_seconds=_seconds(track.started, track.op_end),
+                   out_of_service_seconds=_seconds(track.started, ready),
+                   last_states=states(track.last or first), error=error)
+
+    @property
+    def in_scope(self) -> bool:
+        """Instances outside `instance-ids` were never asked for: no output or warning names them."""
+        return self.reason != "out of scope"
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.id, "name": self.name, "zone": self.zone, "faultDomain": self.fault_domain,
+            "action": self.action, "reason": self.reason,
+            "reimageStart": iso(self.reimage_start), "reimageEnd": iso(self.reimage_end),
+            "readyTime": iso(self.ready_time),
+            "reimageSeconds": self.reimage_seconds, "outOfServiceSeconds": self.out_of_service_seconds,
+            "lastStates": None if self.last_states is None else dict(self.last_states),
+            "error": None if self.error is None else {"code": self.error.code,
+                                                      "message": self.error.message},
+        }
 
 
-def ids_with_action(report: dict, action: str) -> list[str]:
-    """Ids of the report's instances with `action` ("reimaged", "failed", "skipped"), for the
-    front ends' outputs. Instances outside `instance-ids` are not skips a user needs to see."""
-    return [str(row.get("id")) for row in report.get("instances") or []
-            if row.get("action") == action and row.get("reason") != "out of scope"]
+@dataclass(frozen=True)
+class Capacity:
+    before: int | None = None
+    during: int | None = None
+    after: int | None = None
 
 
-def write_report(report: dict, path: str) -> None:
+@dataclass(frozen=True)
+class Report:
+    """What a run did (times are epoch seconds). `settings` is `Settings.as_report()`; `plan` the
+    engine's plan event data; both are empty when the run was refused before they existed."""
+
+    result: str  # succeeded | dry-run | failed | refused | cancelled
+    message: str
+    resource_group: str | None
+    scale_set: str | None
+    start_time: float
+    end_time: float
+    duration_seconds: float
+    subscription_id: str | None = None
+    orchestration_mode: str | None = None
+    settings: Mapping[str, object] = field(default_factory=dict)
+    failure: Failure | None = None
+    plan: Mapping[str, object] | None = None
+    capacity: Capacity = Capacity()
+    requests: RequestCounts = field(default_factory=RequestCounts)
+    warnings: tuple[str, ...] = ()
+    instances: tuple[InstanceRow, ...] = ()
+    version: str = __version__
+
+    @classmethod
+    def finished(cls, settings: Settings, scale_set: ScaleSet | None, *, start: float, end: float,
+                 result: str, message: str, failure: Failure | None,
+                 plan: Mapping[str, object] | None, capacity: Mapping[str, int | None],
+                 requests: RequestCounts, warnings: list[str],
+                 instances: list[InstanceRow]) -> Report:
+        """The report of a run the engine ran (whatever its result)."""
+        return cls(
+            result=result, message=message, resource_group=settings.resource_group,
+            scale_set=settings.scale_set_name, start_time=start, end_time=end,
+            duration_seconds=round(end - start, 1),
+            subscription_id=scale_set.subscription_id if scale_set else settings.subscription_id,
+            orchestration_mode=scale_set.orchestration_mode if scale_set else None,
+            settings=settings.as_report(), failure=failure, plan=plan, capacity=Capacity(**capacity),
+            requests=replace(requests), warnings=tuple(warnings), instances=tuple(instances))
+
+    @classmethod
+    def refused(cls, message: str, *, settings: Settings | None = None,
+                resource_group: str | None = None, scale_set: str | None = None,
+                subscription_id: str | None = None, start: float | None = None,
+                requests: RequestCounts | None = None) -> Report:
+        """The report of a run that never reached the engine: bad input or sign-in setup (before
+        there were settings, the front end names the group and set as the user gave them)."""
+        end = time.time()
+        start = end if start is None else start
+        if settings is not None:
+            resource_group, scale_set = settings.resource_group, settings.scale_set_name
+            subscription_id = subscription_id or settings.subscription_id
+        return cls(
+            result="refused", message=message, resource_group=resource_group, scale_set=scale_set,
+            start_time=start, end_time=end, duration_seconds=round(end - start, 3),
+            subscription_id=subscription_id,
+            settings=settings.as_report() if settings is not None else {},
+            requests=replace(requests) if requests is not None else RequestCounts())
+
+    def ids(self, action: str) -> list[str]:
+        """Ids of the instances in scope with `action` ("reimaged", "failed", "skipped", ...)."""
+        return [row.id for row in self.instances if row.action == action and row.in_scope]
+
+    def as_dict(self) -> dict:
+        """The JSON run report (keys and order as `cycle_vmss.events` documents them; the schema
+        is schemas/run-report.schema.json)."""
+        f = self.failure
+        return {
+            "tool": TOOL, "version": self.version, "schemaVersion": SCHEMA_VERSION,
+            "subscriptionId": self.subscription_id,
+            "resourceGroup": self.resource_group, "scaleSet": self.scale_set,
+            "orchestrationMode": self.orchestration_mode,
+            "settings": dict(self.settings),
+            "startTime": iso(self.start_time), "endTime": iso(self.end_time),
+            "durationSeconds": self.duration_seconds,
+            "result": self.result, "message": self.message,
+            "failure": None if f is None else {"instanceId": f.instance_id, "code": f.code,
+                                               "message": f.message, "states": f.states},
+            "plan": None if self.plan is None else dict(self.plan),
+            "capacity": {"before": self.capacity.before, "during": self.capacity.during,
+                         "after": self.capacity.after},
+            "requests": {"reads": self.requests.reads, "writes": self.requests.writes,
+                         "throttled": self.requests.throttled},
+            "warnings": list(self.warnings),
+            "instances": [row.as_dict() for row in self.instances],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2) + "\n"
+
+    def outputs(self, report_file: str | None, relative_to: str | None = None) -> dict[str, str]:
+        """The step outputs (SPEC section 5) by their action names; Azure Pipelines names them
+        `camel(name)`. Instance lists are JSON arrays of the ids in scope.
+
+        `report-file` is the path the report was written to, made relative to `relative_to` when
+        it lies inside it, else absolute. The action passes the workspace: its container path
+        (`/github/workspace/...`) does not exist on the runner host, while the relative path
+        works in the container and in later steps alike, whose working directory is the
+        workspace. Azure Pipelines passes nothing: the task and later steps share the agent's
+        file system, so the absolute path serves everyone."""
+        shown = ""
+        if report_file:
+            shown = os.path.abspath(report_file)
+            if relative_to:
+                base = os.path.abspath(relative_to)
+                if os.path.commonpath([shown, base]) == base:
+                    shown = os.path.relpath(shown, base)
+        return {
+            "result": self.result,
+            "reimaged-instances": json.dumps(self.ids("reimaged")),
+            "failed-instances": json.dumps(self.ids("failed")),
+            "skipped-instances": json.dumps(self.ids("skipped")),
+            "duration-seconds": str(int(round(self.duration_seconds))),
+            "report-file": shown,
+        }
+
+
+def write_report(report: Report, path: str) -> None:
     """Write atomically: a reader never sees half a report, even if the run is killed."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".cycle-vmss-report-", suffix=".json", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
+            f.write(report.to_json())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -76,6 +260,5 @@ def write_report(report: dict, path: str) -> None:
         raise
 
 
-def exit_code(report: dict) -> int:
-    return EXIT_CODES.get(report.get("result", ""), 1)
-
+def exit_code(report: Report) -> int:
+    return EXIT_CODES.get(report.result, 1)

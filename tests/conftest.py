@@ -8,9 +8,12 @@
 
 from __future__ import annotations
 
+import json
+import time
 from contextlib import ExitStack
 
 import pytest
+from report_schema import is_run_report, validate_report
 
 # Short phases so that a reimage takes about a second of wall time.
 FAST_TIMINGS = {"reimage_seconds": 0.4, "boot_seconds": 0.2, "health_seconds": 0.2,
@@ -80,3 +83,31 @@ def compute_client():
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture(autouse=True)
+def reports_match_the_schema(monkeypatch, tmp_path_factory):
+    """Every run report a test produces matches schemas/run-report.schema.json: each one this
+    process turns into JSON, and each report file that another process (the action, the CLI,
+    the pipeline task) wrote under the test's temporary folders while the test ran."""
+    from cycle_vmss.report import Report
+
+    as_dict = Report.as_dict
+
+    def checked(report: Report) -> dict:
+        data = as_dict(report)
+        validate_report(data)
+        return data
+
+    monkeypatch.setattr(Report, "as_dict", checked)
+    started = time.time() - 1  # file times may be a little coarser than the clock
+    yield
+    for path in tmp_path_factory.getbasetemp().rglob("*.json"):
+        if path.stat().st_mtime < started:
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # another file, or a report whose writer was killed
+            continue
+        if is_run_report(data):
+            validate_report(data)

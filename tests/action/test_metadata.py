@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cycle_vmss.github import OUTPUTS
+from cycle_vmss.report import OUTPUTS
 from cycle_vmss.settings import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -88,7 +88,7 @@ def rollout(scenario: dict, port_class=SimulatorComputePort, listener=None, canc
                 listener(e)
 
     report = run_rollout(settings, port, clock=clock, listener=Both(), cancelled=cancelled)
-    return Rollout(report, backend, recorder, clock, start, port, mode)
+    return Rollout(report.as_dict(), backend, recorder, clock, start, port, mode)
 
 
 def assert_budget_kept(run: Rollout, r_min: int) -> None:

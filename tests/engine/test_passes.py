@@ -242,7 +242,7 @@ def starts(port_class, clock):
     settings = build_settings({"resource_group": RG, "scale_set_name": NAME,
                                "poll_interval_seconds": "30"})
     report = run_rollout(settings, port, clock=clock, listener=Listen())
-    assert report["result"] == "succeeded", report["message"]
+    assert report.result == "succeeded", report.message
     times = [e.time for e in events if e.kind == "started"]
     return [b - a for a, b in zip(times, times[1:])], backend
 
@@ -275,7 +275,7 @@ def test_a_finish_right_after_a_list_waits_half_a_poll():
     clock.sleep = sleep
     settings = build_settings({"resource_group": RG, "scale_set_name": NAME,
                                "poll_interval_seconds": "30", "max_unavailable": "3"})
-    assert run_rollout(settings, port, clock=clock)["result"] == "succeeded"
+    assert run_rollout(settings, port, clock=clock).result == "succeeded"
     lists = sorted({r["time"] for r in backend.requests()
                     if r["method"] == "GET" and r["path"].endswith("/virtualMachines")})
     assert all(b - a >= 15 - 1e-6 for a, b in zip(lists, lists[1:])), lists

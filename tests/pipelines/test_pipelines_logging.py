@@ -1,14 +1,19 @@
-"""What the tool writes for the agent: logging commands, escaping, outputs, summary, credential."""
+"""What the tool writes for the agent: logging commands, escaping, outputs, summary."""
 
 from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 import pytest
+from sample_reports import at, make_report, make_row
 
 from cycle_vmss import pipelines
+from cycle_vmss.compute import RequestCounts
+from cycle_vmss.decide import Failure
 from cycle_vmss.events import Event
+from cycle_vmss.report import Capacity, InstanceError, InstanceRow, Report
 
 
 def lines(buffer: io.StringIO) -> list[str]:
@@ -86,36 +91,31 @@ def test_the_log_groups_phases_and_reports_issues_and_progress():
     assert all("##vso[" not in l for l in got if not l.startswith("##"))
 
 
-REPORT = {
-    "tool": "cycle-vmss", "version": "0.1.0", "subscriptionId": "00000000-0000-0000-0000-000000000001",
-    "resourceGroup": "rg-web", "scaleSet": "vmss-web", "orchestrationMode": "Uniform",
-    "settings": {"resourceGroupName": "rg-web", "scaleSetName": "vmss-web", "dryRun": False,
-                 "instanceIds": None},
-    "startTime": "2025-01-01T00:00:00Z", "endTime": "2025-01-01T00:10:00Z", "durationSeconds": 600.04,
-    "result": "failed", "message": "instance 2 failed: OSProvisioningTimedOut | see the log",
-    "failure": {"instanceId": "2", "code": "OSProvisioningTimedOut", "message": "timed out",
-                "states": {"provisioning": "failed", "power": "running", "health": None}},
-    "plan": {"n0": 3, "maxUnavailable": 1, "maxSurge": 0, "rMin": 2, "maxInFlight": 1,
-             "order": ["0", "2", "1"], "surgeTo": None},
-    "capacity": {"before": 3, "during": 3, "after": 3},
-    "requests": {"reads": 40, "writes": 2, "throttled": 1},
-    "warnings": ["instance 5 was skipped: deallocated"],
-    "instances": [
-        {"id": "0", "name": "vmss-web_0", "zone": "1", "action": "reimaged",
-         "reimageStart": "2025-01-01T00:01:00Z", "reimageEnd": "2025-01-01T00:03:00Z",
-         "readyTime": "2025-01-01T00:04:00Z", "outOfServiceSeconds": 180.0,
-         "lastStates": {"provisioning": "succeeded", "power": "running", "health": "healthy"}},
-        {"id": "2", "name": "vmss-web_2", "zone": "2", "action": "failed",
-         "error": {"code": "OSProvisioningTimedOut", "message": "timed out"}},
-        {"id": "1", "name": "vmss-web_1", "zone": "3", "action": "not-started"},
-        {"id": "5", "name": "vmss-web_5", "zone": "1", "action": "skipped", "reason": "deallocated"},
-    ],
-}
+REPORT = make_report(
+    [make_row(0, name="vmss-web_0", zone="1", reimage_start=at("2025-01-01T00:01:00Z"),
+              reimage_end=at("2025-01-01T00:03:00Z"), ready_time=at("2025-01-01T00:04:00Z"),
+              out_of_service_seconds=180.0),
+     InstanceRow("2", "failed", name="vmss-web_2", zone="2",
+                 error=InstanceError("OSProvisioningTimedOut", "timed out")),
+     InstanceRow("1", "not-started", name="vmss-web_1", zone="3"),
+     InstanceRow("5", "skipped", name="vmss-web_5", zone="1", reason="deallocated")],
+    "failed", message="instance 2 failed: OSProvisioningTimedOut | see the log",
+    subscription_id="00000000-0000-0000-0000-000000000001", resource_group="rg-web",
+    scale_set="vmss-web", start_time=at("2025-01-01T00:00:00Z"), end_time=at("2025-01-01T00:10:00Z"),
+    duration_seconds=600.04,
+    settings={"resourceGroupName": "rg-web", "scaleSetName": "vmss-web", "dryRun": False,
+              "instanceIds": None},
+    failure=Failure("2", "OSProvisioningTimedOut", "timed out",
+                    {"provisioning": "failed", "power": "running", "health": None}),
+    plan={"n0": 3, "maxUnavailable": 1, "maxSurge": 0, "rMin": 2, "maxInFlight": 1,
+          "order": ["0", "2", "1"], "surgeTo": None},
+    capacity=Capacity(3, 3, 3), requests=RequestCounts(40, 2, 1),
+    warnings=("instance 5 was skipped: deallocated",))
 
 
 def test_publish_sets_outputs_uploads_a_summary_and_fails_the_task(tmp_path):
     out = io.StringIO()
-    path = pipelines.publish(REPORT, {"AGENT_TEMPDIRECTORY": str(tmp_path)}, out)
+    path = pipelines.publish(REPORT, None, {"AGENT_TEMPDIRECTORY": str(tmp_path)}, out)
     got = lines(out)
     outputs = {l.split("variable=")[1].split(";")[0]: l.split("]", 1)[1]
                for l in got if l.startswith("##vso[task.setvariable")}
@@ -137,15 +137,15 @@ def test_publish_sets_outputs_uploads_a_summary_and_fails_the_task(tmp_path):
     assert "| resourceGroupName | rg-web |" in summary
 
     # A second run in the same job gets its own summary file.
-    again = pipelines.publish(REPORT, {"AGENT_TEMPDIRECTORY": str(tmp_path)}, io.StringIO())
+    again = pipelines.publish(REPORT, None, {"AGENT_TEMPDIRECTORY": str(tmp_path)}, io.StringIO())
     assert again != path
 
 
 def test_a_run_blocked_without_a_failed_instance_says_why(tmp_path):
     out = io.StringIO()
-    blocked = {**REPORT, "message": "blocked for 30 minutes by unready instance 7",
-               "instances": [i for i in REPORT["instances"] if i["action"] != "failed"]}
-    pipelines.publish(blocked, {"AGENT_TEMPDIRECTORY": str(tmp_path)}, out)
+    blocked = replace(REPORT, message="blocked for 30 minutes by unready instance 7",
+                      instances=tuple(i for i in REPORT.instances if i.action != "failed"))
+    pipelines.publish(blocked, None, {"AGENT_TEMPDIRECTORY": str(tmp_path)}, out)
     assert lines(out)[-2:] == [
         "##vso[task.logissue type=error;]blocked for 30 minutes by unready instance 7",
         "##vso[task.complete result=Failed;]cycle-vmss: failed"]
@@ -153,7 +153,7 @@ def test_a_run_blocked_without_a_failed_instance_says_why(tmp_path):
 
 def test_success_does_not_touch_the_task_result(tmp_path):
     out = io.StringIO()
-    pipelines.publish({**REPORT, "result": "succeeded", "warnings": []},
+    pipelines.publish(replace(REPORT, result="succeeded", warnings=()), None,
                       {"AGENT_TEMPDIRECTORY": str(tmp_path)}, out)
     assert not any(l.startswith(("##vso[task.complete", "##vso[task.logissue")) for l in lines(out))
 
@@ -165,23 +165,6 @@ def test_secrets_are_masked_and_only_secrets(tmp_path):
                             "AZURE_CLIENT_SECRET": "$(unmapped)"}, out)
     got = lines(out)
     assert got == ["##vso[task.setsecret]s3cr;et]%0Ax", "##vso[task.setsecret]tok"]
-
-
-WORKLOAD = {"AZURESUBSCRIPTION_CLIENT_ID": "11111111-1111-1111-1111-111111111111",
-            "AZURESUBSCRIPTION_TENANT_ID": "22222222-2222-2222-2222-222222222222",
-            "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID": "33333333-3333-3333-3333-333333333333",
-            "SYSTEM_ACCESSTOKEN": "token"}
-
-
-def test_workload_identity_with_the_access_token_uses_azure_pipelines_credential():
-    from azure.identity import AzurePipelinesCredential
-    assert isinstance(pipelines.credential(WORKLOAD), AzurePipelinesCredential)
-
-
-@pytest.mark.parametrize("missing", sorted(WORKLOAD))
-def test_anything_less_falls_back_to_the_default_chain(missing):
-    assert pipelines.credential({k: v for k, v in WORKLOAD.items() if k != missing}) is None
-    assert pipelines.credential({**WORKLOAD, "SYSTEM_ACCESSTOKEN": "$(System.AccessToken)"}) is None
 
 
 def test_bad_input_is_one_error_naming_the_pipeline_parameter(tmp_path):
@@ -200,13 +183,15 @@ def test_bad_input_is_one_error_naming_the_pipeline_parameter(tmp_path):
     out = io.StringIO()
     assert pipelines.main({"max_surge": "lots"}, environ=env, out=out) == 2
     assert "]--max-surge: 'lots'" in out.getvalue()
-    assert json.loads(pipelines.outputs({"result": "refused"})["reimagedInstances"]) == []
+    assert json.loads(pipelines.outputs(Report.refused("bad input"), None)["reimagedInstances"]) == []
 
 
 def test_a_malformed_tenant_of_the_service_connection_is_named_with_its_value(tmp_path):
     out = io.StringIO()
-    env = {**WORKLOAD, "AZURESUBSCRIPTION_TENANT_ID": "contoso tenant", "TF_BUILD": "True",
-           "AGENT_TEMPDIRECTORY": str(tmp_path),
+    env = {"AZURESUBSCRIPTION_CLIENT_ID": "11111111-1111-1111-1111-111111111111",
+           "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID": "33333333-3333-3333-3333-333333333333",
+           "SYSTEM_ACCESSTOKEN": "token", "AZURESUBSCRIPTION_TENANT_ID": "contoso tenant",
+           "TF_BUILD": "True", "AGENT_TEMPDIRECTORY": str(tmp_path),
            "CYCLE_VMSS_RESOURCE_GROUP": "rg", "CYCLE_VMSS_SCALE_SET_NAME": "vmss"}
     assert pipelines.main({}, environ=env, out=out) == 2
     errors = [l for l in lines(out) if l.startswith("##vso[task.logissue type=error;]")]

@@ -33,7 +33,7 @@ def run(monkeypatch, secret_credential):
     """`run(sim, **settings)` -> report: `runner.execute` in this process, as the CLI calls it."""
     def go(sim, credential=None, **raw: str) -> dict:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", sim.info["ca_bundle"])
-        return execute(settings_for(sim, **raw), credential=credential or secret_credential(sim))
+        return execute(settings_for(sim, **raw), credential=credential or secret_credential(sim)).as_dict()
     return go
 
 
@@ -128,8 +128,8 @@ def test_a_reimage_that_times_out_on_the_client_after_acceptance_is_never_sent_a
         report = run_rollout(settings_for(sim), port, clock=SystemClock())
     finally:
         port.close()
-    assert report["result"] == "failed"
-    assert report["failure"]["instanceId"] == "1" and "outcome is unknown" in report["failure"]["message"]
+    assert report.result == "failed"
+    assert report.failure.instance_id == "1" and "outcome is unknown" in report.failure.message
     deadline = time.time() + 6  # the delayed answer is logged when the server finally sends it
     while time.time() < deadline and not reimage_requests(sim, "1"):
         time.sleep(0.1)

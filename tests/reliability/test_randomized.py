@@ -115,7 +115,7 @@ def run_case(case: Case):
     backend = Backend(case.scenario, clock)
     settings = build_settings(case.raw)
     port = SimulatorComputePort(backend, RG, NAME)
-    report = run_rollout(settings, port, clock=clock)
+    report = run_rollout(settings, port, clock=clock).as_dict()
     return backend, report
 
 
