@@ -13,7 +13,7 @@ import sys
 import threading
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import IO, Iterable, Mapping
+from typing import IO, Mapping
 
 from actions_toolkit import core
 from actions_toolkit.command import Command
@@ -21,6 +21,7 @@ from actions_toolkit.command import Command
 from cycle_vmss.events import Event
 from cycle_vmss.report import PHASE_TITLES, InstanceError, InstanceRow, Report, camel
 from cycle_vmss.settings import SETTINGS, Settings
+from cycle_vmss.timeline import mermaid_gantt
 
 ANNOTATIONS_PER_TYPE = 10  # GitHub shows at most 10 errors and 10 warnings per step
 SUMMARY_LIMIT = 1_000_000  # GitHub refuses a step summary over 1 MiB; keep a margin
@@ -290,39 +291,6 @@ def _named(row: InstanceRow) -> str:
     return f"{row.id} ({other})" if other else row.id
 
 
-def _gantt_name(row: InstanceRow) -> str:
-    return re.sub(r"[:;#,]", " ", f"{row.id} {_other_name(row)}").strip()
-
-
-def _gantt_time(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def gantt(report: Report, rows: Iterable[InstanceRow]) -> list[str]:
-    """A Mermaid Gantt chart of each instance's time out of service, one section per zone."""
-    bars: dict[str, list[str]] = {}
-    for n, row in enumerate(rows):
-        start = row.reimage_start
-        if start is None:
-            continue
-        # A failed or in-flight instance stayed out of service until the run ended.
-        unready_until = report.end_time if row.action in ("failed", "in-flight") else row.reimage_end
-        end = next(t for t in (row.ready_time, unready_until, report.end_time) if t is not None)
-        tag = {"failed": "crit, ", "in-flight": "active, "}.get(row.action, "done, ")
-        zone = f"zone {row.zone}" if row.zone else "no zone"
-        bars.setdefault(zone, []).append(
-            f"    {_gantt_name(row)} : {tag}i{n}, {_gantt_time(start)}, {_gantt_time(max(end, start))}")
-    if not bars:
-        return ["No instance was taken out of service."]
-    lines = ["```mermaid", "gantt", "    title Time out of service", "    dateFormat YYYY-MM-DD HH:mm:ss",
-             "    axisFormat %H:%M:%S"]
-    for zone in sorted(bars):
-        lines.append(f"    section {zone}")
-        lines += bars[zone]
-    lines.append("```")
-    return lines
-
-
 def cause_and_fix(report: Report) -> tuple[str, str] | None:
     """What went wrong and what to do, for a run that did not succeed."""
     result, rows, message = report.result, report.instances, report.message
@@ -415,7 +383,8 @@ def summary_markdown(report: Report, max_rows: int | None = None) -> str:
             out.append(f"{len(rows) - len(shown)} more instances are in the report file (the "
                        "step summary is limited to 1 MiB).")
         out += ["", "### Time out of service", ""]
-        out += gantt(report, shown)
+        # Every instance, not only the rows shown: the chart groups large runs to stay renderable.
+        out += mermaid_gantt(report.as_dict())
     else:
         out.append("No instances were looked at.")
     out.append("")

@@ -20,6 +20,7 @@ import tempfile
 import threading
 from typing import IO, Mapping
 
+from cycle_vmss import timeline
 from cycle_vmss.events import Event
 from cycle_vmss.report import OUTPUTS, PHASE_TITLES, Report, camel, exit_code, iso, state_slashes
 from cycle_vmss.progress import describe  # the CLI's wording, so both logs read alike
@@ -254,8 +255,19 @@ def publish(report: Report, report_file: str | None, environ: Mapping[str, str] 
         emit(command("task.logissue", warning, type="warning"))
 
     path = _summary_path(report, environ)
+    markdown = summary_markdown(report)
+    if any(row.reimage_start is not None for row in report.instances):
+        # The Extensions tab renders Markdown but no Mermaid and no local images: the picture
+        # goes with the job's logs (task.uploadfile), and the summary says where.
+        picture = path[:-len(".md")] + ".svg"
+        with open(picture, "w", encoding="utf-8") as handle:
+            handle.write(timeline.svg(report.as_dict()))
+        emit(command("task.uploadfile", picture))
+        markdown += (f"\nA timeline of every instance's time out of service, by zone and against "
+                     f"the budget, is attached to this job's logs as `{os.path.basename(picture)}` "
+                     f"(Download logs).\n")
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write(summary_markdown(report))
+        handle.write(markdown)
     emit(command("task.uploadsummary", path))
 
     result = report.result

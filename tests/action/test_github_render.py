@@ -81,7 +81,7 @@ def test_log_groups_phases_and_each_instance_and_never_emits_a_stray_command(cap
 
 def test_a_failed_instance_is_out_of_service_until_the_run_ends_and_states_are_said_once():
     row = make_row(1, "failed", ready_time=None, error=InstanceError("NotReady", "late; last states x"))
-    report = make_report([row], "failed", failure=Failure("1", "NotReady", "late; last states x", {}))
+    report = make_report([row], "failed", failure=Failure("1", "NotReady", "late; last states x", None))
     text = summary_markdown(report)
     assert "1 vmss_1 : crit, i0, 2026-01-01 00:00:10, 2026-01-01 00:20:00" in text
     assert text.count("ast states") == 1 + text.count("| Last states |")

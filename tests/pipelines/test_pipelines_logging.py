@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import xml.etree.ElementTree as ET
 from dataclasses import replace
 
 import pytest
@@ -107,7 +109,7 @@ REPORT = make_report(
               "instanceIds": None},
     failure=Failure("2", "OSProvisioningTimedOut", "timed out",
                     {"provisioning": "failed", "power": "running", "health": None}),
-    plan={"n0": 3, "maxUnavailable": 1, "maxSurge": 0, "rMin": 2, "maxInFlight": 1,
+    plan={"n0": 3, "maxUnavailable": 1, "maxSurge": 0, "automaticSurge": 0, "rMin": 2, "maxInFlight": 1,
           "order": ["0", "2", "1"], "surgeTo": None},
     capacity=Capacity(3, 3, 3), requests=RequestCounts(40, 2, 1),
     warnings=("instance 5 was skipped: deallocated",))
@@ -131,6 +133,12 @@ def test_publish_sets_outputs_uploads_a_summary_and_fails_the_task(tmp_path):
 
     summary = open(path, encoding="utf-8").read()
     assert "mermaid" not in summary
+    # The picture of the run goes with the job's logs, and the summary says so.
+    picture = path[:-len(".md")] + ".svg"
+    assert f"##vso[task.uploadfile]{picture}" in got
+    assert ET.parse(picture).getroot().tag == "{http://www.w3.org/2000/svg}svg"
+    assert summary.rstrip().endswith(f"is attached to this job's logs as `{os.path.basename(picture)}` "
+                                     "(Download logs).")
     assert "| Instance | Name | Zone | Action |" in summary
     assert "| 2 | vmss-web_2 | 2 | failed |" in summary
     assert "OSProvisioningTimedOut \\| see the log" in summary  # a pipe cannot break the table
