@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test demo bench pipelines-lock clean
+.PHONY: venv test test-fast demo bench pipelines-lock clean
 
 # The venv is rebuilt whenever pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -16,6 +16,10 @@ venv: $(BIN)/.installed
 # Three workers on two cores: most end-to-end tests wait on real-time simulator timings.
 test: venv
 	$(BIN)/python -m pytest -q -n 3 --dist loadfile
+
+# The edit-test loop: everything but the tests marked slow (about a minute).
+test-fast: venv
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile -m 'not slow'
 
 demo: venv
 	$(BIN)/cycle-vmss demo

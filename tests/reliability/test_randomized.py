@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from hypothesis import example, given, note
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -192,6 +193,7 @@ def keeps_the_five_invariants(case: Case):
     check(case, backend, report)
 
 
+@pytest.mark.slow  # a thousand runs: about 50 s
 def test_every_randomized_run_keeps_the_five_invariants(capsys):
     """The property over the profile's examples (1000 in CI), then what they covered: a suite
     whose draws stopped reaching a fault would pass while testing nothing, so each kind of fault
