@@ -30,7 +30,7 @@ from cycle_vmss.runner import execute  # noqa: E402
 from cycle_vmss.settings import SETTINGS, SettingError, Settings, Spelling, build_settings  # noqa: E402
 
 AUTH_INPUTS = ("client-id", "tenant-id", "client-secret", "creds")
-CANCEL_GRACE_SECONDS = 2.0  # SPEC: exit 130 within 3 s of the signal (the runner sends SIGTERM at 7.5 s)
+CANCEL_GRACE_SECONDS = 2.0  # exit 130 within 3 s of the signal (the runner sends SIGTERM at 7.5 s)
 
 
 def read_inputs() -> dict[str, str]:

@@ -1,5 +1,5 @@
 """Request accounting over the simulator's request log (`Backend.requests()`): reads, writes,
-the busiest 3-minute window, and whether polling kept to SPEC 4's economy rule (at most one paged
+the busiest 3-minute window, and whether polling kept to the economy rule (at most one paged
 list per poll plus the status of in-flight operations; no per-instance instance views in the
 loop). A pass may also stop at the statuses, without a list (the engine does when every slot is
 busy and every operation still runs)."""

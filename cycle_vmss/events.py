@@ -2,7 +2,7 @@
 
 The engine calls `Listener.event` at every change; front ends (terminal, GitHub, Azure
 Pipelines) turn events into their own log lines, groups and progress, and turn the final report
-(a `cycle_vmss.report.Report`, whose `as_dict()` is the JSON run report of SPEC section 5) into
+(a `cycle_vmss.report.Report`, whose `as_dict()` is the JSON run report, docs/report.md) into
 outputs and summaries.
 
 Event kinds (`Event.kind`):

@@ -291,7 +291,7 @@ def _refused(raw: Mapping[str, str | None], message: str) -> Report:
 def main(flags: Mapping[str, str | None] | None = None, *,
          environ: Mapping[str, str] | None = None, out: IO[str] | None = None,
          cancelled: threading.Event | None = None) -> int:
-    """One run on Azure Pipelines; returns the exit code (SPEC section 5).
+    """One run on Azure Pipelines; returns the exit code (0, 1, 2 or 130).
 
     `flags` are the CLI's flags keyed by field name (None = not given); `CYCLE_VMSS_*` variables
     fill the rest. The template passes everything through variables, so a bad value is named as

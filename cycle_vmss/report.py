@@ -1,4 +1,4 @@
-"""The run report of SPEC section 5: one typed value that every front end renders.
+"""The run report: one typed value that every front end renders.
 
 `Report.finished` (the engine at the end of a run) and `Report.refused` (a run that never reached
 the engine) build it; `as_dict` is its JSON form (the report file, shape in `cycle_vmss.events`);
@@ -218,7 +218,7 @@ class Report:
         return json.dumps(self.as_dict(), indent=2) + "\n"
 
     def outputs(self, report_file: str | None, relative_to: str | None = None) -> dict[str, str]:
-        """The step outputs (SPEC section 5) by their action names; Azure Pipelines names them
+        """The step outputs by their action names; Azure Pipelines names them
         `camel(name)`. Instance lists are JSON arrays of the ids in scope.
 
         `report-file` is the path the report was written to, made relative to `relative_to` when

@@ -1,6 +1,6 @@
 """`python -m cycle_vmss.simulator [--scenario FILE] [--host 127.0.0.1] [--port 0]`
 
-Prints one JSON line with everything a client needs (SPEC section 6), then serves HTTPS until
+Prints one JSON line with everything a client needs (docs/simulator.md), then serves HTTPS until
 SIGINT or SIGTERM and exits 0. A scenario that cannot be served exits 2 with one line.
 """
 

@@ -113,7 +113,7 @@ class SimulatorApp:
             **response.headers,
         }
         if route is None or route.area != "simulator":
-            # Every request seen except introspection itself (SPEC section 6).
+            # Every request seen except introspection itself (`/_simulator/requests`).
             self.backend.record_request(method, path, response.status)
         return response
 

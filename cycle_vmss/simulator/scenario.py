@@ -1,4 +1,4 @@
-"""The simulator's scenario: what scale set to serve and how it behaves (SPEC section 6).
+"""The simulator's scenario: what scale set to serve and how it behaves (docs/simulator.md).
 
 Every key is optional; `load_scenario(None)` is the default demo set. Unknown keys and bad values
 raise `ScenarioError` with one line naming the key, the value and what is accepted.

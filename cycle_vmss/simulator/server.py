@@ -23,7 +23,7 @@ from .identity import Identity
 from .scenario import Scenario, load_scenario
 from .tls import SERVER_NAMES, ThrowawayCA
 
-# The keys of the JSON line (SPEC section 6), in the order printed.
+# The keys of the JSON line (docs/simulator.md), in the order printed.
 INFO_KEYS = ("arm_endpoint", "authority_host", "ca_bundle", "tenant_id", "client_id",
              "client_secret", "subscription_id", "resource_group", "scale_set_name",
              "github_oidc_url", "github_oidc_token")
