@@ -29,7 +29,7 @@ from cycle_vmss.report import Report, exit_code, write_report  # noqa: E402
 from cycle_vmss.runner import execute  # noqa: E402
 from cycle_vmss.settings import SETTINGS, SettingError, Settings, Spelling, build_settings  # noqa: E402
 
-AUTH_INPUTS = ("client-id", "tenant-id", "client-secret", "creds")
+AUTH_INPUTS = ("client-id", "tenant-id", "client-secret", "creds", "audience", "environment")
 CANCEL_GRACE_SECONDS = 2.0  # exit 130 within 3 s of the signal (the runner sends SIGTERM at 7.5 s)
 
 
@@ -142,6 +142,11 @@ def main() -> int:
     inputs = read_inputs()
     mask_secrets(inputs, environ)
     try:
+        # `environment` names the cloud; variables the step sets itself still win.
+        cloud = credentials.cloud_variables(inputs.get("environment", ""))
+        for name, value in cloud.items():
+            if not environ.get(name, "").strip():
+                os.environ[name] = environ[name] = value
         settings = settings_from(inputs, environ)
         credential, how = credentials.for_action(inputs, environ, mask=core.set_secret)
     except (SettingError, credentials.SetupError) as err:

@@ -70,6 +70,30 @@ def authority(environ: Mapping[str, str]) -> dict:
     return kwargs
 
 
+# azure/login's `environment` names, each cloud's sign-in host (azure-identity's table) and ARM
+# endpoint (azure-mgmt-core's table). Azure Stack has no fixed endpoints: arm-endpoint reaches it.
+CLOUDS = {
+    "AzureCloud": (AzureAuthorityHosts.AZURE_PUBLIC_CLOUD, AzureClouds.AZURE_PUBLIC_CLOUD),
+    "AzureUSGovernment": (AzureAuthorityHosts.AZURE_GOVERNMENT, AzureClouds.AZURE_US_GOVERNMENT),
+    "AzureChinaCloud": (AzureAuthorityHosts.AZURE_CHINA, AzureClouds.AZURE_CHINA_CLOUD),
+}
+
+
+def cloud_variables(name: str) -> dict[str, str]:
+    """AZURE_AUTHORITY_HOST and AZURE_RESOURCE_MANAGER_ENDPOINT for one of azure/login's
+    `environment` names (any case, as azure/login takes them); {} when none is given."""
+    if not name.strip():
+        return {}
+    found = {key.lower(): key for key in CLOUDS}.get(name.strip().lower())
+    if found is None:
+        raise SetupError(f"environment: {name!r} is not accepted; expected "
+                         f"{', '.join(list(CLOUDS)[:-1])} or {list(CLOUDS)[-1]} (another cloud or "
+                         "Azure Stack: arm-endpoint and the AZURE_AUTHORITY_HOST variable)")
+    host, cloud = CLOUDS[found]
+    return {"AZURE_AUTHORITY_HOST": f"https://{host}",
+            "AZURE_RESOURCE_MANAGER_ENDPOINT": get_arm_endpoints(cloud)["resource_manager"].rstrip("/")}
+
+
 def default_credential(environ: Mapping[str, str] | None = None) -> TokenCredential:
     """The default chain (environment, workload identity, managed identity, Azure CLI, ...)
     without anything that would open a browser or a sign-in window."""
@@ -101,7 +125,8 @@ def _check(name: str, value: str, pattern: re.Pattern, accepted: str) -> str:
     return value
 
 
-def github_id_token(environ: Mapping[str, str], mask: Callable[[str], None]) -> Callable[[], str]:
+def github_id_token(environ: Mapping[str, str], mask: Callable[[str], None],
+                    audience: str = EXCHANGE_AUDIENCE) -> Callable[[], str]:
     """A callback returning a FRESH GitHub OIDC token on every call: Entra asks for a new
     assertion whenever its own token expires, and GitHub's token lives only minutes. Each token
     goes through `mask` before azure-identity sees it."""
@@ -110,7 +135,7 @@ def github_id_token(environ: Mapping[str, str], mask: Callable[[str], None]) -> 
 
     url, bearer = environ["ACTIONS_ID_TOKEN_REQUEST_URL"], environ["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]
     separator = "&" if "?" in url else "?"
-    full = f"{url}{separator}audience={requests.utils.quote(EXCHANGE_AUDIENCE, safe='')}"
+    full = f"{url}{separator}audience={requests.utils.quote(audience, safe='')}"
 
     def fetch() -> str:
         try:
@@ -158,7 +183,9 @@ def for_action(inputs: Mapping[str, str], environ: Mapping[str, str],
         _check("tenant-id", tenant_id, _TENANT, "a tenant id GUID or domain")
         if not (environ.get("ACTIONS_ID_TOKEN_REQUEST_URL") and environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")):
             raise SetupError(ID_TOKEN_YAML)
-        return (ClientAssertionCredential(tenant_id, client_id, github_id_token(environ, mask), **kwargs),
+        audience = inputs.get("audience", "").strip() or EXCHANGE_AUDIENCE
+        return (ClientAssertionCredential(tenant_id, client_id, github_id_token(environ, mask, audience),
+                                          **kwargs),
                 f"GitHub OIDC as {client_id} in tenant {tenant_id}")
     if inputs.get("client-id") or inputs.get("tenant-id"):
         missing = "tenant-id" if inputs.get("client-id") else "client-id"

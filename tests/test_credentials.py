@@ -15,6 +15,7 @@ from cycle_vmss.credentials import (
     SetupError,
     authority,
     ca_bundle,
+    cloud_variables,
     default_credential,
     for_action,
     for_pipeline,
@@ -88,6 +89,16 @@ def test_instance_discovery_only_for_microsofts_authorities():
         "authority": "https://login.microsoftonline.us/"}
     assert authority({"AZURE_AUTHORITY_HOST": "https://127.0.0.1:8443"}) == {
         "authority": "https://127.0.0.1:8443", "disable_instance_discovery": True}
+
+
+@pytest.mark.parametrize("name, host, arm", [
+    ("AzureCloud", "https://login.microsoftonline.com", "https://management.azure.com"),
+    ("azureusgovernment", "https://login.microsoftonline.us", "https://management.usgovcloudapi.net"),
+    ("AzureChinaCloud", "https://login.chinacloudapi.cn", "https://management.chinacloudapi.cn"),
+])
+def test_an_environment_name_gives_its_clouds_sign_in_host_and_resource_manager(name, host, arm):
+    assert cloud_variables(name) == {"AZURE_AUTHORITY_HOST": host, "AZURE_RESOURCE_MANAGER_ENDPOINT": arm}
+    assert cloud_variables("") == {}
 
 
 def test_default_chain_has_no_interactive_source():

@@ -122,6 +122,8 @@ BAD_INPUTS = [
     ({"client-id": "not-a-guid"}, "client-id: 'not-a-guid' is not accepted"),
     ({"creds": "{not json"}, "creds: (hidden) is not accepted (not JSON)"),
     ({"client-id": "", "client-secret": "s3cret-value"}, "client-id: (empty) is not accepted"),
+    ({"environment": "AzureGermanCloud"}, "environment: 'AzureGermanCloud' is not accepted; expected "
+                                          "AzureCloud, AzureUSGovernment or AzureChinaCloud"),
 ]
 
 
@@ -243,3 +245,25 @@ def test_cancel_while_azure_core_waits_out_a_long_retry_after_still_ends_within_
     assert run.outputs["result"] == "cancelled"
     assert json.loads((workspace / "cycle-vmss-report.json").read_text())["result"] == "cancelled"
     assert "⏹️ cycle-vmss cancelled" in run.summary
+
+
+def test_the_oidc_token_is_asked_for_the_audience_given(simulator, run_action):
+    # Entra (here the simulator's) accepts only the audience of the app's federated credential:
+    # another audience reaches the token request, and sign-in is refused before any write.
+    sim = simulator({"instances": 2})
+    run = run_action(sim_inputs(sim, audience="api://SomethingElse"), sim=sim)
+    assert run.code == 2, run.stdout + run.stderr
+    (error,) = run.commands("error")
+    assert "audience 'api://SomethingElse'" in error, error
+    assert not [r for r in sim.requests() if r["method"] in WRITES and "/oauth2/" not in r["path"]]
+
+
+def test_variables_the_step_sets_win_over_the_environment_input(simulator, run_action):
+    # environment: AzureChinaCloud fills in only what the step did not set: here the simulator's
+    # sign-in host and Resource Manager, so the run never leaves this machine.
+    sim = simulator({"instances": 2, "timings": QUICK})
+    inputs = sim_inputs(sim, environment="azurechinacloud")
+    del inputs["arm-endpoint"]
+    run = run_action(inputs, sim=sim, extra={"AZURE_RESOURCE_MANAGER_ENDPOINT": sim.info["arm_endpoint"]})
+    assert run.code == 0, run.stdout + run.stderr
+    assert run.outputs["result"] == "succeeded"

@@ -18,7 +18,7 @@ from cycle_vmss.settings import SETTINGS
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
-AUTH_INPUTS = ("client-id", "tenant-id", "client-secret", "creds")
+AUTH_INPUTS = ("client-id", "tenant-id", "client-secret", "creds", "audience", "environment")
 REQUIRED = {"resource_group", "scale_set_name"}
 SIMULATOR_ONLY = {"trustme", "cryptography"}  # `cycle-vmss demo`'s CA and token signing
 
