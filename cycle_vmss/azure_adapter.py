@@ -11,11 +11,13 @@ reuses on the bodies the simulator would send.
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any, Callable, TypeVar
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
+    ServiceRequestError,
     AzureError as SdkAzureError,
     ClientAuthenticationError,
     HttpResponseError,
@@ -92,12 +94,21 @@ def _error_parts(err: SdkAzureError) -> tuple[str | None, str]:
     return None, _one_line(message.splitlines()[0] if message else "")
 
 
+# How azure-identity says a source of credentials is simply not there (no CLI, no variables, no
+# managed identity), as opposed to one that was there and failed.
+_UNAVAILABLE = re.compile(r"unavailable|could not be found|not installed|to be installed|not found|no accounts|"
+                          r"az login|azd auth login|connect-azaccount", re.I)
+
+
 def _token_failure(text: str) -> str:
     """One line from azure-identity's report of a failed token request. A chain lists each
-    credential it tried (tab-indented); the last one is the one that stopped it."""
+    credential it tried (tab-indented); the last one is the one that stopped it. When none of
+    them was even available, naming all eight helps nobody: say how to sign in."""
     tried = [line.strip() for line in text.splitlines() if line.startswith("\t")]
     hint = ("sign in with `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and "
             "AZURE_CLIENT_SECRET (or a federated token file)")
+    if tried and all(_UNAVAILABLE.search(line) for line in tried):
+        return f"no Azure credentials found here: {hint}, or run where a managed identity is assigned"
     if len(tried) > 1:
         names = ", ".join(line.split(":", 1)[0] for line in tried)
         return f"no Azure sign-in worked (tried {names}; last: {_one_line(tried[-1])}); {hint}"
@@ -105,9 +116,30 @@ def _token_failure(text: str) -> str:
     return f"could not get an Azure token: {_one_line(reason)}; {hint}"
 
 
-def map_error(err: SdkAzureError) -> AzureError:
+def _network_cause(err: ServiceRequestError) -> str:
+    """What urllib3 saw, in a few words a person knows ("connection refused"), not its repr."""
+    text = str(err)
+    for pattern, cause in ((r"Connection refused", "connection refused"),
+                           (r"Name or service not known|nodename nor servname|getaddrinfo failed|"
+                            r"Temporary failure in name resolution", "the name did not resolve in DNS"),
+                           (r"CERTIFICATE_VERIFY_FAILED|certificate verify failed",
+                            "its TLS certificate is not trusted (REQUESTS_CA_BUNDLE)"),
+                           (r"timed out", "the connection timed out"),
+                           (r"ProxyError|Unable to connect to proxy", "the proxy refused or failed")):
+        if re.search(pattern, text):
+            return cause
+    return _one_line(text.split(": ", 1)[-1])[:120]
+
+
+def map_error(err: SdkAzureError, arm_endpoint: str = PUBLIC_ARM_ENDPOINT) -> AzureError:
     """An SDK exception as one of our errors. The message is what Azure said, in one line
-    ("404 ResourceNotFound: The Resource ... was not found."); callers add which resource."""
+    ("404 ResourceNotFound: The Resource ... was not found."); callers add which resource.
+    A request that never reached Azure says so, with the endpoint and what to check."""
+    if isinstance(err, ServiceRequestError):
+        return AzureError(f"cannot reach Azure Resource Manager at {arm_endpoint} "
+                          f"({_network_cause(err)}): a network problem, not an answer from Azure; "
+                          f"check the network, any proxy (HTTPS_PROXY), DNS, and the arm-endpoint "
+                          f"setting or AZURE_RESOURCE_MANAGER_ENDPOINT", code="NetworkError")
     code, message = _error_parts(err)
     status = getattr(err, "status_code", None)
     said = " ".join(str(p) for p in (status, code) if p) + (": " if status or code else "") + message
@@ -277,12 +309,11 @@ class AzureComputePort(ComputePort):
             per_retry_policies=[RequestCounter(self.counts)],
             polling_interval=polling_interval, **client_kwargs)
 
-    @staticmethod
-    def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
             return fn(*args, **kwargs)
         except SdkAzureError as err:
-            raise map_error(err) from None
+            raise map_error(err, self.arm_endpoint) from None
 
     def get_scale_set(self) -> ScaleSet:
         vmss = self._call(self.client.virtual_machine_scale_sets.get,
@@ -305,7 +336,7 @@ class AzureComputePort(ComputePort):
         except ResourceNotFoundError:
             return False  # no rolling upgrade has ever run on this set
         except SdkAzureError as err:
-            raise map_error(err) from None
+            raise map_error(err, self.arm_endpoint) from None
         return rolling_forward(latest)
 
     def list_instances(self) -> tuple[Instance, ...]:

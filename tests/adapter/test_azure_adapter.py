@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+from azure.identity import ClientSecretCredential
 
+from cycle_vmss.azure_adapter import AzureComputePort, map_error
 from cycle_vmss.compute import (
     AuthenticationFailed,
+    AzureError,
     Conflict,
     Forbidden,
     NotFound,
@@ -180,3 +185,68 @@ def test_wrong_secret_is_authentication_failed_in_one_line_without_the_secret(si
 ])
 def test_credential_scope_is_the_arm_audience(endpoint, scope):
     assert credential_scope(endpoint) == scope
+
+
+def test_an_endpoint_nothing_answers_is_named_as_a_network_problem(simulate):
+    with socket.socket() as probe:  # a port on this machine that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    info = simulate().info  # signs in there, then asks a Resource Manager that is not there
+    credential = ClientSecretCredential(info["tenant_id"], info["client_id"], info["client_secret"],
+                                        authority=info["authority_host"], disable_instance_discovery=True,
+                                        connection_verify=info["ca_bundle"])
+    adapter = AzureComputePort(credential, info["subscription_id"], info["resource_group"],
+                               info["scale_set_name"], arm_endpoint=f"https://127.0.0.1:{port}",
+                               connection_verify=info["ca_bundle"])
+    with pytest.raises(AzureError) as caught:
+        adapter.get_scale_set()
+    assert str(caught.value) == (
+        f"cannot reach Azure Resource Manager at https://127.0.0.1:{port} (connection refused): a "
+        "network problem, not an answer from Azure; check the network, any proxy (HTTPS_PROXY), "
+        "DNS, and the arm-endpoint setting or AZURE_RESOURCE_MANAGER_ENDPOINT")
+    assert caught.value.code == "NetworkError"
+
+
+@pytest.mark.parametrize("raw, cause", [
+    ("<urllib3.connection.HTTPSConnection object>: Failed to resolve 'x.example' ([Errno -2] Name "
+     "or service not known)", "the name did not resolve in DNS"),
+    ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate",
+     "its TLS certificate is not trusted (REQUESTS_CA_BUNDLE)"),
+    ("Unable to connect to proxy', OSError('Tunnel connection failed: 403 Forbidden')",
+     "the proxy refused or failed"),
+])
+def test_the_likely_cause_of_a_network_failure_is_said_in_words(raw, cause):
+    message = str(map_error(ServiceRequestError(raw), "https://management.azure.com"))
+    assert message.startswith(f"cannot reach Azure Resource Manager at https://management.azure.com ({cause}): ")
+
+
+# What DefaultAzureCredential says on a machine with no sign-in at all (azure-identity 1.27).
+NO_SIGN_IN = (
+    "DefaultAzureCredential failed to retrieve a token from the included credentials.\n"
+    "Attempted credentials:\n"
+    "\tEnvironmentCredential: EnvironmentCredential authentication unavailable. Environment variables are not fully configured.\n"
+    "\tWorkloadIdentityCredential: WorkloadIdentityCredential authentication unavailable. The workload options are not fully configured.\n"
+    "\tManagedIdentityCredential: ManagedIdentityCredential authentication unavailable.\n"
+    "\tSharedTokenCacheCredential: SharedTokenCacheCredential authentication unavailable. No accounts were found in the cache.\n"
+    "\tVisualStudioCodeCredential: VisualStudioCodeCredential requires the 'azure-identity-broker' package to be installed.\n"
+    "\tAzureCliCredential: Azure CLI not found on path\n"
+    "\tAzurePowerShellCredential: PowerShell is not installed\n"
+    "\tAzureDeveloperCliCredential: Azure Developer CLI could not be found. Please visit https://aka.ms/azure-dev "
+    "for installation instructions and then,once installed, authenticate to your Azure account using 'azd auth login'.\n"
+    "To mitigate this issue, please refer to the troubleshooting guidelines.")
+
+
+def test_no_sign_in_anywhere_says_how_to_sign_in_in_one_short_line():
+    error = map_error(ClientAuthenticationError(message=NO_SIGN_IN))
+    assert isinstance(error, AuthenticationFailed)
+    assert str(error) == ("no Azure credentials found here: sign in with `az login`, or set "
+                          "AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET (or a federated "
+                          "token file), or run where a managed identity is assigned")
+
+
+def test_a_credential_that_was_there_and_failed_is_named():
+    # The chain stops at the first source that is there and fails: it is the last one listed.
+    text = NO_SIGN_IN.split("\tAzureCliCredential")[0] + (
+        "\tAzureCliCredential: ERROR: AADSTS700082: The refresh token has expired.\n")
+    message = str(map_error(ClientAuthenticationError(message=text)))
+    assert "last: AzureCliCredential: ERROR: AADSTS700082: The refresh token has expired." in message
