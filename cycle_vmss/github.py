@@ -213,8 +213,9 @@ def annotations(report: Report) -> list[str]:
         if row.action != "failed":
             continue
         err = row.error or InstanceError(None, None)
-        code = f"{err.code}: " if err.code else ""
-        message = str(err.message or "not ready in time").rstrip(".")
+        # The engine's message already names the instance and usually the code: say each once.
+        message = str(err.message or "not ready in time").rstrip(".").removeprefix(f"instance {row.id}: ")
+        code = f"{err.code}: " if err.code and err.code not in message else ""
         errors.append((f"instance {row.id}",
                        f"Instance {_named(row)} failed: {code}{message}."
                        + _with_states(message, row.last_states)))
@@ -243,7 +244,13 @@ def annotations(report: Report) -> list[str]:
 
 def write_outputs(values: dict[str, str]) -> None:
     """`Report.outputs` through GITHUB_OUTPUT (`name<<delimiter` blocks); the runner reads them
-    after the step."""
+    after the step. Outside a runner (a local `docker run`, where that file is not there) they
+    are printed instead."""
+    path = os.environ.get("GITHUB_OUTPUT", "").strip()
+    if not path or not os.path.isfile(path):
+        for name, value in values.items():
+            sys.stdout.write(f"output {name}: {value}\n")
+        return
     for name, value in values.items():
         core.set_output(name, value)
 
@@ -414,6 +421,6 @@ def render_summary(report: Report, limit: int = SUMMARY_LIMIT) -> str:
 
 def write_summary(markdown: str, path: str | None = None) -> None:
     path = path or os.environ.get("GITHUB_STEP_SUMMARY")
-    if path:
+    if path and os.path.isdir(os.path.dirname(os.path.abspath(path))):  # none outside a runner
         with open(path, "a", encoding="utf-8") as f:
             f.write(markdown if markdown.endswith("\n") else markdown + "\n")

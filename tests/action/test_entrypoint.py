@@ -5,6 +5,7 @@ action sees: exit code, parsed outputs, annotations, log groups and the step sum
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import threading
@@ -166,6 +167,10 @@ def test_a_failed_reimage_is_an_error_annotation_and_the_surge_stays(simulator, 
     assert json.loads(run.outputs["failed-instances"]) == [failing]
     errors = run.commands("error")
     assert len(errors) == 1 and f"Instance {failing}" in errors[0] and "OSProvisioningTimedOut" in errors[0]
+    # The instance and the code, each said once by us (Azure's own message may repeat its code).
+    name = " (vmss-demo_1)" if mode == "Uniform" else ""  # a Flexible set's id is the VM's name
+    assert errors[0].split("::", 2)[2].startswith(
+        f"Instance {failing}{name} failed: reimage failed (OSProvisioningTimedOut: VM has reported"), errors[0]
     # After a failure the extra capacity stays, and the action says so.
     report = json.loads((run.workspace / "cycle-vmss-report.json").read_text())
     assert report["capacity"] == {"before": 3, "during": 4, "after": 4}
@@ -267,3 +272,16 @@ def test_variables_the_step_sets_win_over_the_environment_input(simulator, run_a
     run = run_action(inputs, sim=sim, extra={"AZURE_RESOURCE_MANAGER_ENDPOINT": sim.info["arm_endpoint"]})
     assert run.code == 0, run.stdout + run.stderr
     assert run.outputs["result"] == "succeeded"
+
+
+def test_outside_a_runner_the_outputs_are_printed_not_a_traceback(simulator, workspace):
+    # A local `docker run` has no GITHUB_OUTPUT or step-summary file.
+    sim = simulator({"instances": 2, "timings": QUICK})
+    env = action_env(workspace, sim_inputs(sim, **{"dry-run": "true"}), sim=sim)
+    for name in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"):
+        os.unlink(env[name])
+    proc = start_action(workspace, env)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stdout + stderr
+    assert "Traceback" not in stderr
+    assert "output result: dry-run" in stdout.splitlines()
