@@ -77,9 +77,30 @@ def plan_line(plan: dict) -> str:
             f"{'surge to ' + str(surge) + ' first; ' if surge else ''}order: {order}")
 
 
-def heartbeat_line(d: dict) -> str:
+ETA_AFTER = 3  # instances done before the pace so far says anything about the time left
+
+
+def eta_seconds(first_start: float | None, done: int, remaining: int, now: float) -> float | None:
+    """The time left at the pace so far (instances done per second since the first start, which
+    already counts how many go at once); None until ETA_AFTER are done."""
+    if first_start is None or done < ETA_AFTER or remaining <= 0 or now <= first_start:
+        return None
+    return remaining * (now - first_start) / done
+
+
+def eta_text(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return f"about {max(1, round(seconds / 60))} min left" if seconds >= 90 else f"about {seconds:.0f} s left"
+
+
+def heartbeat_line(d: dict, eta: float | None = None) -> str:
+    """One line of progress; R_min only once the plan has settled it."""
+    ready = f"; {d['ready']} ready" if d.get("ready") is not None else ""
+    r_min = f" (R_min {d['r_min']})" if d.get("r_min") is not None else ""
+    left = f"; {eta_text(eta)}" if eta is not None else ""
     return (f"progress: {d.get('done', 0)} done, {d.get('in_flight', 0)} in flight, "
-            f"{d.get('pending', 0)} pending; {d.get('ready', '?')} ready (R_min {d.get('r_min', '?')})")
+            f"{d.get('pending', 0)} pending{ready}{r_min}{left}")
 
 
 class TerminalProgress:
@@ -96,12 +117,15 @@ class TerminalProgress:
         self.order: list[str] = []
         self.counts: dict[str, Any] = {}
         self.phase = "starting"
+        self.first_start: float | None = None
 
     # --- Listener --------------------------------------------------------------------------
     def event(self, event: Event) -> None:
         with self._lock:
             self._track(event)
             line = describe(event)
+            if event.kind == "heartbeat":
+                line = heartbeat_line(event.data, self._eta(event.time))
             if line is None:
                 return
             if self.live_mode:
@@ -120,11 +144,20 @@ class TerminalProgress:
             self.counts.setdefault("r_min", event.data.get("rMin"))
         elif event.kind == "started" and iid:
             self.in_flight[iid] = event.time
+            if self.first_start is None:
+                self.first_start = event.time
         elif event.kind in ("done", "failed", "removed") and iid:
             self.in_flight.pop(iid, None)
             (self.done if event.kind == "done" else self.ended).add(iid)
         elif event.kind == "heartbeat":
             self.counts.update(event.data)
+
+    def _pending(self) -> int:
+        return len([i for i in self.order if i not in self.done and i not in self.in_flight
+                    and i not in self.ended])
+
+    def _eta(self, now: float) -> float | None:
+        return eta_seconds(self.first_start, len(self.done), self._pending() + len(self.in_flight), now)
 
     # --- live block ------------------------------------------------------------------------
     def __enter__(self) -> "TerminalProgress":
@@ -142,15 +175,15 @@ class TerminalProgress:
     def _render(self) -> Group:
         with self._lock:
             now = time.time()
-            pending = len([i for i in self.order if i not in self.done and i not in self.in_flight
-                           and i not in self.ended])
+            ready = f"ready {self.counts['ready']} " if self.counts.get("ready") is not None else ""
+            r_min = f"(R_min {self.counts['r_min']})" if self.counts.get("r_min") is not None else ""
             head = Text.assemble(
                 (f"{self.phase}  ", "bold"),
                 (f"{len(self.done)} done", "green"),
                 "  ", (f"{len(self.in_flight)} in flight", "yellow"),
-                "  ", f"{pending} pending",
-                "  ", (f"ready {self.counts['ready']} " if "ready" in self.counts else "")
-                + f"(R_min {self.counts.get('r_min', '?')})")
+                "  ", f"{self._pending()} pending",
+                "  ", ready + r_min,
+                "  ", (eta_text(self._eta(now)), "cyan"))
             lines = [Text(f"  > instance {iid}  {_elapsed(now - start)}", style="yellow")
                      for iid, start in sorted(self.in_flight.items(), key=lambda kv: kv[1])]
             return Group(head, *lines)
