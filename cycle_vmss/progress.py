@@ -215,17 +215,21 @@ def print_summary(report: Report, stream: IO[str] | None = None) -> None:
     result = report.result
     style = {"succeeded": "bold green", "dry-run": "bold cyan", "failed": "bold red",
              "refused": "bold red", "cancelled": "bold yellow"}.get(result, "bold")
-    console.print(Text.assemble((f"{result.upper()}", style), "  ", report.message))
-    console.print(f"scale set {report.scale_set} in {report.resource_group} "
-                  f"(subscription {report.subscription_id}), {report.duration_seconds:.0f}s",
-                  markup=False)
+    # A failure or refusal is said once, on stderr, by the front end: not repeated here.
+    headline = {"refused": "nothing was changed (the error is below)",
+                "failed": "(the error is below)"}.get(result, report.message)
+    console.print(Text.assemble((f"{result.upper()}", style), "  ", headline))
+    where = " ".join(part for part in (
+        f"scale set {report.scale_set} in {report.resource_group}",
+        f"(subscription {report.subscription_id})" if report.subscription_id else "") if part)
+    console.print(f"{where}, {report.duration_seconds:.0f}s", markup=False)
     if report.plan:
         console.print(plan_line(report.plan), markup=False)
     capacity, requests = report.capacity, report.requests
-    console.print(
-        f"capacity before {capacity.before}, during {capacity.during}, after {capacity.after}; "
-        f"requests: {requests.reads} reads, {requests.writes} writes, {requests.throttled} throttled",
-        markup=False)
+    known = (f"capacity before {capacity.before}, during {capacity.during}, after {capacity.after}; "
+             if capacity.before is not None else "")
+    console.print(f"{known}requests: {requests.reads} reads, {requests.writes} writes, "
+                  f"{requests.throttled} throttled", markup=False)
     for warning in report.warnings:
         console.print(Text("warning: " + warning, style="yellow"))
     if report.instances:

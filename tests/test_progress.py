@@ -43,3 +43,18 @@ def test_the_log_says_the_time_left_once_a_few_instances_are_done():
     # 4 done in 40 s since the first start: the 4 still in flight take about 40 s more.
     assert out.getvalue().splitlines()[-1].endswith(
         "progress: 4 done, 4 in flight, 0 pending; 6 ready (R_min 6); about 40 s left")
+
+
+def test_a_refusal_is_not_repeated_in_the_summary_and_unknowns_are_left_out():
+    from cycle_vmss.progress import print_summary
+    from cycle_vmss.report import Report
+
+    out = io.StringIO()
+    report = Report.refused("scale set ss in resource group rg was not found", resource_group="rg",
+                            scale_set="ss")
+    print_summary(report, out)
+    text = out.getvalue()
+    assert "was not found" not in text  # the one line on stderr says it
+    assert text.splitlines()[0] == "REFUSED  nothing was changed (the error is below)"
+    assert "None" not in text and "capacity" not in text
+    assert "scale set ss in rg, 0s" in text
