@@ -19,8 +19,8 @@ from actions_toolkit import core
 from actions_toolkit.command import Command
 
 from cycle_vmss.events import Event
-from cycle_vmss.report import PHASE_TITLES, InstanceError, InstanceRow, Report, camel
-from cycle_vmss.settings import SETTINGS, Settings
+from cycle_vmss.report import PHASE_TITLES, InstanceError, InstanceRow, Report
+from cycle_vmss.settings import SETTINGS, Settings, camel
 from cycle_vmss.timeline import mermaid_gantt
 
 ANNOTATIONS_PER_TYPE = 10  # GitHub shows at most 10 errors and 10 warnings per step

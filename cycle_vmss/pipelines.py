@@ -22,10 +22,10 @@ from typing import IO, Mapping
 
 from cycle_vmss import timeline
 from cycle_vmss.events import Event
-from cycle_vmss.report import OUTPUTS, PHASE_TITLES, Report, camel, exit_code, iso, state_slashes
+from cycle_vmss.report import OUTPUTS, PHASE_TITLES, Report, exit_code, iso, state_slashes
 from cycle_vmss.progress import describe  # the CLI's wording, so both logs read alike
 from cycle_vmss.signals import install_signal_handlers
-from cycle_vmss.settings import SettingError, Spelling, build_settings, raw_from_env
+from cycle_vmss.settings import SettingError, Spelling, build_settings, camel, raw_from_env
 
 # Variables that hold secrets on an agent: the service principal's key and federated token
 # (AzureCLI@2 `addSpnToEnvironment`), the job's access token, an environment-credential secret.

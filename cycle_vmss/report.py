@@ -28,7 +28,7 @@ TOOL = "cycle-vmss"
 # no key: they are version 1, of the same shape.
 SCHEMA_VERSION = 2
 EXIT_CODES = {"succeeded": 0, "dry-run": 0, "failed": 1, "refused": 2, "cancelled": 130}
-# The step outputs by their action names; Azure Pipelines spells them in camelCase (`camel`).
+# The step outputs by their action names; Azure Pipelines spells them in camelCase (`settings.camel`).
 OUTPUTS = ("result", "reimaged-instances", "failed-instances", "skipped-instances",
            "duration-seconds", "report-file")
 PHASE_TITLES = {"preflight": "Preflight (read only)", "surge": "Surge: raise capacity",
@@ -42,12 +42,6 @@ def iso(t: float | None) -> str | None:
     if t is None:
         return None
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def camel(kebab: str) -> str:
-    """`max-unavailable` -> `maxUnavailable`."""
-    head, *rest = kebab.split("-")
-    return head + "".join(p.title() for p in rest)
 
 
 def state_slashes(states: Mapping[str, str | None] | None) -> str:
@@ -219,7 +213,7 @@ class Report:
 
     def outputs(self, report_file: str | None, relative_to: str | None = None) -> dict[str, str]:
         """The step outputs by their action names; Azure Pipelines names them
-        `camel(name)`. Instance lists are JSON arrays of the ids in scope.
+        `settings.camel(name)`. Instance lists are JSON arrays of the ids in scope.
 
         `report-file` is the path the report was written to, made relative to `relative_to` when
         it lies inside it, else absolute. The action passes the workspace: its container path

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 
 from azure.core.credentials import TokenCredential
 
@@ -53,29 +54,40 @@ def execute(settings: Settings, *, credential: TokenCredential | None = None,
                                     polling_interval=settings.poll_interval_seconds,
                                     connection_verify=verify)
         except SetupError as err:
-            report = _refused(settings, str(err), listener, subscription_id=subscription, start=start)
+            report = _before_the_engine(settings, str(err), listener, subscription_id=subscription, start=start)
         else:
+            if cancelled.is_set():  # while the tool was starting: nothing was asked of Azure yet
+                return _finish(settings, _before_the_engine(
+                    settings, "cancelled before the run began; nothing was changed", listener,
+                    subscription_id=subscription, start=start, result="cancelled"))
             try:
                 report = run_rollout(settings, port, clock=SystemClock(cancelled), listener=listener,
                                      cancelled=cancelled)
             except AzureError as err:
                 # The engine reports Azure problems itself; this is the net under it, so a
                 # credential failure still ends as one line, never a trace.
-                report = _refused(settings, str(err), listener, subscription_id=subscription,
+                report = _before_the_engine(settings, str(err), listener, subscription_id=subscription,
                                   start=start, requests=port.counts)
     finally:
         if port is not None:
             port.close()
+    return _finish(settings, report)
+
+
+def _finish(settings: Settings, report: Report) -> Report:
     if settings.report_file:
         write_report(report, settings.report_file)
     return report
 
 
-def _refused(settings: Settings, message: str, listener: Listener, *, subscription_id: str | None,
-             start: float, requests: RequestCounts | None = None) -> Report:
-    """The report of a run that never reached the engine, told to the listener as the engine
-    would tell it."""
+def _before_the_engine(settings: Settings, message: str, listener: Listener, *,
+                       subscription_id: str | None, start: float,
+                       requests: RequestCounts | None = None, result: str = "refused") -> Report:
+    """The report of a run that never reached the engine (refused, or cancelled while the tool
+    started), told to the listener as the engine would tell it."""
     report = Report.refused(message, settings=settings, subscription_id=subscription_id,
                             start=start, requests=requests)
+    if result != "refused":
+        report = replace(report, result=result)
     listener.event(Event("finished", report.end_time, message=report.message, data=report.as_dict()))
     return report

@@ -19,13 +19,12 @@ from cycle_vmss.report import (
     InstanceError,
     InstanceRow,
     Report,
-    camel,
     exit_code,
     iso,
     state_slashes,
     write_report,
 )
-from cycle_vmss.settings import build_settings
+from cycle_vmss.settings import build_settings, camel
 
 REPORT_KEYS = ["tool", "version", "schemaVersion", "subscriptionId", "resourceGroup", "scaleSet",
                "orchestrationMode", "settings", "startTime", "endTime", "durationSeconds", "result", "message", "failure",

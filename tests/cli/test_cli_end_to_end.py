@@ -325,3 +325,18 @@ def test_never_healthy_instance_times_out_naming_it(never_healthy_run):
     assert actions == {"0": "failed", "1": "not-started"}
     assert reimage_posts(sim) == ["0"]
     assert_no_forbidden_calls(sim)
+
+
+def test_the_demo_report_draws_as_a_timeline(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    report = tmp_path / "demo.json"
+    demo = subprocess.run([sys.executable, "-m", "cycle_vmss", "demo", "--report-file", str(report)],
+                          capture_output=True, text=True, timeout=120)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    drawn = subprocess.run([sys.executable, "-m", "cycle_vmss", "timeline", str(report), "-o",
+                            str(tmp_path / "run.svg")], capture_output=True, text=True, timeout=60)
+    assert (drawn.returncode, drawn.stdout) == (0, f"{tmp_path / 'run.svg'}\n"), drawn.stderr
+    root = ET.parse(tmp_path / "run.svg").getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert sum(1 for r in root.iter("{http://www.w3.org/2000/svg}rect") if r.get("class") == "reimaged") == 6 + 1

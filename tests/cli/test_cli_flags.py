@@ -3,6 +3,7 @@ docs/cli.md reference stay in step with `SETTINGS`."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -65,3 +66,26 @@ def test_docs_reference_is_the_generated_one():
     section = re.search(r"<!-- cli-reference:begin[^\n]*\n(.*?)<!-- cli-reference:end -->", docs, re.S)
     assert section, "docs/cli.md has no generated CLI reference"
     assert section.group(1).strip() == reference_markdown()
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["-g", "rg", "-n", "vmss", "--max-unavailble", "2"],
+     "cycle-vmss: error: unknown flag --max-unavailble; did you mean --max-unavailable? "
+     "(`cycle-vmss --help` lists them all)"),
+    (["-g", "rg", "-n", "vmss", "--max-un", "2"],  # never taken as an abbreviation
+     "cycle-vmss: error: unknown flag --max-un; did you mean --max-unavailable? (`cycle-vmss --help` lists them all)"),
+    (["-g", "rg", "-n", "vmss", "--frobnicate"], "cycle-vmss: error: unrecognized arguments: --frobnicate"),
+])
+def test_an_unknown_flag_is_one_line_with_the_flag_it_was_probably_meant_to_be(argv, line, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == line + "\n"
+
+
+def test_run_bare_it_shows_the_usage(capsys, monkeypatch):
+    for name in [n for n in os.environ if n.startswith("CYCLE_VMSS_")]:
+        monkeypatch.delenv(name)
+    assert main([]) == 2
+    out = capsys.readouterr()
+    assert out.out.startswith("usage: cycle-vmss -g GROUP -n SCALE_SET [options]") and out.err == ""
