@@ -1,4 +1,4 @@
-"""The availability budget: `max-unavailable` and `max-surge` resolved against N0 (SPEC section 4).
+"""The availability budget: `max-unavailable` and `max-surge` resolved against N0.
 
 Small pure functions in the manner of Kubernetes' `ResolveFenceposts`. `N0` is the number of
 instances of the whole set in service at the start (not stopped or deallocated; out-of-scope and

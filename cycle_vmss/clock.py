@@ -18,6 +18,10 @@ class Clock(Protocol):
     def sleep(self, seconds: float) -> None:
         """Wait; may return early when the run is cancelled."""
 
+    def wake(self) -> None:
+        """End the current sleep (or the next one) early: what the sleeper waits for happened.
+        Safe from any thread."""
+
 
 class SystemClock:
     CANCEL_CHECK = 0.1  # seconds: how soon a sleep sees the cancel event while it waits for a wake
@@ -60,6 +64,10 @@ class VirtualClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             self._now += seconds
+
+    def wake(self) -> None:
+        """Nothing to end: virtual time moves only inside `sleep`, which returns at once, so
+        nothing happens while it sleeps that could wake it."""
 
     def advance_to(self, instant: float) -> None:
         self._now = max(self._now, instant)

@@ -1,9 +1,9 @@
 """The engine's view of Azure Compute: frozen observations and a narrow port.
 
 Two implementations subclass `ComputePort`: `cycle_vmss.azure_adapter.AzureComputePort` (the
-real SDK over HTTPS; the only module that imports azure.mgmt.compute) and
-`cycle_vmss.simulator.inprocess.SimulatorComputePort` (the simulator's backend called directly,
-for virtual-time runs). Everything here is plain data so the decision function stays pure.
+real SDK over HTTPS) and `cycle_vmss.simulator.inprocess.SimulatorComputePort` (the simulator's
+backend called directly, for virtual-time runs, mapped through the same SDK models). This module
+imports no Azure SDK: everything here is plain data so the decision function stays pure.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
+from typing import Callable
 
 HEALTH_EXTENSION_TYPES = ("ApplicationHealthLinux", "ApplicationHealthWindows")
 
@@ -85,6 +86,11 @@ class Operation(ABC):
 
     @abstractmethod
     def status(self) -> OperationStatus: ...
+
+    @abstractmethod
+    def add_done_callback(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (from any thread) once the operation has ended, or at once if it
+        has; an implementation that learns of the end only through `status()` never calls it."""
 
 
 @dataclass

@@ -5,8 +5,8 @@ the engine observes (status of in-flight reimages first, then one list of the se
 acts on the answer (starts the named reimages, or finishes). Everything is frozen data, so the
 rules are tested with hand-built observations and replayed in virtual time.
 
-Choices where SPEC section 4 leaves room (also in the README's rules section):
-- Ready means SPEC section 3's score; an instance of this run counts as out of service from the
+The rules (for users: the rolling rules in docs/how-it-works.md):
+- Ready means `health.is_ready`'s score; an instance of this run counts as out of service from the
   moment its reimage is accepted until it is done (operation succeeded, then observed ready for
   `min-ready-seconds`), whatever the list shows in between.
 - "Out of service" per zone counts the set's in-service instances that are not ready plus this
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import heapq
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Mapping
 
@@ -49,7 +49,6 @@ class Status(str, Enum):
 ACTIVE = (Status.PENDING, Status.IN_FLIGHT)
 LOCKED = "locked"  # skip reason: a resource lock refused the reimage (409 ScopeLocked)
 STANDBY = "in standby pool"
-_NOT_SERVING = ("deallocated", "deallocating", "stopped", "stopping")  # skip_reason's power states
 
 
 @dataclass(frozen=True)
@@ -91,57 +90,33 @@ class Plan:
 
 
 @dataclass(frozen=True)
-class _Census:
-    """What one list says about the budget, given which instances are ours in flight."""
-
-    instances: tuple[Instance, ...]  # the list it was counted from (compared by identity)
-    ours: frozenset[str]
-    source: HealthSource
-    seen: dict[str, Instance]
-    ready: int
-    zone_out: dict[str, int]
-    unready: frozenset[str]  # not ready and not ours: what spends the budget
-
-
-@dataclass(frozen=True)
-class _Index:
-    """A tracks mapping by status, built once per mapping (it has a thousand entries)."""
-
-    by_status: dict[Status, list[str]]  # ids, in the mapping's order
-    watch: tuple[str, ...]  # in flight, or pending and refused: an unchanged list changes only these
-
-    @staticmethod
-    def of(tracks: Mapping[str, Track]) -> "_Index":
-        by_status: dict[Status, list[str]] = {}
-        watch = []
-        for t in tracks.values():
-            by_status.setdefault(t.status, []).append(t.id)
-            if t.status is Status.IN_FLIGHT or (t.status is Status.PENDING
-                                                 and t.refused_since is not None):
-                watch.append(t.id)
-        return _Index(by_status, tuple(watch))
-
-
-@dataclass(frozen=True)
 class RunState:
     tracks: Mapping[str, Track]  # never mutated: each decision builds a new mapping
     budget: ResolvedBudget  # N0 and R_min follow removals
     surge_ids: frozenset[str] = frozenset()
     blocked_since: float | None = None
     failure: Failure | None = None
-    # The last decision's list and its count (derived data, not state): when the next list is
-    # the very same object, a pass costs what the in-flight instances cost, not the whole set.
-    census: _Census | None = field(default=None, compare=False, repr=False)
 
     @functools.cached_property
-    def index(self) -> _Index:
-        return _Index.of(self.tracks)
+    def by_status(self) -> Mapping[Status, tuple[str, ...]]:
+        """Track ids by status, in the tracks' order. Derived once per state: a set may have a
+        thousand tracks, and the engine asks on every pass."""
+        by_status: dict[Status, list[str]] = {}
+        for t in self.tracks.values():
+            by_status.setdefault(t.status, []).append(t.id)
+        return {status: tuple(ids) for status, ids in by_status.items()}
+
+    @functools.cached_property
+    def refused(self) -> tuple[str, ...]:
+        """Pending ids whose reimage request Azure refused (busy, throttled): asked again."""
+        return tuple(tid for tid in self.by_status.get(Status.PENDING, ())
+                     if self.tracks[tid].refused_since is not None)
 
     def count(self, status: Status) -> int:
-        return len(self.index.by_status.get(status, ()))
+        return len(self.by_status.get(status, ()))
 
     def in_flight(self) -> list[str]:
-        return list(self.index.by_status.get(Status.IN_FLIGHT, ()))
+        return list(self.by_status.get(Status.IN_FLIGHT, ()))
 
 
 class Outcome(str, Enum):
@@ -241,234 +216,173 @@ def decide(observation: Observation, operations: Mapping[str, OperationStatus], 
            plan: Plan, now: float) -> Decision:
     """One pass of the rules. `operations` holds the status of each in-flight reimage, read
     before `observation` was listed (so a ready instance in it is a *later* observation)."""
-    source = plan.health_source
-    # Against the last decision's list: the instances whose objects differ (the in-process port
-    # hands out the same object for an unchanged instance, and the same tuple for an unchanged
-    # list). Every other track already holds its instance, so only in-flight and refused ones
-    # can change, with time or an operation's status. None: compare everything.
-    # (tests/engine/test_decide.py checks this path against the full one.)
-    moved = _moved(run.census, observation.instances)
-    if moved is None:
-        seen = observation.by_id()
-        todo = run.tracks.items()
-    else:
-        seen = run.census.seen
-        if moved:
-            seen = {**seen, **{i.id: i for i in moved}}
-        ids = dict.fromkeys(run.index.watch)
-        ids.update(dict.fromkeys(i.id for i in moved if i.id in run.tracks))
-        todo = [(tid, run.tracks[tid]) for tid in ids]
+    seen = observation.by_id()
+    run, changed, next_check = _observe(run, seen, operations, plan, observation.time, now)
+    count = _count(observation.instances, frozenset(run.in_flight()), plan.health_source)
+    pending = run.by_status.get(Status.PENDING, ())
+    if run.failure is not None or not pending:
+        outcome, waiting = _finishing(run)
+        return Decision(replace(run, blocked_since=None), (), waiting, outcome, changed,
+                        count.ready, next_check)
+    start, waiting, ready = _choose_starts([seen[i] for i in pending], run, count,
+                                           plan.health_source)
+    run = _forget_unasked_refusals(run, start)
+    if start or run.in_flight():
+        return Decision(replace(run, blocked_since=None), start, waiting, None, changed, ready,
+                        next_check)
+    # Nothing of ours is out, yet the next one may not go: other unready instances hold the
+    # budget. Only then does the blocked clock run.
+    blocked_since = run.blocked_since if run.blocked_since is not None else now
+    if now - blocked_since >= plan.timeout_seconds:
+        failure = _blocked_failure([seen[i] for i in pending], run.budget, count, plan)
+        return Decision(replace(run, blocked_since=blocked_since, failure=failure), (), "",
+                        Outcome.FAILED, changed, ready, next_check)
+    waiting = (f"blocked for {_minutes(now - blocked_since)} (fails after "
+               f"{_minutes(plan.timeout_seconds)}): {waiting}")
+    return Decision(replace(run, blocked_since=blocked_since), (), waiting, None, changed, ready,
+                    next_check)
+
+
+# --- the steps of a decision ---------------------------------------------------------------------
+
+
+def _observe(run: RunState, seen: Mapping[str, Instance], operations: Mapping[str, OperationStatus],
+             plan: Plan, seen_at: float, now: float) -> tuple[RunState, tuple[str, ...], float | None]:
+    """Every track advanced by this observation: the new state (N0 lowered by removals, the
+    first new failure recorded, surge instances that are gone forgotten), the ids whose status
+    changed, and when the earliest min-ready window ends."""
     updates: dict[str, Track] = {}
-    budget = run.budget
-    failure = run.failure
-    next_check: float | None = None
-
-    def fail(track: Track, code: str, message: str) -> Track:
-        nonlocal failure
-        t = _fail(track, now, code, message)
-        if failure is None:
-            failure = Failure(track.id, code, message, states(t.last) if t.last else None)
-        return t
-
-    for tid, track in todo:
-        inst = seen.get(tid)
-        # `is` first: the in-process port hands out the same object for an unchanged instance
-        t = (track if inst is None or inst is track.last or inst == track.last
-             else replace(track, last=inst))
-        if t is track and inst is not None:
-            if track.status not in ACTIVE:
-                continue  # finished or skipped, unchanged: the common case, kept cheap
-            if (track.status is Status.PENDING and track.refused_since is None
-                    and not inst.protected and not inst.standby
-                    and inst.power not in _NOT_SERVING):
-                continue  # waiting its turn, unchanged, nothing to skip it for (skip_reason)
-        if inst is None or (inst.provisioning == "deleting" and track.status in ACTIVE):
-            # Gone from the list, or on its way out: deleted by someone else (whose delete
-            # cancels our reimage: removed, not failed). Finished records stay as they are.
-            if track.status in ACTIVE or track.status is Status.SKIPPED:
-                t = replace(t, status=Status.REMOVED, ended=now)
-                if track.in_n0:
-                    budget = budget.with_n0(budget.n0 - 1, ignore_availability=plan.ignore_availability)
-        elif track.status is Status.IN_FLIGHT:
-            t = _advance_in_flight(t, inst, operations.get(tid), plan, observation.time, now)
-            if t.status is Status.FAILED and failure is None:
-                failure = Failure(tid, t.error_code or "Failed", t.error_message or "", states(inst))
-            elif t.status is Status.IN_FLIGHT and t.ready_since is not None:
-                end = t.ready_since + plan.min_ready_seconds
-                next_check = end if next_check is None else min(next_check, end)
-        elif track.status is Status.PENDING:
-            reason = skip_reason(inst)
-            if reason:
-                t = replace(t, status=Status.SKIPPED, reason=reason)
-            # A refused instance is asked again; `record_refused` fails it when Azure still
-            # refuses it `timeout-minutes` after the first time (time it spent unasked, behind
-            # the budget or slow passes, is not held against it).
+    for tid, track in run.tracks.items():
+        t = _advance(track, seen.get(tid), operations.get(tid), plan, seen_at, now)
         if t is not track:
             updates[tid] = t
-
     tracks = {**run.tracks, **updates} if updates else run.tracks
     changed = tuple(tid for tid, t in updates.items() if t.status is not run.tracks[tid].status)
-    surge_ids = frozenset(i for i in run.surge_ids if i in seen)
-    # The index depends only on each track's status and refusal, which `changed` covers here.
-    index = run.index if not changed else _Index.of(tracks)
-    in_flight = [tracks[i] for i in index.by_status.get(Status.IN_FLIGHT, ())]
-    pending = index.by_status.get(Status.PENDING, [])  # ids: a thousand are not looked up
-    ready_test = _ready_test(source)
-    ours = frozenset(t.id for t in in_flight)
-    if moved is None or run.census.source is not source:
-        census = _count(observation.instances, seen, ours, source, ready_test)
-    else:
-        census = _recount(run.census, observation.instances, seen, moved, ours, ready_test)
-    ready_count, zone_out, unready_names = census.ready, census.zone_out, list(census.unready)
+    removed = sum(1 for tid in changed if tracks[tid].status is Status.REMOVED and tracks[tid].in_n0)
+    budget = (run.budget.with_n0(run.budget.n0 - removed, ignore_availability=plan.ignore_availability)
+              if removed else run.budget)
+    failed = [tracks[tid] for tid in changed if tracks[tid].status is Status.FAILED]
+    failure = run.failure or (Failure(failed[0].id, failed[0].error_code or "Failed",
+                                      failed[0].error_message or "", states(failed[0].last))
+                              if failed else None)
+    observed = RunState(tracks, budget, frozenset(i for i in run.surge_ids if i in seen),
+                        run.blocked_since, failure)
+    windows = [tracks[tid].ready_since + plan.min_ready_seconds for tid in observed.in_flight()
+               if tracks[tid].ready_since is not None]
+    return observed, changed, min(windows, default=None)
 
-    def answer(outcome: Outcome | None, waiting: str = "", start: tuple[str, ...] = (),
-               blocked_since: float | None = None) -> Decision:
-        new = RunState(tracks, budget, surge_ids, blocked_since, failure, census)
-        new.__dict__["index"] = index  # the cached_property's slot: `index` is of `tracks`
-        return Decision(new, start, waiting, outcome, changed, ready_count, next_check)
 
-    if failure is not None:
+def _advance(track: Track, inst: Instance | None, status: OperationStatus | None, plan: Plan,
+             seen_at: float, now: float) -> Track:
+    """One track after an observation in which its instance is `inst` (None: not listed)."""
+    t = track if inst is None or inst == track.last else replace(track, last=inst)
+    if inst is None or (inst.provisioning == "deleting" and track.status in ACTIVE):
+        # Gone from the list, or on its way out: deleted by someone else (whose delete cancels
+        # our reimage: removed, not failed). Finished records stay as they are.
+        if track.status in ACTIVE or track.status is Status.SKIPPED:
+            return replace(t, status=Status.REMOVED, ended=now)
+        return t
+    if track.status is Status.IN_FLIGHT:
+        return _advance_in_flight(t, inst, status, plan, seen_at, now)
+    if track.status is Status.PENDING:
+        # A refused instance is asked again; `record_refused` fails it when Azure still refuses
+        # it `timeout-minutes` after the first time (time it spent unasked, behind the budget or
+        # slow passes, is not held against it).
+        reason = skip_reason(inst)
+        if reason:
+            return replace(t, status=Status.SKIPPED, reason=reason)
+    return t
+
+
+@dataclass(frozen=True)
+class _Count:
+    """What one list says about the budget, given which instances are ours in flight."""
+
+    ready: int  # ready instances, counted against R_min
+    zone_out: dict[str, int]  # out of service per zone
+    unready: tuple[str, ...]  # not ready and not ours: what spends the budget
+
+
+def _count(instances: tuple[Instance, ...], ours: frozenset[str], source: HealthSource) -> _Count:
+    """Ready instances count against R_min; this run's in-flight ones are out whatever the list
+    shows; stopped, deallocated and standby ones are not in service and not counted per zone."""
+    ready = 0
+    zone_out: dict[str, int] = {}
+    unready: list[str] = []
+    for inst in instances:
+        if inst.id in ours:
+            zone_out[_zone(inst)] = zone_out.get(_zone(inst), 0) + 1
+        elif inst.standby:  # parked in a standby pool: serves nothing, whatever its states say
+            continue
+        elif is_ready(inst, source):
+            ready += 1
+        elif inst.in_service_candidate:
+            zone_out[_zone(inst)] = zone_out.get(_zone(inst), 0) + 1
+            unready.append(inst.id)
+    return _Count(ready, zone_out, tuple(unready))
+
+
+def _finishing(run: RunState) -> tuple[Outcome | None, str]:
+    """With the run failed, or nothing left to start: watch what is in flight, then finish."""
+    in_flight = run.in_flight()
+    if run.failure is not None:
         if in_flight:
-            return answer(None, f"the run failed ({failure.instance_id}: {failure.code}); no new "
-                                f"reimage starts; watching {len(in_flight)} in flight: "
-                                f"{_names([t.id for t in in_flight])}")
-        return answer(Outcome.FAILED)
-    if not pending:
-        if in_flight:
-            return answer(None, f"all started; {len(in_flight)} in flight: "
-                                f"{_names([t.id for t in in_flight])}")
-        return answer(Outcome.SUCCEEDED)
+            return None, (f"the run failed ({run.failure.instance_id}: {run.failure.code}); no new "
+                          f"reimage starts; watching {len(in_flight)} in flight: {_names(in_flight)}")
+        return Outcome.FAILED, ""
+    if in_flight:
+        return None, f"all started; {len(in_flight)} in flight: {_names(in_flight)}"
+    return Outcome.SUCCEEDED, ""
 
+
+def _choose_starts(pending: list[Instance], run: RunState, count: _Count,
+                   source: HealthSource) -> tuple[tuple[str, ...], str, int]:
+    """The reimages to start now (unready ones first, at no cost to the budget; then ready ones
+    spread over zones while R_min others stay ready), why no more start, and the ready count
+    once they are out."""
+    budget, in_flight = run.budget, run.in_flight()
     slots = budget.max_in_flight - len(in_flight)
     start: list[str] = []
-    present = [seen[i] for i in pending] if slots > 0 else []
-    if slots > 0:  # with the cap full nothing below can start: a thousand pending cost nothing
-        unready = sorted((i for i in present if not ready_test(i)),
+    ready, waiting = count.ready, ""
+    if slots > 0:
+        unready = sorted((i for i in pending if not is_ready(i, source)),
                          key=lambda i: (id_key(_zone(i)), _in_zone_key(i)))
-        for inst in unready:
-            if len(start) >= slots:
-                break
-            start.append(inst.id)
-    waiting = ""
+        start = [i.id for i in unready[:slots]]
     if len(start) < slots:
-        ready_candidates = [i for i in present if ready_test(i)]
-        for inst in spread_order(ready_candidates, zone_out, limit=slots - len(start)):
-            if len(start) >= slots:
-                break
-            if ready_count - 1 < budget.r_min:
-                waiting = (f"budget: {ready_count} ready, R_min {budget.r_min}: taking out "
-                           f"{inst.id} would leave {ready_count - 1} ready; not ready: "
-                           f"{_names(unready_names + [t.id for t in in_flight] + start)}")
+        candidates = [i for i in pending if is_ready(i, source)]
+        for inst in spread_order(candidates, count.zone_out, limit=slots - len(start)):
+            if ready - 1 < budget.r_min:
+                waiting = (f"budget: {ready} ready, R_min {budget.r_min}: taking out "
+                           f"{inst.id} would leave {ready - 1} ready; not ready: "
+                           f"{_names(list(count.unready) + in_flight + start)}")
                 break
             start.append(inst.id)
-            ready_count -= 1
+            ready -= 1
     if len(start) >= slots and len(start) < len(pending) and not waiting:
         waiting = (f"in-flight cap: {len(in_flight) + len(start)} of {budget.max_in_flight} "
                    f"reimages in flight")
-
-    # The refusal clock runs only while the instance is asked and refused pass after pass; one
-    # not asked this pass (budget, cap) starts afresh when it is asked again.
-    unasked = [i for i in pending if tracks[i].refused_since is not None and i not in start]
-    if unasked:
-        tracks = {**tracks, **{i: replace(tracks[i], refused_since=None) for i in unasked}}
-
-    blocked_since = None
-    if not start and not in_flight:
-        # Nothing of ours is out, yet the next one may not go: other unready instances hold
-        # the budget. Only then does the blocked clock run.
-        blocked_since = run.blocked_since if run.blocked_since is not None else now
-        if now - blocked_since >= plan.timeout_seconds:
-            head = spread_order([i for i in present if is_ready(i, source)], zone_out, limit=1)[0]
-            failure = Failure(head.id, "Blocked",
-                              f"instance {head.id} could not start for "
-                              f"{_minutes(plan.timeout_seconds)}: {ready_count} ready, R_min "
-                              f"{budget.r_min}; unready instances {_names(unready_names) or '(none)'} "
-                              f"keep the budget spent", states(head))
-            return answer(Outcome.FAILED)
-        waiting = (f"blocked for {_minutes(now - blocked_since)} (fails after "
-                   f"{_minutes(plan.timeout_seconds)}): {waiting}")
-    return answer(None, waiting, tuple(start), blocked_since)
+    return tuple(start), waiting, ready
 
 
-def _moved(census: _Census | None, instances: tuple[Instance, ...]) -> list[Instance] | None:
-    """The instances of `instances` that are not the very objects of the census's list at the
-    same place; None when there is no census or an instance came, went or moved."""
-    if census is None:
-        return None
-    old = census.instances
-    if old is instances:
-        return []
-    if len(old) != len(instances):
-        return None
-    moved = []
-    for a, b in zip(old, instances):
-        if a is not b:
-            if a.id != b.id:
-                return None
-            moved.append(b)
-    return moved
+def _forget_unasked_refusals(run: RunState, start: tuple[str, ...]) -> RunState:
+    """The refusal clock runs only while the instance is asked and refused pass after pass; one
+    not asked this pass (budget, cap) starts afresh when it is asked again."""
+    unasked = [tid for tid in run.refused if tid not in start]
+    if not unasked:
+        return run
+    return replace(run, tracks={**run.tracks, **{tid: replace(run.tracks[tid], refused_since=None)
+                                                 for tid in unasked}})
 
 
-def _count(instances: tuple[Instance, ...], seen: dict[str, Instance], ours: frozenset[str],
-           source: HealthSource, ready_test) -> _Census:
-    """Ready instances count against R_min; this run's in-flight ones are out whatever the
-    list shows; stopped and deallocated ones are not in service and not counted per zone."""
-    ready = 0
-    zone_out: dict[str, int] = {}
-    unready: set[str] = set()
-    for inst in instances:
-        r, zone, is_unready = _share(inst, inst.id in ours, ready_test)
-        ready += r
-        if zone is not None:
-            zone_out[zone] = zone_out.get(zone, 0) + 1
-        if is_unready:
-            unready.add(inst.id)
-    return _Census(instances, ours, source, seen, ready, zone_out, frozenset(unready))
-
-
-def _share(inst: Instance, ours: bool, ready_test) -> tuple[int, str | None, bool]:
-    """One instance's part of the count: (ready, zone it is out of service in, spends budget)."""
-    if ours:
-        return 0, _zone(inst), False
-    if inst.standby:  # parked in a standby pool: serves nothing, whatever its states say
-        return 0, None, False
-    if ready_test(inst):
-        return 1, None, False
-    if inst.in_service_candidate:
-        return 0, _zone(inst), True
-    return 0, None, False
-
-
-def _recount(old: _Census, instances: tuple[Instance, ...], seen: dict[str, Instance],
-             moved: list[Instance], ours: frozenset[str], ready_test) -> _Census:
-    """`_count` from the last count: only the moved instances and those that became (or
-    stopped being) ours are counted again."""
-    touched = {i.id for i in moved} | (ours ^ old.ours)
-    if not touched:
-        return old if old.instances is instances else replace(old, instances=instances, seen=seen)
-    ready, zone_out, unready = old.ready, dict(old.zone_out), set(old.unready)
-    for tid in touched:
-        for inst, mine, sign in ((old.seen.get(tid), tid in old.ours, -1),
-                                 (seen.get(tid), tid in ours, 1)):
-            if inst is None:
-                continue
-            r, zone, is_unready = _share(inst, mine, ready_test)
-            ready += sign * r
-            if zone is not None:
-                zone_out[zone] = zone_out.get(zone, 0) + sign
-                if not zone_out[zone]:
-                    del zone_out[zone]
-            if is_unready:
-                (unready.add if sign > 0 else unready.discard)(tid)
-    return _Census(instances, ours, old.source, seen, ready, zone_out, frozenset(unready))
-
-
-def _ready_test(source: HealthSource):
-    """`health.is_ready` for one health source as a single expression: it runs for every
-    instance of the set on every pass (tests/engine/test_decide.py checks they agree)."""
-    if source is HealthSource.NONE:
-        return lambda i: i.provisioning == "succeeded" and i.power == "running"
-    return lambda i: i.provisioning == "succeeded" and i.power == "running" and i.health == "healthy"
+def _blocked_failure(pending: list[Instance], budget: ResolvedBudget, count: _Count,
+                     plan: Plan) -> Failure:
+    """Blocked for `timeout-minutes`: names the instance that would go next and the blockers."""
+    head = spread_order([i for i in pending if is_ready(i, plan.health_source)], count.zone_out,
+                        limit=1)[0]
+    return Failure(head.id, "Blocked",
+                   f"instance {head.id} could not start for {_minutes(plan.timeout_seconds)}: "
+                   f"{count.ready} ready, R_min {budget.r_min}; unready instances "
+                   f"{_names(list(count.unready)) or '(none)'} keep the budget spent", states(head))
 
 
 def _advance_in_flight(t: Track, inst: Instance, status: OperationStatus | None, plan: Plan,
@@ -513,8 +427,7 @@ def needs_list(run: RunState, operations: Mapping[str, OperationStatus], plan: P
     `LIST_AT_LEAST_EVERY` seconds. `listed_at` is when the last list was taken (None: never)."""
     if listed_at is None or now - listed_at >= LIST_AT_LEAST_EVERY:
         return True
-    by_status = run.index.by_status
-    in_flight = by_status.get(Status.IN_FLIGHT, ())
+    in_flight = run.by_status.get(Status.IN_FLIGHT, ())
     if not in_flight:
         return True  # no operation to ask: only a list tells anything
     for tid in in_flight:
@@ -525,12 +438,9 @@ def needs_list(run: RunState, operations: Mapping[str, OperationStatus], plan: P
                 or t.started is None or t.started >= listed_at  # its start not seen yet
                 or now - t.started >= plan.timeout_seconds):
             return True
-    for tid in run.index.watch:
-        t = run.tracks[tid]
-        if (t.status is Status.PENDING and t.refused_since is not None
-                and now - t.refused_since >= plan.timeout_seconds):
-            return True
-    pending = by_status.get(Status.PENDING)
+    if any(now - run.tracks[tid].refused_since >= plan.timeout_seconds for tid in run.refused):
+        return True
+    pending = run.by_status.get(Status.PENDING)
     return run.failure is None and bool(pending) and len(in_flight) < run.budget.max_in_flight
 
 
@@ -592,10 +502,13 @@ def record_gone(run: RunState, tid: str, now: float, plan: Plan) -> RunState:
     return replace(run, tracks={**run.tracks, tid: t}, budget=budget)
 
 
-def _names(ids: list[str], limit: int = 10) -> str:
-    ids = sorted(set(ids), key=id_key)
-    shown = ", ".join(ids[:limit])
-    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+def short(ids: list[str], limit: int = 10) -> str:
+    """The first `limit` ids, then how many more."""
+    return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def _names(ids: list[str]) -> str:
+    return short(sorted(set(ids), key=id_key))
 
 
 def _minutes(seconds: float) -> str:

@@ -1,11 +1,13 @@
 """The rolling reimage: preflight (read only) -> plan -> surge -> rolling passes -> restore -> report.
 
-Each rolling pass observes (the status of every in-flight reimage, then one paged list of the
-set), asks the pure `decide` what the rules allow, acts on the answer and sleeps until the next
-poll. A pass whose list could only answer "wait" (the pure `needs_list`) stops at the statuses;
-an operation whose SDK poller calls back ends the sleep early. The clock is injected, so the same engine runs against Azure in real time and against the
-simulator's backend in virtual time. `run_rollout` never raises for Azure or preflight problems:
-the report's `result` says what happened (`exit_code` maps it to SPEC section 5's exit codes).
+`preflight.py` reads the set and settles the plan; this module runs the loop from it. Each
+rolling pass observes (the status of every in-flight reimage, then one paged list of the set),
+asks the pure `decide` what the rules allow, acts on the answer and sleeps until the next poll.
+A pass whose list could only answer "wait" (the pure `needs_list`) stops at the statuses; an
+operation whose SDK poller calls back ends the sleep early. The clock is injected, so the same
+engine runs against Azure in real time and against the simulator's backend in virtual time.
+`run_rollout` never raises for Azure or preflight problems: the report's `result` says what
+happened (`exit_code` maps it to the exit codes).
 """
 
 from __future__ import annotations
@@ -13,19 +15,18 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-from .budget import resolve_budget
 from .clock import Clock
 from .compute import (
     AuthenticationFailed, AzureError, ComputePort, Conflict, Forbidden, Instance, Locked, NotFound,
-    Observation, Operation, OperationState, ScaleSet,
+    Observation, Operation, OperationState, OperationStatus, ScaleSet,
 )
 from .decide import (
-    LOCKED, Decision, Failure, Outcome, Plan, RunState, Status, Track, decide, id_key, needs_list,
-    plan_order, record_gone, record_locked, record_refused, record_start_failed, record_started,
-    skip_reason,
+    LOCKED, Decision, Failure, Outcome, Plan, RunState, Status, decide, id_key, needs_list,
+    record_gone, record_locked, record_refused, record_start_failed, record_started, short,
 )
 from .events import Event, Listener, NullListener
-from .health import HealthSourceRefused, Readiness, describe, readiness, resolve_source, states
+from .health import states
+from .preflight import PreflightStop, preflight
 from .report import InstanceRow, Report, exit_code
 from .settings import Settings
 
@@ -70,8 +71,6 @@ class _Rollout:
         self.warnings: list[str] = []
         self.wrote = False  # a write call was accepted: from now on nothing is "unchanged"
         self.last_states: dict[str, dict] = {}
-        self.last_seen: dict[str, Instance] = {}  # the objects behind last_states
-        self.last_list: tuple[Instance, ...] | None = None
         self.progress = threading.Event()  # set when an operation of ours finishes
         self.last_waiting = ""
         self.last_heartbeat = self.start
@@ -131,113 +130,28 @@ class _Rollout:
     # --- preflight ---------------------------------------------------------------------------
 
     def _preflight(self) -> tuple[Instance, ...]:
-        s = self.s
-        where = f"scale set {s.scale_set_name} in resource group {s.resource_group}"
         try:
-            ss = self.port.get_scale_set()
-        except NotFound as err:
-            raise _Stop("refused", f"{where} was not found (Azure said: {err})") from None
-        except (Forbidden, AuthenticationFailed) as err:
-            raise _Stop("refused", f"{where}: cannot read it ({err})") from None
-        except AzureError as err:
-            raise _Stop("refused", f"{where}: {err}") from None
-        self.scale_set = ss
-        self.capacity = {"before": ss.capacity, "during": ss.capacity, "after": ss.capacity}
-        if ss.orchestration_mode not in ("Uniform", "Flexible"):
-            raise _Stop("refused", f"{where} uses {ss.orchestration_mode} orchestration; cycle-vmss "
-                                   f"reimages Uniform and Flexible scale sets")
-        if ss.orchestration_mode == "Flexible" and s.reimage_all:
-            # A VM's reimage has no all-disks form (the scale-set VMs' reimageall does not
-            # exist for Flexible sets): refused before anything is touched.
-            raise _Stop("refused", f"reimage-all: true is not possible on {where}: it uses "
-                                   f"Flexible orchestration, whose instances are VMs reimaged one "
-                                   f"by one with the single-VM reimage, which has no all-disks "
-                                   f"form; set reimage-all: false to reimage the OS disks; "
-                                   f"nothing was changed")
-        try:
-            if self.port.rolling_upgrade_in_progress():
-                raise _Stop("refused", f"{where} has a rolling upgrade in progress; wait for it to "
-                                       f"finish (or cancel it) and run again")
-        except AzureError as err:
-            raise _Stop("refused", f"{where}: cannot read its rolling upgrade status ({err})") from None
-        try:
-            source = resolve_source(s.health_source, ss)
-        except HealthSourceRefused as err:
-            raise _Stop("refused", str(err)) from None
+            pre = preflight(self.s, self.port, self.clock, self._emit, self._preflight_wait)
+        except PreflightStop as stop:
+            if stop.scale_set is not None:
+                self._record_scale_set(stop.scale_set)
+            raise _Stop(stop.result, stop.message) from None
+        self._record_scale_set(pre.scale_set)
+        self.plan, self.run_state, self.plan_report = pre.plan, pre.run, dict(pre.report)
+        self.first = {i.id: i for i in pre.instances}
+        self.last_states = {i.id: states(i) for i in pre.instances}
+        self.last_ready = pre.ready
+        return pre.instances
 
-        instances = self._list_or_refuse(where)
-        ids = {i.id for i in instances}
-        if s.instance_ids is not None:
-            missing = [i for i in s.instance_ids if i not in ids]
-            if missing:
-                raise _Stop("refused", f"instance-ids: {', '.join(missing)} "
-                                       f"{'is' if len(missing) == 1 else 'are'} not in {where} "
-                                       f"(its instances: {_short(sorted(ids, key=id_key))})")
-        self.plan = Plan(source, s.timeout_minutes * 60.0, float(s.min_ready_seconds),
-                         s.ignore_availability)
+    def _record_scale_set(self, scale_set: ScaleSet) -> None:
+        self.scale_set = scale_set
+        self.capacity = dict.fromkeys(("before", "during", "after"), scale_set.capacity)
 
-        instances = self._initial_health_gate(instances, source, where)
-        self.first = {i.id: i for i in instances}
-        scope = set(s.instance_ids) if s.instance_ids is not None else ids
-        tracks: dict[str, Track] = {}
-        for inst in sorted(instances, key=lambda i: id_key(i.id)):
-            reason = _first_skip(inst, inst.id in scope)
-            tracks[inst.id] = Track(inst.id, Status.SKIPPED if reason else Status.PENDING, reason,
-                                    in_n0=inst.in_service_candidate, last=inst)
-            self.last_states[inst.id] = states(inst)
-        n0 = sum(1 for i in instances if i.in_service_candidate)
-        budget = resolve_budget(n0, s.max_unavailable, s.max_surge,
-                                ignore_availability=s.ignore_availability)
-        self.run_state = RunState(tracks, budget)
-        pending = {t.id for t in tracks.values() if t.status is Status.PENDING}
-        surge_to = ss.capacity + budget.surge if budget.surge and pending else None
-        self.plan_report = {
-            "n0": n0, "maxUnavailable": budget.unavailable, "maxSurge": budget.surge,
-            "automaticSurge": budget.automatic_surge, "rMin": budget.r_min,
-            "maxInFlight": budget.max_in_flight,
-            "order": plan_order(instances, pending, source, budget.max_in_flight),
-            "surgeTo": surge_to,
-        }
-        self._emit("plan", data=dict(self.plan_report))
-        for t in tracks.values():
-            if t.status is Status.SKIPPED:
-                self._emit("skipped", t.id, t.reason or "")
-        return instances
-
-    def _list_or_refuse(self, where: str) -> tuple[Instance, ...]:
-        try:
-            return self.port.list_instances()
-        except AzureError as err:
-            raise _Stop("refused", f"{where}: cannot list its instances ({err})") from None
-
-    def _initial_health_gate(self, instances: tuple[Instance, ...], source, where: str):
-        """Every in-scope instance ready, unless ignore-initial-health. Health `initializing`
-        means its probe has not decided yet: wait for it (up to timeout-minutes), reading only."""
-        if self.s.ignore_initial_health:
-            return instances
-        deadline = self.clock.now() + self.plan.timeout_seconds
-        while True:
-            scope = set(self.s.instance_ids) if self.s.instance_ids is not None else None
-            checked = [i for i in instances if (scope is None or i.id in scope)
-                       and _first_skip(i, True) is None]
-            verdicts = {i.id: readiness(i, source) for i in checked}
-            self.last_ready = sum(1 for i in instances if readiness(i, source) is Readiness.READY)
-            unready = [i for i in checked if verdicts[i.id] is not Readiness.READY]
-            if not unready:
-                return instances
-            waiting = all(verdicts[i.id] is Readiness.WAIT for i in unready)
-            if not waiting or self.clock.now() >= deadline:
-                named = "; ".join(f"{i.id} ({describe(i)})" for i in
-                                  sorted(unready, key=lambda i: id_key(i.id)))
-                raise _Stop("refused", f"{len(unready)} instance{'s' if len(unready) != 1 else ''} "
-                                       f"of {where} {'is' if len(unready) == 1 else 'are'} not "
-                                       f"ready: {named}; fix them, or pass ignore-initial-health "
-                                       f"to reimage them first")
-            self._wait_event(f"health of {_short([i.id for i in unready])} is initializing; "
-                             f"waiting before the initial health check")
-            if not self._sleep(self.s.poll_interval_seconds):
-                raise _Stop("cancelled", "cancelled during preflight; nothing was changed")
-            instances = self._list_or_refuse(where)
+    def _preflight_wait(self, message: str, ready: int) -> bool:
+        """Preflight waits for initializing health: the heartbeat tells how many are ready."""
+        self.last_ready = ready
+        self._wait_event(message)
+        return self._sleep(self.s.poll_interval_seconds)
 
     def _dry_run_message(self) -> str:
         p = self.plan_report
@@ -364,12 +278,7 @@ class _Rollout:
             if self.cancelled.is_set():
                 raise self._cancel()
             pass_start = self.clock.now()
-            statuses = {}
-            for tid in self.run_state.in_flight():
-                try:
-                    statuses[tid] = self.ops[tid].status()
-                except AzureError:
-                    pass  # not known this pass; asked again on the next
+            statuses = self._statuses()
             if first is None and not needs_list(self.run_state, statuses, self.plan, pass_start,
                                                 listed_at):
                 # Every slot busy and every operation still running: a list could only say
@@ -414,6 +323,16 @@ class _Rollout:
             if not self._sleep_until(wake, heartbeat=True, early_from=listed_at + poll * EARLY_GAP):
                 raise self._cancel()
 
+    def _statuses(self) -> dict[str, OperationStatus]:
+        """The status of each in-flight reimage; one that cannot be read is asked next pass."""
+        statuses = {}
+        for tid in self.run_state.in_flight():
+            try:
+                statuses[tid] = self.ops[tid].status()
+            except AzureError:
+                pass
+        return statuses
+
     def _start(self, tid: str) -> bool:
         """Ask Azure to reimage one instance; False when no further start should follow."""
         now = self.clock.now()
@@ -455,9 +374,7 @@ class _Rollout:
             return False
         self.wrote = True
         self.ops[tid] = op
-        on_done = getattr(op, "add_done_callback", None)  # the SDK adapter's pollers have one
-        if on_done is not None:
-            on_done(self._operation_finished)
+        op.add_done_callback(self._operation_finished)
         self.run_state = record_started(self.run_state, tid, now)
         self._emit("started", tid)
         return True
@@ -484,16 +401,7 @@ class _Rollout:
 
     def _observe_states(self, instances) -> None:
         """A `state` event for each instance whose states changed since the last list."""
-        last, self.last_list = self.last_list, instances
-        if instances is last:
-            return  # the very list seen last time (the in-process port's unchanged answer)
-        if last is not None and len(last) == len(instances):
-            # only the objects that differ from the last list's at the same place
-            instances = [b for a, b in zip(last, instances) if a is not b]
         for inst in instances:
-            if self.last_seen.get(inst.id) is inst:
-                continue  # the very object seen last time: nothing changed
-            self.last_seen[inst.id] = inst
             st = states(inst)
             if self.last_states.get(inst.id) != st:
                 if inst.id in self.last_states:
@@ -505,7 +413,7 @@ class _Rollout:
         pending = len(self._pending())
         return _Stop("cancelled", f"cancelled: no new reimage starts; "
                                   f"{len(in_flight)} in flight"
-                                  f"{' (' + _short(in_flight) + ')' if in_flight else ''}, "
+                                  f"{' (' + short(in_flight) + ')' if in_flight else ''}, "
                                   f"{pending} not started")
 
     # --- time ----------------------------------------------------------------------------
@@ -517,9 +425,7 @@ class _Rollout:
         """Called from an SDK poller's thread: end the current sleep, so the next pass (its
         statuses, then a list) follows at once instead of a poll interval later."""
         self.progress.set()
-        wake = getattr(self.clock, "wake", None)  # SystemClock's; a VirtualClock has none
-        if wake is not None:
-            wake()
+        self.clock.wake()
 
     def _sleep_until(self, until: float, *, heartbeat: bool, early_from: float | None = None) -> bool:
         """Sleep in short slices so a cancel is seen at once; False when cancelled. With
@@ -587,7 +493,7 @@ class _Rollout:
         for t in self.run_state.tracks.values():
             if t.status is Status.SKIPPED:
                 by_reason.setdefault(t.reason or "skipped", []).append(t.id)
-        return "; ".join(f"{_short(ids)} ({reason})" for reason, ids in by_reason.items())
+        return "; ".join(f"{short(ids)} ({reason})" for reason, ids in by_reason.items())
 
     def _report(self, result: str, message: str, failure: Failure | None) -> Report:
         rs = self.run_state
@@ -601,14 +507,6 @@ class _Rollout:
                                result=result, message=message, failure=failure,
                                plan=self.plan_report, capacity=self.capacity,
                                requests=self.port.counts, warnings=self.warnings, instances=rows)
-
-
-def _first_skip(inst: Instance, in_scope: bool) -> str | None:
-    return skip_reason(inst) if in_scope else "out of scope"
-
-
-def _short(ids: list[str], limit: int = 10) -> str:
-    return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
 def _duration(seconds: float) -> str:

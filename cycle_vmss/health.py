@@ -1,4 +1,4 @@
-"""When an instance is ready (SPEC section 3), as the original script scored it.
+"""When an instance is ready, as the original script scored it.
 
 Score bits over the instance view: `ProvisioningState/succeeded` = 1, `PowerState/running` = 2,
 `HealthState/healthy` = 4. Health source `extension`: ready at 7; `none`: ready when bits 1 and 2
@@ -41,7 +41,9 @@ def readiness(instance: Instance, source: HealthSource) -> Readiness:
 
 
 def is_ready(instance: Instance, source: HealthSource) -> bool:
-    return readiness(instance, source) is Readiness.READY
+    """`readiness(...) is READY`, spelled out: the rules ask it of every instance on every list."""
+    return (instance.provisioning == "succeeded" and instance.power == "running"
+            and (source is HealthSource.NONE or instance.health == "healthy"))
 
 
 def states(instance: Instance) -> dict:

@@ -1,12 +1,14 @@
-"""SPEC section 3: the score bits, ready at 7 (extension) or 3 (none), initializing = wait."""
+"""Readiness: the score bits, ready at 7 (extension) or 3 (none), initializing = wait."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 
 from cycle_vmss.compute import Instance, ScaleSet
 from cycle_vmss.health import (
-    HealthSourceRefused, Readiness, readiness, resolve_source, score,
+    HealthSourceRefused, Readiness, is_ready, readiness, resolve_source, score,
 )
 from cycle_vmss.settings import HealthSource
 
@@ -42,6 +44,15 @@ def test_score_bits(instance, expected):
 def test_readiness_per_source(instance, ext, none):
     assert readiness(instance, EXT) is ext
     assert readiness(instance, NONE) is none
+
+
+@pytest.mark.parametrize("source", [EXT, NONE])
+def test_is_ready_is_readiness_ready(source):
+    for prov, power, health in itertools.product(
+            ["succeeded", "updating", "failed", ""], ["running", "stopped", "starting", ""],
+            ["healthy", "unhealthy", "initializing", "unknown", None]):
+        inst = vm(provisioning=prov, power=power, health=health)
+        assert is_ready(inst, source) == (readiness(inst, source) is Readiness.READY), inst
 
 
 def _set(extension):

@@ -1,0 +1,172 @@
+"""Preflight: read the scale set and settle the plan, changing nothing.
+
+`preflight(...)` reads the set, its rolling-upgrade status and its instances, checks the settings
+against them, waits (reading only) while the health of in-scope instances is still initializing,
+and returns the plan, the budget and the first run state as one frozen `Preflight`; the engine
+then runs the loop from it. Every refusal is one `PreflightStop` with the message for the report.
+Preflight announces the plan and the skipped instances through `emit`, and waits through `wait`,
+which the engine gives it (so the heartbeat and cancellation work as in the rest of the run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from .budget import resolve_budget
+from .clock import Clock
+from .compute import AuthenticationFailed, AzureError, ComputePort, Forbidden, Instance, NotFound, ScaleSet
+from .decide import Plan, RunState, Status, Track, id_key, plan_order, short, skip_reason
+from .health import HealthSourceRefused, Readiness, describe, readiness, resolve_source
+from .settings import HealthSource, Settings
+
+Emit = Callable[..., None]  # (kind, instance_id=None, message="", data=None): one run event
+Wait = Callable[[str, int], bool]  # (why, ready instances): sleep one poll; False when cancelled
+
+
+class PreflightStop(Exception):
+    """The run ends in preflight, with nothing changed: `result` is "refused" or "cancelled"."""
+
+    def __init__(self, result: str, message: str, scale_set: ScaleSet | None = None):
+        super().__init__(message)
+        self.result, self.message, self.scale_set = result, message, scale_set
+
+
+@dataclass(frozen=True)
+class Preflight:
+    scale_set: ScaleSet
+    instances: tuple[Instance, ...]  # the list the plan was made from
+    plan: Plan
+    run: RunState  # every instance tracked: pending, or skipped with its reason
+    report: Mapping[str, object]  # the report's `plan`
+    ready: int  # ready instances in that list (0 when the initial health check was skipped)
+
+
+def preflight(settings: Settings, port: ComputePort, clock: Clock, emit: Emit, wait: Wait) -> Preflight:
+    """Read the set and settle the plan; raises `PreflightStop` instead of changing anything."""
+    s = settings
+    where = f"scale set {s.scale_set_name} in resource group {s.resource_group}"
+    ss = _read_scale_set(port, where)
+    try:
+        source = _check(s, port, ss, where)
+        instances = _list(port, where)
+        ids = {i.id for i in instances}
+        missing = [i for i in s.instance_ids or () if i not in ids]
+        if missing:
+            raise PreflightStop("refused", f"instance-ids: {', '.join(missing)} "
+                                           f"{'is' if len(missing) == 1 else 'are'} not in {where} "
+                                           f"(its instances: {short(sorted(ids, key=id_key))})")
+        plan = Plan(source, s.timeout_minutes * 60.0, float(s.min_ready_seconds),
+                    s.ignore_availability)
+        ready = 0
+        if not s.ignore_initial_health:
+            instances, ready = _initial_health_gate(s, port, clock, wait, instances, plan, where)
+    except PreflightStop as stop:
+        raise PreflightStop(stop.result, stop.message, ss) from None
+    run = _first_state(s, instances)
+    pending = {t.id for t in run.tracks.values() if t.status is Status.PENDING}
+    budget = run.budget
+    report = {
+        "n0": budget.n0, "maxUnavailable": budget.unavailable, "maxSurge": budget.surge,
+        "automaticSurge": budget.automatic_surge, "rMin": budget.r_min,
+        "maxInFlight": budget.max_in_flight,
+        "order": plan_order(instances, pending, source, budget.max_in_flight),
+        "surgeTo": ss.capacity + budget.surge if budget.surge and pending else None,
+    }
+    emit("plan", data=dict(report))
+    for t in run.tracks.values():
+        if t.status is Status.SKIPPED:
+            emit("skipped", t.id, t.reason or "")
+    return Preflight(ss, instances, plan, run, report, ready)
+
+
+def _read_scale_set(port: ComputePort, where: str) -> ScaleSet:
+    try:
+        return port.get_scale_set()
+    except NotFound as err:
+        raise PreflightStop("refused", f"{where} was not found (Azure said: {err})") from None
+    except (Forbidden, AuthenticationFailed) as err:
+        raise PreflightStop("refused", f"{where}: cannot read it ({err})") from None
+    except AzureError as err:
+        raise PreflightStop("refused", f"{where}: {err}") from None
+
+
+def _check(s: Settings, port: ComputePort, ss: ScaleSet, where: str) -> HealthSource:
+    """The set can be rolled with these settings now; returns the resolved health source."""
+    if ss.orchestration_mode not in ("Uniform", "Flexible"):
+        raise PreflightStop("refused", f"{where} uses {ss.orchestration_mode} orchestration; "
+                                       f"cycle-vmss reimages Uniform and Flexible scale sets")
+    if ss.orchestration_mode == "Flexible" and s.reimage_all:
+        # A VM's reimage has no all-disks form (the scale-set VMs' reimageall does not exist
+        # for Flexible sets): refused before anything is touched.
+        raise PreflightStop("refused", f"reimage-all: true is not possible on {where}: it uses "
+                                       f"Flexible orchestration, whose instances are VMs reimaged "
+                                       f"one by one with the single-VM reimage, which has no "
+                                       f"all-disks form; set reimage-all: false to reimage the OS "
+                                       f"disks; nothing was changed")
+    try:
+        upgrading = port.rolling_upgrade_in_progress()
+    except AzureError as err:
+        raise PreflightStop("refused", f"{where}: cannot read its rolling upgrade status "
+                                       f"({err})") from None
+    if upgrading:
+        raise PreflightStop("refused", f"{where} has a rolling upgrade in progress; wait for it "
+                                       f"to finish (or cancel it) and run again")
+    try:
+        return resolve_source(s.health_source, ss)
+    except HealthSourceRefused as err:
+        raise PreflightStop("refused", str(err)) from None
+
+
+def _list(port: ComputePort, where: str) -> tuple[Instance, ...]:
+    try:
+        return port.list_instances()
+    except AzureError as err:
+        raise PreflightStop("refused", f"{where}: cannot list its instances ({err})") from None
+
+
+def _initial_health_gate(s: Settings, port: ComputePort, clock: Clock, wait: Wait,
+                         instances: tuple[Instance, ...], plan: Plan,
+                         where: str) -> tuple[tuple[Instance, ...], int]:
+    """Every in-scope instance ready. Health `initializing` means its probe has not decided
+    yet: wait for it (up to timeout-minutes), reading only. Returns the list that passed and
+    its ready count."""
+    deadline = clock.now() + plan.timeout_seconds
+    source = plan.health_source
+    scope = set(s.instance_ids) if s.instance_ids is not None else None
+    while True:
+        checked = [i for i in instances if (scope is None or i.id in scope)
+                   and skip_reason(i) is None]
+        verdicts = {i.id: readiness(i, source) for i in checked}
+        ready = sum(1 for i in instances if readiness(i, source) is Readiness.READY)
+        unready = [i for i in checked if verdicts[i.id] is not Readiness.READY]
+        if not unready:
+            return instances, ready
+        waiting = all(verdicts[i.id] is Readiness.WAIT for i in unready)
+        if not waiting or clock.now() >= deadline:
+            named = "; ".join(f"{i.id} ({describe(i)})" for i in
+                              sorted(unready, key=lambda i: id_key(i.id)))
+            raise PreflightStop("refused", f"{len(unready)} instance"
+                                           f"{'s' if len(unready) != 1 else ''} of {where} "
+                                           f"{'is' if len(unready) == 1 else 'are'} not ready: "
+                                           f"{named}; fix them, or pass ignore-initial-health to "
+                                           f"reimage them first")
+        if not wait(f"health of {short([i.id for i in unready])} is initializing; waiting "
+                    f"before the initial health check", ready):
+            raise PreflightStop("cancelled", "cancelled during preflight; nothing was changed")
+        instances = _list(port, where)
+
+
+def _first_state(s: Settings, instances: tuple[Instance, ...]) -> RunState:
+    """A track for every instance of the set (pending, or skipped with its reason) and the
+    budget resolved against N0, the instances in service now."""
+    scope = set(s.instance_ids) if s.instance_ids is not None else {i.id for i in instances}
+    tracks: dict[str, Track] = {}
+    for inst in sorted(instances, key=lambda i: id_key(i.id)):
+        reason = skip_reason(inst) if inst.id in scope else "out of scope"
+        tracks[inst.id] = Track(inst.id, Status.SKIPPED if reason else Status.PENDING, reason,
+                                in_n0=inst.in_service_candidate, last=inst)
+    n0 = sum(1 for i in instances if i.in_service_candidate)
+    budget = resolve_budget(n0, s.max_unavailable, s.max_surge,
+                            ignore_availability=s.ignore_availability)
+    return RunState(tracks, budget)
