@@ -16,7 +16,7 @@ from typing import Callable
 HEALTH_EXTENSION_TYPES = ("ApplicationHealthLinux", "ApplicationHealthWindows")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # compared and read for every instance on every pass
 class Instance:
     """One instance as a single list call saw it. Status codes are the part after the slash,
     lower-cased (`ProvisioningState/succeeded` -> "succeeded"); "" when Azure gave none."""

@@ -70,7 +70,7 @@ class _Rollout:
         self.capacity = {"before": None, "during": None, "after": None}
         self.warnings: list[str] = []
         self.wrote = False  # a write call was accepted: from now on nothing is "unchanged"
-        self.last_states: dict[str, dict] = {}
+        self.last_seen: dict[str, tuple] = {}  # (provisioning, power, health) per instance id
         self.progress = threading.Event()  # set when an operation of ours finishes
         self.last_waiting = ""
         self.last_heartbeat = self.start
@@ -139,7 +139,7 @@ class _Rollout:
         self._record_scale_set(pre.scale_set)
         self.plan, self.run_state, self.plan_report = pre.plan, pre.run, dict(pre.report)
         self.first = {i.id: i for i in pre.instances}
-        self.last_states = {i.id: states(i) for i in pre.instances}
+        self.last_seen = {i.id: (i.provisioning, i.power, i.health) for i in pre.instances}
         self.last_ready = pre.ready
         return pre.instances
 
@@ -402,11 +402,11 @@ class _Rollout:
     def _observe_states(self, instances) -> None:
         """A `state` event for each instance whose states changed since the last list."""
         for inst in instances:
-            st = states(inst)
-            if self.last_states.get(inst.id) != st:
-                if inst.id in self.last_states:
-                    self._emit("state", inst.id, data=st)
-                self.last_states[inst.id] = st
+            seen = (inst.provisioning, inst.power, inst.health)  # what `states` shows, cheaply
+            if self.last_seen.get(inst.id) != seen:
+                if inst.id in self.last_seen:
+                    self._emit("state", inst.id, data=states(inst))
+                self.last_seen[inst.id] = seen
 
     def _cancel(self) -> _Stop:
         in_flight = sorted(self.run_state.in_flight(), key=id_key) if self.run_state else []
