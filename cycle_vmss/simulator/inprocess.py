@@ -99,7 +99,6 @@ class SimulatorComputePort(ComputePort):
         # page token -> (the snapshots that page held last, their Instances): an unchanged page
         # costs one comparison of the same snapshot objects
         self._pages: dict[str | None, tuple[tuple[VmSnapshot, ...], tuple[Instance, ...]]] = {}
-        self._last_list: tuple[Instance, ...] = ()
         self._scale_set: ScaleSet | None = None  # as the last get_scale_set read it
 
     # --- ComputePort --------------------------------------------------------------------------
@@ -154,11 +153,7 @@ class SimulatorComputePort(ComputePort):
             instances.extend(self._page_instances(token, tuple(page), observe))
             if after is None:
                 break
-        result = tuple(instances)
-        if result == self._last_list:
-            return self._last_list  # the same list as last time: the same tuple (the engine skips work on it)
-        self._last_list = result
-        return result
+        return tuple(instances)
 
     def _page_instances(self, token: str | None, page: tuple[VmSnapshot, ...],
                         observe: Callable[[VmSnapshot], Instance]) -> tuple[Instance, ...]:
