@@ -137,6 +137,7 @@ class ComputePort(ABC):
     """What the engine may ask of Azure. Every call counts itself in `counts`."""
 
     counts: RequestCounts
+    subscription_id: str  # the one it talks to, for messages
 
     @abstractmethod
     def get_scale_set(self) -> ScaleSet: ...

@@ -51,7 +51,7 @@ def preflight(settings: Settings, port: ComputePort, clock: Clock, emit: Emit, w
         source = _check(s, port, ss, where)
         instances = _list(port, where)
         ids = {i.id for i in instances}
-        missing = [i for i in s.instance_ids or () if i not in ids]
+        scope, missing = _scope(s.instance_ids, instances)
         if missing:
             raise PreflightStop("refused", f"instance-ids: {', '.join(missing)} "
                                            f"{'is' if len(missing) == 1 else 'are'} not in {where} "
@@ -60,10 +60,10 @@ def preflight(settings: Settings, port: ComputePort, clock: Clock, emit: Emit, w
                     s.ignore_availability)
         ready = 0
         if not s.ignore_initial_health:
-            instances, ready = _initial_health_gate(s, port, clock, wait, instances, plan, where)
+            instances, ready = _initial_health_gate(scope, port, clock, wait, instances, plan, where)
     except PreflightStop as stop:
         raise PreflightStop(stop.result, stop.message, ss) from None
-    run = _first_state(s, instances)
+    run = _first_state(s, scope, instances)
     pending = {t.id for t in run.tracks.values() if t.status is Status.PENDING}
     budget = run.budget
     report = {
@@ -84,6 +84,12 @@ def _read_scale_set(port: ComputePort, where: str) -> ScaleSet:
     try:
         return port.get_scale_set()
     except NotFound as err:
+        if err.code == "SubscriptionNotFound":  # not the set: the subscription itself
+            raise PreflightStop("refused", f"subscription {port.subscription_id} was not found, "
+                                           f"or this identity has no role in it (Azure said: {err}); "
+                                           f"check the subscription-id setting or "
+                                           f"AZURE_SUBSCRIPTION_ID, and the identity's role "
+                                           f"assignments") from None
         raise PreflightStop("refused", f"{where} was not found (Azure said: {err})") from None
     except (Forbidden, AuthenticationFailed) as err:
         raise PreflightStop("refused", f"{where}: cannot read it ({err})") from None
@@ -125,7 +131,19 @@ def _list(port: ComputePort, where: str) -> tuple[Instance, ...]:
         raise PreflightStop("refused", f"{where}: cannot list its instances ({err})") from None
 
 
-def _initial_health_gate(s: Settings, port: ComputePort, clock: Clock, wait: Wait,
+def _scope(wanted: tuple[str, ...] | None, instances: tuple[Instance, ...]) -> tuple[frozenset[str] | None, list[str]]:
+    """The ids in scope (None: all), and what matched no instance. Each of instance-ids may be
+    an instance's id or the VM name shown beside it: on a Uniform set the results table shows
+    both (`1`, `vmss-web_1`), and a user copies either."""
+    if wanted is None:
+        return None, []
+    by_name = {i.name: i.id for i in instances if i.name}
+    ids = {i.id for i in instances}
+    found = [w if w in ids else by_name.get(w) for w in wanted]
+    return frozenset(f for f in found if f is not None), [w for w, f in zip(wanted, found) if f is None]
+
+
+def _initial_health_gate(scope: frozenset[str] | None, port: ComputePort, clock: Clock, wait: Wait,
                          instances: tuple[Instance, ...], plan: Plan,
                          where: str) -> tuple[tuple[Instance, ...], int]:
     """Every in-scope instance ready. Health `initializing` means its probe has not decided
@@ -133,7 +151,6 @@ def _initial_health_gate(s: Settings, port: ComputePort, clock: Clock, wait: Wai
     its ready count."""
     deadline = clock.now() + plan.timeout_seconds
     source = plan.health_source
-    scope = set(s.instance_ids) if s.instance_ids is not None else None
     while True:
         checked = [i for i in instances if (scope is None or i.id in scope)
                    and skip_reason(i) is None]
@@ -157,13 +174,12 @@ def _initial_health_gate(s: Settings, port: ComputePort, clock: Clock, wait: Wai
         instances = _list(port, where)
 
 
-def _first_state(s: Settings, instances: tuple[Instance, ...]) -> RunState:
+def _first_state(s: Settings, scope: frozenset[str] | None, instances: tuple[Instance, ...]) -> RunState:
     """A track for every instance of the set (pending, or skipped with its reason) and the
     budget resolved against N0, the instances in service now."""
-    scope = set(s.instance_ids) if s.instance_ids is not None else {i.id for i in instances}
     tracks: dict[str, Track] = {}
     for inst in sorted(instances, key=lambda i: id_key(i.id)):
-        reason = skip_reason(inst) if inst.id in scope else "out of scope"
+        reason = skip_reason(inst) if scope is None or inst.id in scope else "out of scope"
         tracks[inst.id] = Track(inst.id, Status.SKIPPED if reason else Status.PENDING, reason,
                                 in_n0=inst.in_service_candidate, last=inst)
     n0 = sum(1 for i in instances if i.in_service_candidate)

@@ -199,6 +199,20 @@ def test_missing_health_extension_is_refused_with_the_health_source_hint(simulat
     assert [r for r in arm_requests(sim) if r["method"] in WRITE_METHODS] == []
 
 
+def test_a_subscription_that_is_not_there_is_named_as_the_subscription(simulate):
+    sim = simulate({"instances": 1})
+    wrong = "00000000-0000-4000-8000-00000000dead"
+
+    done = run_cli(sim, "--subscription-id", wrong)
+
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"cycle-vmss: error: subscription {wrong} was not found, or this "
+                                  "identity has no role in it (Azure said: 404 SubscriptionNotFound")
+    assert done.stderr.rstrip().endswith("check the subscription-id setting or AZURE_SUBSCRIPTION_ID, "
+                                         "and the identity's role assignments")
+    assert "scale set" not in done.stderr
+
+
 def test_missing_scale_set_names_set_and_group(simulate):
     sim = simulate({"instances": 1})
 

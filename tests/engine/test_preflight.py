@@ -83,3 +83,17 @@ def test_ignore_initial_health_neither_waits_nor_counts():
                            ignore_initial_health="true")
     assert waits == [] and pre.ready == 0
     assert pre.report["order"] == ["0", "1"]  # the unready one first
+
+
+def test_a_vm_name_from_the_results_table_is_taken_for_its_instance():
+    # On a Uniform set the table shows `1  vmss-demo_1`: either names instance 1.
+    pre, _, _, _ = run({"instances": 3}, instance_ids=f"{NAME}_1, 2")
+    assert [t.id for t in pre.run.tracks.values() if t.status is Status.PENDING] == ["1", "2"]
+    assert pre.run.tracks["0"].reason == "out of scope"
+
+
+def test_an_instance_id_that_is_neither_an_id_nor_a_name_is_refused():
+    with pytest.raises(PreflightStop) as stop:
+        run({"instances": 2}, instance_ids=f"{NAME}_7")
+    assert stop.value.message == (f"instance-ids: {NAME}_7 is not in scale set {NAME} in resource "
+                                  f"group {RG} (its instances: 0, 1)")
