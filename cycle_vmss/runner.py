@@ -26,7 +26,6 @@ from cycle_vmss.credentials import (
 from cycle_vmss.events import Event, Listener, NullListener
 from cycle_vmss.report import Report, write_report
 from cycle_vmss.settings import Settings
-from cycle_vmss.signals import install_signal_handlers  # noqa: F401  (front ends import it from here too)
 
 
 def execute(settings: Settings, *, credential: TokenCredential | None = None,
