@@ -12,14 +12,7 @@ import time
 
 import pytest
 
-from .conftest import REPO, clean_env
-
-# Sign-in and Resource Manager on a port of this machine where nothing answers: should the run
-# get that far, it fails there, and never leaves the machine.
-NOWHERE = "https://127.0.0.1:1"
-SIGN_IN = {"AZURE_CLIENT_ID": "11111111-1111-1111-1111-111111111111", "AZURE_CLIENT_SECRET": "x",
-           "AZURE_TENANT_ID": "22222222-2222-2222-2222-222222222222", "AZURE_AUTHORITY_HOST": NOWHERE}
-
+from .conftest import REPO, clean_env, cli_args
 
 def start(argv: list[str], env: dict[str, str], cwd) -> subprocess.Popen:
     return subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -27,11 +20,11 @@ def start(argv: list[str], env: dict[str, str], cwd) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_cancel_while_the_cli_starts_ends_with_exit_130_and_a_report(tmp_path, signum):
+def test_a_cancel_while_the_cli_starts_ends_with_exit_130_and_a_report(tmp_path, signum, simulate):
+    # The simulator signs the run in: should it get that far, it never leaves this machine.
+    sim = simulate({"instances": 2})
     report = tmp_path / "report.json"
-    proc = start([sys.executable, "-m", "cycle_vmss", "-g", "rg", "-n", "vmss", "--subscription-id",
-                  "00000000-0000-0000-0000-000000000001", "--arm-endpoint", NOWHERE,
-                  "--report-file", str(report)], clean_env(**SIGN_IN), tmp_path)
+    proc = start(cli_args(sim, "--report-file", str(report)), clean_env(sim), tmp_path)
     time.sleep(0.3)  # the interpreter is up; the Azure SDK is still loading
     proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=30)
@@ -40,13 +33,13 @@ def test_a_cancel_while_the_cli_starts_ends_with_exit_130_and_a_report(tmp_path,
     assert json.loads(report.read_text())["result"] == "cancelled"
 
 
-def test_a_cancel_while_the_action_starts_ends_with_exit_130_and_outputs(tmp_path):
+def test_a_cancel_while_the_action_starts_ends_with_exit_130_and_outputs(tmp_path, simulate):
+    sim = simulate({"instances": 2})
     outputs = tmp_path / "output"
     outputs.touch()
-    env = clean_env(**SIGN_IN, GITHUB_OUTPUT=str(outputs), GITHUB_WORKSPACE=str(tmp_path),
-                    **{"INPUT_RESOURCE-GROUP": "rg", "INPUT_SCALE-SET-NAME": "vmss",
-                       "INPUT_SUBSCRIPTION-ID": "00000000-0000-0000-0000-000000000001",
-                       "INPUT_ARM-ENDPOINT": NOWHERE})
+    env = clean_env(sim, GITHUB_OUTPUT=str(outputs), GITHUB_WORKSPACE=str(tmp_path),
+                    **{"INPUT_RESOURCE-GROUP": sim.info["resource_group"],
+                       "INPUT_SCALE-SET-NAME": sim.info["scale_set_name"]})
     proc = start([sys.executable, str(REPO / "entrypoint.py")], env, tmp_path)
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)  # what the runner sends a container's PID 1 on cancel
