@@ -47,6 +47,7 @@ class Status(str, Enum):
 
 
 ACTIVE = (Status.PENDING, Status.IN_FLIGHT)
+OUT_OF_SCOPE = "out of scope"  # skip reason: not named by instance-ids
 LOCKED = "locked"  # skip reason: a resource lock refused the reimage (409 ScopeLocked)
 STANDBY = "in standby pool"
 

@@ -21,7 +21,7 @@ from .compute import (
     Observation, Operation, OperationState, OperationStatus, ScaleSet,
 )
 from .decide import (
-    LOCKED, Decision, Failure, Outcome, Plan, RunState, Status, decide, id_key, needs_list,
+    LOCKED, OUT_OF_SCOPE, Decision, Failure, Outcome, Plan, RunState, Status, decide, id_key, needs_list,
     record_gone, record_locked, record_refused, record_start_failed, record_started, short,
 )
 from .events import Event, Listener, NullListener
@@ -312,6 +312,8 @@ class _Rollout:
                     raise self._cancel()
                 if not self._start(tid):
                     break
+            if d.waiting:  # after this pass's starts: it says why no more start now
+                self._wait_event(d.waiting)
             wake = pass_start + poll
             if d.next_check is not None:
                 wake = min(wake, max(d.next_check, self.clock.now()))
@@ -396,8 +398,6 @@ class _Rollout:
         if d.run.budget.n0 != old.budget.n0:
             self._wait_event(f"N0 is now {d.run.budget.n0} (R_min {d.run.budget.r_min}) after a "
                              f"removal")
-        if d.waiting:
-            self._wait_event(d.waiting)
 
     def _observe_states(self, instances) -> None:
         """A `state` event for each instance whose states changed since the last list."""
@@ -493,7 +493,8 @@ class _Rollout:
         for t in self.run_state.tracks.values():
             if t.status is Status.SKIPPED:
                 by_reason.setdefault(t.reason or "skipped", []).append(t.id)
-        return "; ".join(f"{short(ids)} ({reason})" for reason, ids in by_reason.items())
+        return "; ".join(f"{len(ids)} outside instance-ids" if reason == OUT_OF_SCOPE
+                         else f"{short(ids)} ({reason})" for reason, ids in by_reason.items())
 
     def _report(self, result: str, message: str, failure: Failure | None) -> Report:
         rs = self.run_state

@@ -8,7 +8,8 @@ outputs and summaries.
 Event kinds (`Event.kind`):
   phase      message = "preflight" | "surge" | "rolling" | "restore" | "results"
   plan       data = the report's "plan" object (after preflight)
-  skipped    instance_id, message = reason
+  skipped    instance_id, message = reason; or, once, no instance_id, message = one line for all
+             the instances outside instance-ids, data = {"ids"}
   started    instance_id (reimage accepted by Azure)
   state      instance_id, data = {"provisioning", "power", "health"} (observed change)
   done       instance_id (reimage succeeded and observed ready for min-ready-seconds)

@@ -367,11 +367,12 @@ def summary_markdown(report: Report, max_rows: int | None = None) -> str:
 
     out += ["### Instances", ""]
     if rows:
+        listed = list(report.in_scope_rows)
         # Over the size limit, keep the instances that need attention and say what was left out.
-        shown = rows
-        if max_rows is not None and len(rows) > max_rows:
-            urgent = [r for r in rows if r.action != "reimaged"]
-            shown = (urgent + [r for r in rows if r.action == "reimaged"])[:max_rows]
+        shown = listed
+        if max_rows is not None and len(listed) > max_rows:
+            urgent = [r for r in listed if r.action != "reimaged"]
+            shown = (urgent + [r for r in listed if r.action == "reimaged"])[:max_rows]
         out += ["| Instance | Zone | Action | Reimage started | Reimage ended | Ready | Out of service | Last states |",
                 "|---|---|---|---|---|---|---|---|"]
         for r in shown:
@@ -385,10 +386,12 @@ def summary_markdown(report: Report, max_rows: int | None = None) -> str:
                        f"| {_cell(action)} | {_clock(r.reimage_start)} | {_clock(r.reimage_end)} "
                        f"| {_clock(r.ready_time)} | {duration_text(r.out_of_service_seconds)} "
                        f"| {_cell(_states(r.last_states))} |")
-        if len(shown) < len(rows):
+        if len(shown) < len(listed):
             out.append("")
-            out.append(f"{len(rows) - len(shown)} more instances are in the report file (the "
+            out.append(f"{len(listed) - len(shown)} more instances are in the report file (the "
                        "step summary is limited to 1 MiB).")
+        if report.out_of_scope_line:
+            out += ["", _cell(report.out_of_scope_line) + "."]
         out += ["", "### Time out of service", ""]
         # Every instance, not only the rows shown: the chart groups large runs to stay renderable.
         out += mermaid_gantt(report.as_dict())

@@ -98,7 +98,7 @@ class PipelinesLog:
             if kind == "plan":
                 self._order = [str(i) for i in event.data.get("order") or []]
             line = describe(event)
-            if kind == "skipped" and event.message != "out of scope":
+            if kind == "skipped" and iid is not None:  # not the line for those out of scope
                 self.write(command("task.logissue", f"instance {iid} skipped: {event.message}",
                                    type="warning"))
             elif kind == "failed":
@@ -203,12 +203,12 @@ def summary_markdown(report: Report) -> str:
     if report.warnings:
         lines += ["", "#### Warnings", ""] + [f"- {_cell(w)}" for w in report.warnings]
 
-    if report.instances:
+    if report.in_scope_rows:
         lines += ["", "#### Instances", "",
                   "| Instance | Name | Zone | Action | Reimage start | Reimage end | Ready | "
                   "Out of service | Last states | Detail |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
-        for row in report.instances:
+        for row in report.in_scope_rows:
             detail = row.reason
             if row.error is not None:
                 code, message = row.error.code or "", row.error.message or ""
@@ -218,6 +218,8 @@ def summary_markdown(report: Report) -> str:
                 iso(row.reimage_start), iso(row.reimage_end), iso(row.ready_time),
                 _seconds(row.out_of_service_seconds), state_slashes(row.last_states),
                 detail)) + " |")
+    if report.out_of_scope_line:
+        lines += ["", _cell(report.out_of_scope_line) + "."]
 
     if report.settings:
         lines += ["", "#### Settings", "", "| Parameter | Value |", "|---|---|"]

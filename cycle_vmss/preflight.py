@@ -16,8 +16,9 @@ from typing import Callable, Mapping
 from .budget import resolve_budget
 from .clock import Clock
 from .compute import AuthenticationFailed, AzureError, ComputePort, Forbidden, Instance, NotFound, ScaleSet
-from .decide import Plan, RunState, Status, Track, id_key, plan_order, short, skip_reason
+from .decide import OUT_OF_SCOPE, Plan, RunState, Status, Track, id_key, plan_order, short, skip_reason
 from .health import HealthSourceRefused, Readiness, describe, readiness, resolve_source
+from .report import out_of_scope_line
 from .settings import HealthSource, Settings
 
 Emit = Callable[..., None]  # (kind, instance_id=None, message="", data=None): one run event
@@ -74,9 +75,12 @@ def preflight(settings: Settings, port: ComputePort, clock: Clock, emit: Emit, w
         "surgeTo": ss.capacity + budget.surge if budget.surge and pending else None,
     }
     emit("plan", data=dict(report))
+    outside = [t.id for t in run.tracks.values() if t.reason == OUT_OF_SCOPE]
     for t in run.tracks.values():
-        if t.status is Status.SKIPPED:
+        if t.status is Status.SKIPPED and t.reason != OUT_OF_SCOPE:
             emit("skipped", t.id, t.reason or "")
+    if outside:  # one line for them all, not one per instance
+        emit("skipped", None, out_of_scope_line(outside) or "", data={"ids": outside})
     return Preflight(ss, instances, plan, run, report, ready)
 
 
@@ -179,7 +183,7 @@ def _first_state(s: Settings, scope: frozenset[str] | None, instances: tuple[Ins
     budget resolved against N0, the instances in service now."""
     tracks: dict[str, Track] = {}
     for inst in sorted(instances, key=lambda i: id_key(i.id)):
-        reason = skip_reason(inst) if scope is None or inst.id in scope else "out of scope"
+        reason = skip_reason(inst) if scope is None or inst.id in scope else OUT_OF_SCOPE
         tracks[inst.id] = Track(inst.id, Status.SKIPPED if reason else Status.PENDING, reason,
                                 in_n0=inst.in_service_candidate, last=inst)
     n0 = sum(1 for i in instances if i.in_service_candidate)

@@ -42,8 +42,8 @@ def describe(event: Event) -> str | None:
         return f"== {event.message}"
     if kind == "plan":
         return plan_line(d)
-    if kind == "skipped":
-        return f"instance {iid}: skipped ({event.message})"
+    if kind == "skipped":  # one instance, or (no id) the instances outside instance-ids
+        return f"instance {iid}: skipped ({event.message})" if iid is not None else event.message
     if kind == "started":
         return f"instance {iid}: reimage started"
     if kind == "state":
@@ -232,12 +232,12 @@ def print_summary(report: Report, stream: IO[str] | None = None) -> None:
                   f"{requests.throttled} throttled", markup=False)
     for warning in report.warnings:
         console.print(Text("warning: " + warning, style="yellow"))
-    if report.instances:
+    if report.in_scope_rows:
         table = Table(show_edge=False, pad_edge=False, header_style="bold")
         for name in ("id", "name", "zone", "action", "started", "reimaged", "ready",
                      "out of service", "detail"):
             table.add_column(name, no_wrap=name != "detail")
-        for row in report.instances:
+        for row in report.in_scope_rows:
             detail = row.reason or ""
             if row.error is not None:  # the code here; the whole message is the headline above
                 detail = row.error.code or _first_words(row.error.message)
@@ -248,6 +248,8 @@ def print_summary(report: Report, stream: IO[str] | None = None) -> None:
                 _time_of(row.reimage_start), _time_of(row.reimage_end),
                 _time_of(row.ready_time), _seconds(row.out_of_service_seconds), detail)
         console.print(table)
+    if report.out_of_scope_line:
+        console.print(report.out_of_scope_line, markup=False)
     failure = report.failure
     if failure and failure.message not in report.message:
         console.print(Text(

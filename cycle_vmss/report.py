@@ -19,7 +19,7 @@ from typing import Mapping
 
 from . import __version__
 from .compute import Instance, RequestCounts, ScaleSet
-from .decide import Failure, Status, Track
+from .decide import OUT_OF_SCOPE, Failure, Status, Track, short
 from .health import states
 from .settings import Settings
 
@@ -100,7 +100,7 @@ class InstanceRow:
     @property
     def in_scope(self) -> bool:
         """Instances outside `instance-ids` were never asked for: no output or warning names them."""
-        return self.reason != "out of scope"
+        return self.reason != OUT_OF_SCOPE
 
     def as_dict(self) -> dict:
         return {
@@ -180,6 +180,16 @@ class Report:
             settings=settings.as_report() if settings is not None else {},
             requests=replace(requests) if requests is not None else RequestCounts())
 
+    @property
+    def in_scope_rows(self) -> tuple[InstanceRow, ...]:
+        """The rows a summary lists; the instances outside `instance-ids` get one line instead
+        (`out_of_scope_line`), so naming one instance of 300 does not print 300 rows."""
+        return tuple(row for row in self.instances if row.in_scope)
+
+    @property
+    def out_of_scope_line(self) -> str | None:
+        return out_of_scope_line([row.id for row in self.instances if not row.in_scope])
+
     def ids(self, action: str) -> list[str]:
         """Ids of the instances in scope with `action` ("reimaged", "failed", "skipped", ...)."""
         return [row.id for row in self.instances if row.action == action and row.in_scope]
@@ -256,3 +266,12 @@ def write_report(report: Report, path: str) -> None:
 
 def exit_code(report: Report) -> int:
     return EXIT_CODES.get(report.result, 1)
+
+
+def out_of_scope_line(ids: list[str]) -> str | None:
+    """One line for every instance outside `instance-ids` (None when there are none)."""
+    if not ids:
+        return None
+    many = len(ids) != 1
+    return (f"{len(ids)} instance{'s' if many else ''} outside instance-ids left alone: "
+            f"{short(ids)}")

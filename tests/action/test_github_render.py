@@ -97,3 +97,8 @@ def test_instances_outside_the_scope_are_not_warnings():
             make_row(3, "skipped", reason="deallocated", reimage_start=None, ready_time=None)]
     lines = annotations(make_report(rows))
     assert lines == ["::warning title=cycle-vmss%3A instance 3::Instance 3 (vmss_3) skipped: deallocated."]
+    # The summary's table lists the instances in scope; the others get one line after it.
+    summary = summary_markdown(make_report(rows))
+    table = [l.split(" | ")[0] for l in summary.splitlines() if l.startswith("| ") and "`vmss_" in l]
+    assert table == ["| 0 `vmss_0`", "| 3 `vmss_3`"]
+    assert "\n2 instances outside instance-ids left alone: 1, 2.\n" in summary

@@ -188,6 +188,35 @@ def test_ignore_initial_health_reimages_the_unready_instance_first(simulate):
     assert_no_forbidden_calls(sim)
 
 
+def test_one_instance_of_300_prints_the_rest_in_one_line(simulate):
+    sim = simulate({"instances": 300, "page_size": 1000})
+
+    done = run_cli(sim, "--instance-ids", "7", timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
+    line = "299 instances outside instance-ids left alone: 0, 1, 2, 3, 4, 5, 6, 8, 9, 10 and 289 more"
+    # Once in the log as preflight finds them, once under the results table in their place.
+    assert [l for l in out if line in l] == [l for l in out if l.endswith(" " + line)] + [line]
+    assert out[-1] == line
+    assert [l for l in out if "out of scope" in l] == []
+    assert "reimaged 1 instance of scale set vmss-demo in" in done.stdout
+    assert "; skipped 299 outside instance-ids" in done.stdout
+    assert len(out) < 25 and reimage_posts(sim) == ["7"]
+
+
+def test_no_waiting_line_comes_before_the_first_reimage(simulate):
+    sim = simulate({"instances": 4})
+
+    done = run_cli(sim, "--max-unavailable", "2")
+
+    assert done.returncode == 0, done.stderr
+    events = [l.split(" ", 1)[1] for l in done.stdout.splitlines() if l[:4].isdigit()]
+    first_start = next(i for i, e in enumerate(events) if e.endswith("reimage started"))
+    assert not any(e.startswith("waiting:") for e in events[:first_start])
+    assert "waiting: in-flight cap: 2 of 2 reimages in flight" in events[first_start + 2]
+
+
 def test_missing_health_extension_is_refused_with_the_health_source_hint(simulate):
     sim = simulate({"instances": 2, "health_extension": False})
 

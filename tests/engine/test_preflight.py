@@ -51,8 +51,9 @@ def test_returns_the_plan_and_the_first_state_reading_only():
                           "rMin": 2, "maxInFlight": 2, "order": ["0"], "surgeTo": 5}
     assert pre.ready == 3 and waits == []
     assert events == [("plan", None, "", dict(pre.report)),
-                      ("skipped", "1", "out of scope", None), ("skipped", "2", "stopped", None),
-                      ("skipped", "3", "protected from scale-set actions", None)]
+                      ("skipped", "2", "stopped", None),
+                      ("skipped", "3", "protected from scale-set actions", None),
+                      ("skipped", None, "1 instance outside instance-ids left alone: 1", {"ids": ["1"]})]
     assert port.counts.writes == 0
 
 

@@ -66,7 +66,7 @@ def test_the_log_groups_phases_and_reports_issues_and_progress():
         Event("plan", 1, data={"n0": 3, "maxUnavailable": 1, "maxSurge": 0, "rMin": 2,
                                "maxInFlight": 1, "order": ["0", "1", "2"], "surgeTo": None}),
         Event("skipped", 1, instance_id="3", message="protected from scale-set actions"),
-        Event("skipped", 1, instance_id="4", message="out of scope"),
+        Event("skipped", 1, message="1 instance outside instance-ids left alone: 4", data={"ids": ["4"]}),
         Event("phase", 2, message="rolling"),
         Event("started", 3, instance_id="0"),
         Event("done", 4, instance_id="0"),
@@ -81,7 +81,9 @@ def test_the_log_groups_phases_and_reports_issues_and_progress():
     assert [l for l in got if l.startswith("##[group]")] == ["##[group]Preflight (read only)",
                                                           "##[group]Rolling reimage"]
     assert "##vso[task.logissue type=warning;]instance 3 skipped: protected from scale-set actions" in got
-    assert not any("instance 4" in l and l.startswith("##vso") for l in got)  # out of scope: not a warning
+    # Out of scope: one plain line, not a warning.
+    assert "1 instance outside instance-ids left alone: 4" in got
+    assert not any("instance-ids" in l and l.startswith("##vso") for l in got)
     errors = [l for l in got if l.startswith("##vso[task.logissue type=error;]")]
     assert len(errors) == 1 and "OSProvisioningTimedOut" in errors[0] and "%0A" in errors[0]
     progress = [l for l in got if l.startswith("##vso[task.setprogress")]
@@ -206,3 +208,13 @@ def test_a_malformed_tenant_of_the_service_connection_is_named_with_its_value(tm
     assert errors == ["##vso[task.logissue type=error;]AZURESUBSCRIPTION_TENANT_ID: 'contoso tenant' "
                       "is not accepted; expected the service connection's tenant id (a GUID or a "
                       "domain such as contoso.onmicrosoft.com)"]
+
+
+def test_the_summary_lists_instances_in_scope_and_sums_up_the_rest():
+    rows = [make_row(0), make_row(1, "skipped", reason="out of scope", reimage_start=None,
+                                  ready_time=None),
+            make_row(2, "skipped", reason="out of scope", reimage_start=None, ready_time=None)]
+    text = pipelines.summary_markdown(make_report(rows))
+    table = [l.split(" | ")[0] for l in text.splitlines() if "| vmss_" in l]
+    assert table == ["| 0"]
+    assert "\n2 instances outside instance-ids left alone: 1, 2.\n" in text
