@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from cycle_vmss.simulator.backend import Backend
+
 from .conftest import NAME, assert_budget_kept, rollout
 
 
@@ -44,3 +46,15 @@ def test_a_flexible_list_without_health_reads_only_the_in_flight_vms_views():
     assert views and {vm for vm, _ in views} <= set(names)
     assert all(started[vm] <= t <= done[vm] for vm, t in views)
     assert len(views) < 4 * len(done)  # a few passes each, never the whole set
+
+
+def test_guid_names_are_the_ids_in_instance_ids_and_the_report():
+    scenario = {"orchestration_mode": "Flexible", "flexible_vm_names": "guid", "instances": 3}
+    names = sorted(Backend(scenario).history()["instances"])  # the same seed draws the same names
+
+    run = rollout(scenario, instance_ids=f"{names[2]}, {names[0]}")
+
+    rows = {row["id"]: (row["action"], row["reason"]) for row in run.report["instances"]}
+    assert rows == {names[0]: ("reimaged", None), names[1]: ("skipped", "out of scope"),
+                    names[2]: ("reimaged", None)}
+    assert sorted(e.instance_id for e in run.events.of("done")) == [names[0], names[2]]
