@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import replace
 from typing import Any, Callable, TypeVar
 
 from azure.core.credentials import TokenCredential
@@ -168,18 +169,23 @@ def _state(statuses: list | None, prefix: str) -> str:
     return ""
 
 
-def _observed(props: Any) -> dict:
-    """Provisioning, power and health from a VM's expanded instance view (either kind of VM)."""
-    view = props.instance_view if props is not None else None
+def _view_states(view: Any) -> dict:
+    """Provisioning, power and health from an instance view (either kind of VM)."""
     statuses = view.statuses if view is not None else None
-    provisioning = _state(statuses, "ProvisioningState")
-    if not provisioning and props is not None and props.provisioning_state:
-        provisioning = props.provisioning_state.lower()
     health = None
     if view is not None and view.vm_health is not None and view.vm_health.status is not None:
         code = view.vm_health.status.code or ""
         health = code.split("/", 1)[1].lower() if "/" in code else code.lower() or None
-    return {"provisioning": provisioning, "power": _state(statuses, "PowerState"), "health": health}
+    return {"provisioning": _state(statuses, "ProvisioningState"),
+            "power": _state(statuses, "PowerState"), "health": health}
+
+
+def _observed(props: Any) -> dict:
+    """Provisioning, power and health from a VM's expanded instance view (either kind of VM)."""
+    observed = _view_states(props.instance_view if props is not None else None)
+    if not observed["provisioning"] and props is not None and props.provisioning_state:
+        observed["provisioning"] = props.provisioning_state.lower()
+    return observed
 
 
 def instance_from_sdk(vm: Any) -> Instance:
@@ -199,7 +205,8 @@ def instance_from_sdk(vm: Any) -> Instance:
 
 def instance_from_vm(vm: Any) -> Instance:
     """Turn one `VirtualMachine` of a Flexible set's instanceView list into the engine's
-    Instance: its name is its id; a VM has no protection policy (resource locks do that)."""
+    Instance: its name is its id. A VM resource has no protection policy: the scale set's VM
+    list carries it (`AzureComputePort.protected_instances`)."""
     props = vm.properties
     view = props.instance_view if props is not None else None
     fault_domain = view.platform_fault_domain if view is not None else None
@@ -213,6 +220,22 @@ def instance_from_vm(vm: Any) -> Instance:
         standby=bool(view is not None and view.is_vm_in_standby_pool),
         **_observed(props),
     )
+
+
+def instance_from_view(instance_id: str, view: Any) -> Instance:
+    """One instance's own instance view (`VirtualMachineInstanceView` or
+    `VirtualMachineScaleSetVMInstanceView`) as an Instance with its states."""
+    return Instance(id=instance_id, name=instance_id, fault_domain=view.platform_fault_domain,
+                    **_view_states(view))
+
+
+def unlisted_health(instances: tuple[Instance, ...], scale_set: ScaleSet) -> tuple[Instance, ...]:
+    """A Flexible set's VM list in which no VM carries vmHealth although the model has the
+    health extension: Azure left it out of the list (the single-VM instance view keeps it),
+    so each instance says its health was not listed."""
+    if not scale_set.health_extension or any(i.health is not None for i in instances):
+        return instances
+    return tuple(replace(i, health_listed=False) for i in instances)
 
 
 def scale_set_from_sdk(vmss: Any, subscription_id: str, resource_group: str,
@@ -346,7 +369,7 @@ class AzureComputePort(ComputePort):
                 pages = self.client.virtual_machines.list(
                     self.resource_group, filter=f"'virtualMachineScaleSet/id' eq '{flexible.id}'",
                     expand="instanceView")
-                return tuple(instance_from_vm(vm) for vm in pages)
+                return unlisted_health(tuple(instance_from_vm(vm) for vm in pages), flexible)
             return self._call(collect_vms)
 
         def collect() -> tuple[Instance, ...]:
@@ -354,6 +377,28 @@ class AzureComputePort(ComputePort):
                 self.resource_group, self.scale_set_name, expand="instanceView")
             return tuple(instance_from_sdk(vm) for vm in pages)  # the pager follows nextLink
         return self._call(collect)
+
+    def protected_instances(self) -> frozenset[str]:
+        def collect() -> frozenset[str]:
+            pages = self.client.virtual_machine_scale_set_vms.list(self.resource_group,
+                                                                   self.scale_set_name)
+            return frozenset(i.id for i in map(instance_from_sdk, pages) if i.protected)
+        return self._call(collect)
+
+    def instance_views(self, instance_ids: list[str]) -> tuple[Instance, ...]:
+        views = []
+        for instance_id in instance_ids:
+            try:
+                if self._flexible() is not None:
+                    view = self._call(self.client.virtual_machines.instance_view,
+                                      self.resource_group, instance_id)
+                else:
+                    view = self._call(self.client.virtual_machine_scale_set_vms.get_instance_view,
+                                      self.resource_group, self.scale_set_name, instance_id)
+            except NotFound:
+                continue  # gone: the next list tells the engine so
+            views.append(instance_from_view(instance_id, view))
+        return tuple(views)
 
     def begin_reimage(self, instance_id: str, *, all_disks: bool = False) -> Operation:
         what = f"the reimage{'all' if all_disks else ''} of instance {instance_id}"

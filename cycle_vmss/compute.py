@@ -30,6 +30,9 @@ class Instance:
     health: str | None = None  # vmHealth code; None when the instance view has no vmHealth
     protected: bool = False  # protectionPolicy.protectFromScaleSetActions
     standby: bool = False  # Flexible: instanceView.isVMInStandbyPool (parked, serves nothing)
+    # False when the list left vmHealth out (a Flexible set's VM list may): the instance is
+    # then judged on provisioning and power, or by its own instance view while in flight.
+    health_listed: bool = True
 
     @property
     def in_service_candidate(self) -> bool:
@@ -148,6 +151,18 @@ class ComputePort(ABC):
     @abstractmethod
     def list_instances(self) -> tuple[Instance, ...]:
         """One paged `virtualMachines?$expand=instanceView` list (all pages)."""
+
+    @abstractmethod
+    def protected_instances(self) -> frozenset[str]:
+        """The ids of the instances protected from scale-set actions, from the scale set's VM
+        list (served on both kinds of set). A Flexible set's VMs carry no protection policy in
+        `list_instances`, so preflight asks this there."""
+
+    @abstractmethod
+    def instance_views(self, instance_ids: list[str]) -> tuple[Instance, ...]:
+        """Each named instance as its own instance view shows it, one read each (ids and
+        states only; an instance that is gone is left out). For the in-flight instances of a
+        list that carried no vmHealth."""
 
     @abstractmethod
     def begin_reimage(self, instance_id: str, *, all_disks: bool = False) -> Operation:

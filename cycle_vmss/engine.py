@@ -289,6 +289,7 @@ class _Rollout:
                 continue
             try:
                 instances, first = (first, None) if first is not None else (self.port.list_instances(), None)
+                instances = self._with_instance_views(instances)
             except AzureError as err:
                 list_failing_since = list_failing_since or pass_start
                 if pass_start - list_failing_since >= self.plan.timeout_seconds:
@@ -324,6 +325,18 @@ class _Rollout:
             # lists stay at most two per poll interval.
             if not self._sleep_until(wake, heartbeat=True, early_from=listed_at + poll * EARLY_GAP):
                 raise self._cancel()
+
+    def _with_instance_views(self, instances: tuple[Instance, ...]) -> tuple[Instance, ...]:
+        """Where the list left vmHealth out, the in-flight instances' own instance views (one
+        read each, only theirs) give their states, so that "done" still waits for healthy."""
+        in_flight = set(self.run_state.in_flight())
+        wanted = [i.id for i in instances if not i.health_listed and i.id in in_flight]
+        if not wanted:
+            return instances
+        views = {v.id: v for v in self.port.instance_views(wanted)}
+        return tuple(replace(i, provisioning=v.provisioning or i.provisioning, power=v.power,
+                             health=v.health, health_listed=True) if (v := views.get(i.id)) else i
+                     for i in instances)
 
     def _statuses(self) -> dict[str, OperationStatus]:
         """The status of each in-flight reimage; one that cannot be read is asked next pass."""

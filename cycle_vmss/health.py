@@ -29,9 +29,10 @@ def score(instance: Instance) -> int:
 
 
 def readiness(instance: Instance, source: HealthSource) -> Readiness:
-    """`source` is the resolved one (`extension` or `none`), never `auto`."""
+    """`source` is the resolved one (`extension` or `none`), never `auto`. An instance whose
+    list left vmHealth out is judged as with `none`: there is no health to wait for."""
     s = score(instance)
-    if source is HealthSource.NONE:
+    if source is HealthSource.NONE or not instance.health_listed:
         return Readiness.READY if s & 3 == 3 else Readiness.NOT_READY
     if s == 7:
         return Readiness.READY
@@ -43,7 +44,8 @@ def readiness(instance: Instance, source: HealthSource) -> Readiness:
 def is_ready(instance: Instance, source: HealthSource) -> bool:
     """`readiness(...) is READY`, spelled out: the rules ask it of every instance on every list."""
     return (instance.provisioning == "succeeded" and instance.power == "running"
-            and (source is HealthSource.NONE or instance.health == "healthy"))
+            and (source is HealthSource.NONE or not instance.health_listed
+                 or instance.health == "healthy"))
 
 
 def states(instance: Instance) -> dict:

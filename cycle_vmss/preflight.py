@@ -10,7 +10,7 @@ which the engine gives it (so the heartbeat and cancellation work as in the rest
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
 from .budget import resolve_budget
@@ -50,7 +50,7 @@ def preflight(settings: Settings, port: ComputePort, clock: Clock, emit: Emit, w
     ss = _read_scale_set(port, where)
     try:
         source = _check(s, port, ss, where)
-        instances = _list(port, where)
+        instances = _list(port, ss, where)
         ids = {i.id for i in instances}
         scope, missing = _scope(s.instance_ids, instances)
         if missing:
@@ -61,7 +61,8 @@ def preflight(settings: Settings, port: ComputePort, clock: Clock, emit: Emit, w
                     s.ignore_availability)
         ready = 0
         if not s.ignore_initial_health:
-            instances, ready = _initial_health_gate(scope, port, clock, wait, instances, plan, where)
+            instances, ready = _initial_health_gate(scope, port, ss, clock, wait, instances, plan,
+                                                    where)
     except PreflightStop as stop:
         raise PreflightStop(stop.result, stop.message, ss) from None
     run = _first_state(s, scope, instances)
@@ -128,9 +129,17 @@ def _check(s: Settings, port: ComputePort, ss: ScaleSet, where: str) -> HealthSo
         raise PreflightStop("refused", str(err)) from None
 
 
-def _list(port: ComputePort, where: str) -> tuple[Instance, ...]:
+def _list(port: ComputePort, ss: ScaleSet, where: str) -> tuple[Instance, ...]:
+    """The set's instances, each protected one marked so. Azure does not block a user's
+    reimage of a protected instance, so the run must skip it itself; a Flexible set's VM list
+    shows no protection policy, the scale set's VM list does."""
     try:
-        return port.list_instances()
+        instances = port.list_instances()
+        if ss.orchestration_mode == "Flexible":
+            protected = port.protected_instances()
+            instances = tuple(replace(i, protected=True) if i.id in protected else i
+                              for i in instances)
+        return instances
     except AzureError as err:
         raise PreflightStop("refused", f"{where}: cannot list its instances ({err})") from None
 
@@ -147,7 +156,8 @@ def _scope(wanted: tuple[str, ...] | None, instances: tuple[Instance, ...]) -> t
     return frozenset(f for f in found if f is not None), [w for w, f in zip(wanted, found) if f is None]
 
 
-def _initial_health_gate(scope: frozenset[str] | None, port: ComputePort, clock: Clock, wait: Wait,
+def _initial_health_gate(scope: frozenset[str] | None, port: ComputePort, ss: ScaleSet,
+                         clock: Clock, wait: Wait,
                          instances: tuple[Instance, ...], plan: Plan,
                          where: str) -> tuple[tuple[Instance, ...], int]:
     """Every in-scope instance ready. Health `initializing` means its probe has not decided
@@ -175,7 +185,7 @@ def _initial_health_gate(scope: frozenset[str] | None, port: ComputePort, clock:
         if not wait(f"health of {short([i.id for i in unready])} is initializing; waiting "
                     f"before the initial health check", ready):
             raise PreflightStop("cancelled", "cancelled during preflight; nothing was changed")
-        instances = _list(port, where)
+        instances = _list(port, ss, where)
 
 
 def _first_state(s: Settings, scope: frozenset[str] | None, instances: tuple[Instance, ...]) -> RunState:

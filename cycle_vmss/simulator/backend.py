@@ -132,6 +132,10 @@ class Backend:
         # Flexible: an instance is a VM named `<scale set>_<suffix>`, and that name is its id
         # everywhere (bodies, routes, history); scenario keys may give the suffix alone.
         self._flexible = self.scenario.orchestration_mode == "Flexible"
+        # scenario reference -> instance id; drawn before the faults resolve their references
+        self._names: dict[str, str] = {}
+        for spec in self.scenario.instances:
+            self._names[spec.id] = self._new_name(spec.id)
         self.faults = FaultInjector(self.scenario.faults, clock.now, self.randomness, self._vm_key)
         self.start = clock.now()
         self._t = self.start  # the instant the state machine stands at
@@ -206,10 +210,12 @@ class Backend:
     def list_instances(self, rg: str, name: str, *,
                        after: str | None = None) -> tuple[list[VmSnapshot], str | None]:
         """One page of `virtualMachines`: the instances listed after the id `after` (None = from
-        the start); returns the page and the token of the next page (its last id), or None."""
+        the start); returns the page and the token of the next page (its last id), or None.
+        Served on Flexible sets too (their VMs by name), as Azure does (Learn:
+        virtual-machine-scale-sets-orchestration-modes, "List scale sets VM API changes")."""
         with self._lock:
             self._advance()
-            self._uniform_only(rg, name, "virtualMachines.GET")
+            self._check_set(rg, name)
             return self._page(after)
 
     def _page(self, after: str | None) -> tuple[list[VmSnapshot], str | None]:
@@ -222,18 +228,47 @@ class Backend:
         return page, (ids[skip + size - 1] if skip + size < len(ids) else None)
 
     def get_instance(self, rg: str, name: str, instance_id: str) -> VmSnapshot:
-        """One scale-set VM (its GET and its instanceView show the same snapshot)."""
+        """One scale-set VM, on either kind of set (a Flexible VM by its name)."""
         with self._lock:
             self._advance()
-            self._uniform_only(rg, name, "virtualMachines.GET")
             return self._find_vm(rg, name, instance_id).state
+
+    def get_instance_view(self, rg: str, name: str, instance_id: str) -> VmSnapshot:
+        """A scale-set VM's instanceView (the snapshot its GET shows). A Flexible set's VMs have
+        theirs on the single-VM API only: refused, the less kind reading of Azure's docs."""
+        with self._lock:
+            self._advance()
+            self._uniform_only(rg, name, "virtualMachines.instanceView.GET")
+            return self._find_vm(rg, name, instance_id).state
+
+    def update_instance(self, rg: str, name: str, instance_id: str,
+                        body: dict) -> tuple[VmSnapshot, str]:
+        """PUT of a scale-set VM: only `properties.protectionPolicy.protectFromScaleSetActions`
+        changes anything. Protection lives on the scale-set VM model on both kinds of set (Learn:
+        virtual-machine-scale-sets-instance-protection; Flexible from api-version 2023-09-01).
+        Answers 200 and an operation that has already ended, as recorded
+        (azure-recordings/vmss_vm_put_update_response_200.json)."""
+        with self._lock:
+            self._advance()
+            vm = self._find_vm(rg, name, instance_id)
+            properties = body.get("properties") if isinstance(body, dict) else None
+            policy = properties.get("protectionPolicy") if isinstance(properties, dict) else None
+            protect = policy.get("protectFromScaleSetActions") if isinstance(policy, dict) else None
+            if protect is not None and not isinstance(protect, bool):
+                raise BadRequest(f"The value {protect!r} of parameter "
+                                 "'protectionPolicy.protectFromScaleSetActions' is not valid.")
+            if protect is not None and protect != vm.state.protected:
+                self._set(vm, protected=protect)
+            op = self._new_op("update")
+            self._end_op(op)
+            return vm.state, op.id
 
     def reimage(self, rg: str, name: str, instance_id: str, *, all_disks: bool = False) -> str:
         with self._lock:
             self._advance()
             self._uniform_only(rg, name, f"virtualMachines.{'reimageall' if all_disks else 'reimage'}.POST")
             vm = self._find_vm(rg, name, instance_id)
-            self._check_reimageable(vm, name)
+            self._check_idle(vm)
             self.faults.refuse_first_reimage(vm.id)
             op = self._new_op("reimageall" if all_disks else "reimage")
             self._begin_reimages([vm], op, all_disks)
@@ -284,7 +319,7 @@ class Backend:
                 raise ScopeLocked(f"The scope '{scope}' cannot perform write operation because "
                                   f"following scope(s) are locked: '{scope}'. Please remove the "
                                   "lock and try again.")
-            self._check_reimageable(vm, self.scenario.scale_set_name)
+            self._check_idle(vm)
             self.faults.refuse_first_reimage(vm.id)
             op = self._new_op("reimage")
             self._begin_reimages([vm], op, False)
@@ -303,7 +338,8 @@ class Backend:
             else:
                 vms = [self._find_vm(rg, name, str(i)) for i in instance_ids]
             for vm in vms:
-                self._check_reimageable(vm, name)
+                self._check_unprotected(vm, name)
+                self._check_idle(vm)
             op = self._new_op("reimageall" if all_disks else "reimage-set")
             self._scale_set_ops.add(op.id)
             self._whole_set_calls.append(
@@ -420,7 +456,8 @@ class Backend:
     # --- state changes ----------------------------------------------------------------------
 
     def _add_vm(self, spec: InstanceSpec, *, created: float | None) -> _Vm:
-        instance_id = self._vm_key(spec.id)
+        instance_id = self._names.get(spec.id) or self._new_name(spec.id)
+        self._names[spec.id] = instance_id
         self._rev += 1
         state = VmSnapshot(
             id=instance_id, vm_id=self.randomness.guid(),
@@ -435,7 +472,7 @@ class Backend:
         self._vms[vm.id] = vm
         self._order = None
         self._hist[vm.id] = {"not_ready": [], "reimages": [], "created": created, "deleted": None}
-        suffix = self._suffix(vm.id)
+        suffix = self._suffix(spec.id)
         if suffix.isdigit():
             self._next_id = max(self._next_id, int(suffix) + 1)
         self._dirty.add(vm.id)
@@ -482,12 +519,18 @@ class Backend:
             op.status = "Succeeded"
         self._scale_set_ops.discard(op.id)
 
-    def _check_reimageable(self, vm: _Vm, name: str) -> None:
+    def _check_unprotected(self, vm: _Vm, name: str) -> None:
+        """Protection blocks actions on the scale set, not a user's action on one instance
+        (Learn: virtual-machine-scale-sets-instance-protection): only the whole-set verbs ask.
+        A whole-set reimage naming a protected instance is refused (409 OperationNotAllowed),
+        the less kind of what Azure may do; one naming none skips it."""
         if vm.state.protected:
-            # Azure refuses actions on protected instances as OperationNotAllowed (409).
             raise OperationNotAllowed(
                 f"Operation 'reimage' is not allowed on Virtual Machine Scale Set VM instance "
-                f"'{name}_{vm.id}' since it is protected from scale set actions.")
+                f"'{vm.id if self._flexible else f'{name}_{vm.id}'}' since it is protected from "
+                "scale set actions.")
+
+    def _check_idle(self, vm: _Vm) -> None:
         if vm.op_id is not None or vm.deleting:
             where = f" To retrieve status of the operation use uri: {self._op_path(vm.op_id)}." \
                 if vm.op_id else ""
@@ -588,7 +631,7 @@ class Backend:
         timings = self.scenario.timings
         zones = self.scenario.zones
         for _ in range(count):
-            instance_id = self._vm_key(str(self._next_id))
+            reference = str(self._next_id)
             # New instances go to the zone with the fewest live instances, as Azure balances.
             if zones:
                 per_zone = {z: 0 for z in zones}
@@ -599,7 +642,7 @@ class Backend:
                 fault_domain = (per_zone[zone]) % 5
             else:
                 zone, fault_domain = None, self._next_id % 5
-            spec = InstanceSpec(instance_id, zone, fault_domain, timings=timings)
+            spec = InstanceSpec(reference, zone, fault_domain, timings=timings)
             vm = self._add_vm(spec, created=self._t)
             self._hist[vm.id]["created_by"] = "event" if op is not None and op.kind == "create" \
                 else "capacity"
@@ -765,11 +808,26 @@ class Backend:
 
     def _vm_key(self, instance: str) -> str:
         """A scenario's instance reference as the id the set uses: itself for Uniform, the VM
-        name `<scale set>_<suffix>` for Flexible (a full name is taken as it is)."""
+        name for Flexible (a full name is taken as it is)."""
         prefix = f"{self.scenario.scale_set_name}_"
         if not self._flexible or instance.startswith(prefix):
             return instance
-        return prefix + instance
+        return self._names.get(instance, prefix + instance)
+
+    def _new_name(self, reference: str) -> str:
+        """The id of a new instance: its reference on a Uniform set; on a Flexible set the VM
+        name `<scale set>_<suffix>`, the suffix being the reference (`flexible_vm_names`
+        "index") or 8 hex digits from the seeded randomness ("guid", as Azure names them:
+        Learn, virtual-machine-scale-sets-instance-ids)."""
+        prefix = f"{self.scenario.scale_set_name}_"
+        if not self._flexible or reference.startswith(prefix):
+            return reference
+        if self.scenario.flexible_vm_names == "index":
+            return prefix + reference
+        taken = set(self._names.values())
+        while (name := prefix + self.randomness.hex8()) in taken:
+            pass
+        return name
 
     def _suffix(self, instance_id: str) -> str:
         prefix = f"{self.scenario.scale_set_name}_"

@@ -142,59 +142,79 @@ def rolling_upgrade(scenario: Scenario, snapshot: ScaleSetSnapshot) -> dict:
     }
 
 
-def vm(scenario: Scenario, snapshot: VmSnapshot, *, expand: bool) -> dict:
-    """A scale-set VM (Uniform), or for a Flexible set a `Microsoft.Compute/virtualMachines`
-    resource that names its set: no instanceId, no protection policy (resource locks do that).
-    `expand`: with its instance view, as `$expand=instanceView` asks."""
+def vm(scenario: Scenario, snapshot: VmSnapshot, *, expand: bool, listed: bool = False) -> dict:
+    """An instance as its own API shows it: a scale-set VM (Uniform), or for a Flexible set a
+    `Microsoft.Compute/virtualMachines` resource that names its set: no instanceId, and no
+    protection policy (the VM model has none; the scale-set VM view carries it).
+    `expand`: with its instance view, as `$expand=instanceView` asks; `listed`: as a list shows
+    it (`flexible_list_omits_health` leaves vmHealth out of the resource group's VM list)."""
     s = scenario
-    if _flexible(s):
-        body = {
-            "name": snapshot.id,
-            "id": routes.SINGLE_VM.format(subscription=s.subscription_id, rg=s.resource_group,
-                                          vm_name=snapshot.id),
-            "type": "Microsoft.Compute/virtualMachines",
-            "location": s.location,
-            "tags": {},
-            "properties": {
-                "vmId": snapshot.vm_id,
-                "hardwareProfile": {"vmSize": VM_SIZE},
-                "virtualMachineScaleSet": {"id": scale_set_id(s)},
-                "osProfile": {"computerName": snapshot.computer_name, "adminUsername": "azureuser"},
-                "platformFaultDomain": snapshot.fault_domain,
-                "provisioningState": snapshot.provisioning.capitalize(),
-                "timeCreated": iso(snapshot.time_created),
-            },
-        }
-    else:
-        body = {
-            "name": f"{s.scale_set_name}_{snapshot.id}",
-            "id": routes.VM.format(subscription=s.subscription_id, rg=s.resource_group,
-                                   name=s.scale_set_name, instance_id=snapshot.id),
-            "type": "Microsoft.Compute/virtualMachineScaleSets/virtualMachines",
-            "location": s.location,
-            "tags": {},
-            "instanceId": snapshot.id,
-            "sku": {"name": VM_SIZE, "tier": "Standard"},
-            "properties": {
-                "latestModelApplied": True,
-                "modelDefinitionApplied": "VirtualMachineScaleSet",
-                "vmId": snapshot.vm_id,
-                "hardwareProfile": {"vmSize": VM_SIZE},
-                "osProfile": {"computerName": snapshot.computer_name, "adminUsername": "azureuser"},
-                "protectionPolicy": {"protectFromScaleIn": False,
-                                     "protectFromScaleSetActions": snapshot.protected},
-                "provisioningState": snapshot.provisioning.capitalize(),
-                "timeCreated": iso(snapshot.time_created),
-            },
-        }
+    if not _flexible(s):
+        return scale_set_vm(s, snapshot, expand=expand)
+    body = {
+        "name": snapshot.id,
+        "id": routes.SINGLE_VM.format(subscription=s.subscription_id, rg=s.resource_group,
+                                      vm_name=snapshot.id),
+        "type": "Microsoft.Compute/virtualMachines",
+        "location": s.location,
+        "tags": {},
+        "properties": {
+            "vmId": snapshot.vm_id,
+            "hardwareProfile": {"vmSize": VM_SIZE},
+            "virtualMachineScaleSet": {"id": scale_set_id(s)},
+            "osProfile": {"computerName": snapshot.computer_name, "adminUsername": "azureuser"},
+            "platformFaultDomain": snapshot.fault_domain,
+            "provisioningState": snapshot.provisioning.capitalize(),
+            "timeCreated": iso(snapshot.time_created),
+        },
+    }
     if snapshot.zone is not None:
         body["zones"] = [snapshot.zone]
     if expand:
+        body["properties"]["instanceView"] = instance_view(
+            scenario, snapshot, health=not (listed and s.flexible_list_omits_health))
+    return body
+
+
+def scale_set_vm(scenario: Scenario, snapshot: VmSnapshot, *, expand: bool) -> dict:
+    """A scale-set VM (`virtualMachineScaleSets/{name}/virtualMachines/{instanceId}`), with its
+    protection policy. On a Flexible set its instanceId and name are the VM's name (Learn:
+    virtual-machine-scale-sets-instance-ids), and it has no instance view even when asked:
+    for a Flexible set this API gives the scale set's view of each VM, and Azure points to the
+    VM APIs for the rest (Learn: virtual-machine-scale-sets-orchestration-modes)."""
+    s = scenario
+    flexible = _flexible(s)
+    body = {
+        "name": snapshot.id if flexible else f"{s.scale_set_name}_{snapshot.id}",
+        "id": routes.VM.format(subscription=s.subscription_id, rg=s.resource_group,
+                               name=s.scale_set_name, instance_id=snapshot.id),
+        "type": "Microsoft.Compute/virtualMachineScaleSets/virtualMachines",
+        "location": s.location,
+        "tags": {},
+        "instanceId": snapshot.id,
+        "sku": {"name": VM_SIZE, "tier": "Standard"},
+        "properties": {
+            "latestModelApplied": True,
+            "modelDefinitionApplied": "VirtualMachineScaleSet",
+            "vmId": snapshot.vm_id,
+            "hardwareProfile": {"vmSize": VM_SIZE},
+            "osProfile": {"computerName": snapshot.computer_name, "adminUsername": "azureuser"},
+            # Learn: protecting from scale-set actions implies protecting from scale-in.
+            "protectionPolicy": {"protectFromScaleIn": snapshot.protected,
+                                 "protectFromScaleSetActions": snapshot.protected},
+            "provisioningState": snapshot.provisioning.capitalize(),
+            "timeCreated": iso(snapshot.time_created),
+        },
+    }
+    if snapshot.zone is not None:
+        body["zones"] = [snapshot.zone]
+    if expand and not flexible:
         body["properties"]["instanceView"] = instance_view(scenario, snapshot)
     return body
 
 
-def instance_view(scenario: Scenario, snapshot: VmSnapshot) -> dict:
+def instance_view(scenario: Scenario, snapshot: VmSnapshot, *, health: bool = True) -> dict:
+    """An instance's view; `health` False leaves vmHealth out, as a list may."""
     if snapshot.provisioning == "failed":
         provisioning = {"code": f"ProvisioningState/failed/{snapshot.error_code}", "level": "Error",
                         "displayStatus": "Provisioning failed",
@@ -215,7 +235,7 @@ def instance_view(scenario: Scenario, snapshot: VmSnapshot) -> dict:
     }
     if _flexible(scenario):
         view["isVMInStandbyPool"] = snapshot.standby
-    if scenario.health_extension and snapshot.health is not None:
+    if health and scenario.health_extension and snapshot.health is not None:
         view["vmHealth"] = {"status": {"code": f"HealthState/{snapshot.health}", "level": "Info",
                                        "displayStatus": _HEALTH_DISPLAY[snapshot.health],
                                        "time": iso(snapshot.health_time)}}

@@ -203,9 +203,6 @@ class SimulatorApp:
             time.sleep(delay)
         return self._accepted(request, op_id)
 
-    def _vm(self, request: Request, vm: VmSnapshot) -> Response:
-        expand = self._expand_instance_view(request)
-        return Response.json(200, bodies.vm(self.scenario, vm, expand=expand))
 
     def _instance_view(self, vm: VmSnapshot) -> Response:
         return Response.json(200, bodies.instance_view(self.scenario, vm))
@@ -291,18 +288,24 @@ class SimulatorApp:
 
     def list_instances(self, request: Request) -> Response:
         p = request.params
+        expand = self._expand_instance_view(request)
         return self._paged(request, lambda after: self.backend.list_instances(
-            p["rg"], p["name"], after=after))
+            p["rg"], p["name"], after=after),
+            lambda vm: bodies.scale_set_vm(self.scenario, vm, expand=expand))
 
     def list_vms(self, request: Request) -> Response:
         """Flexible: `virtualMachines?$filter='virtualMachineScaleSet/id' eq '...'&$expand=instanceView`."""
+        expand = self._expand_instance_view(request)
         return self._paged(request, lambda after: self.backend.list_vms(
             request.params["rg"], vmss_filter=request.param("$filter"),
-            expand_instance_view=self._expand_instance_view(request), after=after))
+            expand_instance_view=expand, after=after),
+            lambda vm: bodies.vm(self.scenario, vm, expand=expand, listed=True))
 
     def get_vm(self, request: Request) -> Response:
         p = request.params
-        return self._vm(request, self.backend.get_vm(p["rg"], p["vm_name"]))
+        vm = self.backend.get_vm(p["rg"], p["vm_name"])
+        return Response.json(200, bodies.vm(self.scenario, vm,
+                                            expand=self._expand_instance_view(request)))
 
     def get_vm_instance_view(self, request: Request) -> Response:
         p = request.params
@@ -314,12 +317,11 @@ class SimulatorApp:
         op_id = self.backend.reimage_vm(p["rg"], p["vm_name"])
         return self._accepted_reimage(request, p["vm_name"], op_id)
 
-    def _paged(self, request: Request, fetch) -> Response:
-        """One page from `fetch(after)`, with a nextLink while more follow; the opaque token
-        names the last instance listed."""
+    def _paged(self, request: Request, fetch, render) -> Response:
+        """One page from `fetch(after)`, each instance as `render` shows it, with a nextLink
+        while more follow; the opaque token names the last instance listed."""
         vms, after = fetch(request.param("$skiptoken") or None)
-        expand = self._expand_instance_view(request)
-        page: dict[str, Any] = {"value": [bodies.vm(self.scenario, vm, expand=expand) for vm in vms]}
+        page: dict[str, Any] = {"value": [render(vm) for vm in vms]}
         if after is not None:
             # Absolute, with every parameter the client sent (api-version included): the SDK
             # follows nextLink verbatim.
@@ -331,11 +333,22 @@ class SimulatorApp:
 
     def get_instance(self, request: Request) -> Response:
         p = request.params
-        return self._vm(request, self.backend.get_instance(p["rg"], p["name"], p["instance_id"]))
+        vm = self.backend.get_instance(p["rg"], p["name"], p["instance_id"])
+        return Response.json(200, bodies.scale_set_vm(
+            self.scenario, vm, expand=self._expand_instance_view(request)))
 
     def get_instance_view(self, request: Request) -> Response:
         p = request.params
-        return self._instance_view(self.backend.get_instance(p["rg"], p["name"], p["instance_id"]))
+        return self._instance_view(self.backend.get_instance_view(p["rg"], p["name"],
+                                                                  p["instance_id"]))
+
+    def update_instance(self, request: Request) -> Response:
+        """PUT of a scale-set VM (its protection policy): 200, the VM, and an operation."""
+        p = request.params
+        vm, op_id = self.backend.update_instance(p["rg"], p["name"], p["instance_id"],
+                                                 self._json_body(request, required=True))
+        return Response.json(200, bodies.scale_set_vm(self.scenario, vm, expand=False),
+                             {"Azure-AsyncOperation": self._operation_url(request, op_id)})
 
     def reimage(self, request: Request, *, all_disks: bool = False) -> Response:
         p = request.params

@@ -20,12 +20,17 @@ from typing import Callable, TypeVar
 from azure.mgmt.compute.models import (
     RollingUpgradeStatusInfo,
     VirtualMachine,
+    VirtualMachineInstanceView,
     VirtualMachineScaleSet,
     VirtualMachineScaleSetVM,
+    VirtualMachineScaleSetVMInstanceView,
 )
 
 from .. import compute
-from ..azure_adapter import instance_from_sdk, instance_from_vm, rolling_forward, scale_set_from_sdk
+from ..azure_adapter import (
+    instance_from_sdk, instance_from_view, instance_from_vm, rolling_forward, scale_set_from_sdk,
+    unlisted_health,
+)
 from ..compute import (
     ComputePort, Instance, Operation, OperationState, OperationStatus, RequestCounts, ScaleSet,
 )
@@ -135,15 +140,15 @@ class SimulatorComputePort(ComputePort):
             vmss_filter = f"'virtualMachineScaleSet/id' eq '{flexible.id}'"
             fetch = lambda s: self.backend.list_vms(  # noqa: E731
                 self.resource_group, vmss_filter=vmss_filter, expand_instance_view=True, after=s)
-            model, to_instance = VirtualMachine, instance_from_vm
+            model, to_instance, listed = VirtualMachine, instance_from_vm, True
         else:
             path = self._path(routes.VMSS, "/virtualMachines")
             fetch = lambda s: self.backend.list_instances(  # noqa: E731
                 self.resource_group, self.scale_set_name, after=s)
-            model, to_instance = VirtualMachineScaleSetVM, instance_from_sdk
+            model, to_instance, listed = VirtualMachineScaleSetVM, instance_from_sdk, False
 
         def observe(vm: VmSnapshot) -> Instance:
-            return to_instance(model(bodies.vm(self.scenario, vm, expand=True)))
+            return to_instance(model(bodies.vm(self.scenario, vm, expand=True, listed=listed)))
 
         instances: list[Instance] = []
         after: str | None = None  # the page token: the last id of the page before
@@ -153,7 +158,41 @@ class SimulatorComputePort(ComputePort):
             instances.extend(self._page_instances(token, tuple(page), observe))
             if after is None:
                 break
-        return tuple(instances)
+        return tuple(instances) if flexible is None else unlisted_health(tuple(instances), flexible)
+
+    def protected_instances(self) -> frozenset[str]:
+        path = self._path(routes.VMSS, "/virtualMachines")
+        protected: set[str] = set()
+        after: str | None = None
+        while True:
+            token = after
+            page, after = self._call("read", "GET", path, lambda s=token: (
+                self.backend.list_instances(self.resource_group, self.scale_set_name, after=s)))
+            for vm in page:
+                body = bodies.scale_set_vm(self.scenario, vm, expand=False)
+                if instance_from_sdk(VirtualMachineScaleSetVM(body)).protected:
+                    protected.add(vm.id)
+            if after is None:
+                return frozenset(protected)
+
+    def instance_views(self, instance_ids: list[str]) -> tuple[Instance, ...]:
+        rg, name = self.resource_group, self.scale_set_name
+        views = []
+        for i in instance_ids:
+            if self._flexible() is not None:  # the VM's own; the scale-set VM's is refused
+                path = self._path(routes.SINGLE_VM, "/instanceView", vm_name=i)
+                read, model = (lambda: self.backend.get_vm(rg, i)), VirtualMachineInstanceView
+            else:
+                path = self._path(routes.VM, "/instanceView", instance_id=i)
+                read = lambda: self.backend.get_instance_view(rg, name, i)  # noqa: E731
+                model = VirtualMachineScaleSetVMInstanceView
+            try:
+                snapshot = self._call("read", "GET", path, read)
+            except compute.NotFound:
+                continue  # gone: the next list tells the engine so
+            view = model(bodies.instance_view(self.scenario, snapshot))
+            views.append(instance_from_view(i, view))
+        return tuple(views)
 
     def _page_instances(self, token: str | None, page: tuple[VmSnapshot, ...],
                         observe: Callable[[VmSnapshot], Instance]) -> tuple[Instance, ...]:

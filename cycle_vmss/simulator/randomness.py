@@ -1,8 +1,8 @@
 """Every id and random draw of one simulator, from its scenario's seed.
 
-Two streams from the one seed: `guid` and `chance` serve the state machine and its faults (the
-set's uniqueId, vmIds, operation ids, which requests answer 500), so a seeded scenario replays
-exactly in virtual time; `request_guid` and `request_hex` serve what each HTTP request mints
+Two streams from the one seed: `guid`, `hex8` and `chance` serve the state machine and its
+faults (the set's uniqueId, vmIds, Flexible VM names, operation ids, which requests answer 500),
+so a seeded scenario replays exactly in virtual time; `request_guid` and `request_hex` serve what each HTTP request mints
 (x-ms-request-id, Entra's trace ids, token ids), so that how many requests arrive never shifts
 the state machine's draws.
 """
@@ -20,6 +20,10 @@ class Randomness:
 
     def guid(self) -> str:
         return str(_uuid4(self._state))
+
+    def hex8(self) -> str:
+        """8 hex digits, as a Flexible VM's name ends (`<set>_1a2b3c4d`)."""
+        return f"{self._state.getrandbits(32):08x}"
 
     def chance(self, probability: float) -> bool:
         """True with `probability`."""

@@ -68,10 +68,12 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", VMSS + "/reimageall", "reimage_set_all", action=f"{_VMSS_ACTION}/reimageall/action"),
     Route("GET", VMSS + "/virtualMachines", "list_instances", action=f"{_VM_ACTION}/read"),
     Route("GET", VM, "get_instance", action=f"{_VM_ACTION}/read"),
+    Route("PUT", VM, "update_instance", action=f"{_VM_ACTION}/write"),
     Route("GET", VM + "/instanceView", "get_instance_view", action=f"{_VM_ACTION}/read"),
     Route("POST", VM + "/reimage", "reimage", action=f"{_VM_ACTION}/reimage/action"),
     Route("POST", VM + "/reimageall", "reimage_all", action=f"{_VM_ACTION}/reimageall/action"),
-    # Flexible orchestration: the set's instances through the single-VM APIs
+    # Flexible orchestration: the set's instances through the single-VM APIs (the scale-set
+    # VM list, GET and PUT above answer for them too)
     Route("GET", VMS, "list_vms", action=f"{_SINGLE_VM_ACTION}/read"),
     Route("GET", SINGLE_VM, "get_vm", action=f"{_SINGLE_VM_ACTION}/read"),
     Route("GET", SINGLE_VM + "/instanceView", "get_vm_instance_view", action=f"{_SINGLE_VM_ACTION}/read"),

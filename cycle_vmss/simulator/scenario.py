@@ -19,6 +19,7 @@ HEALTH_STATES = ("healthy", "unhealthy", "unknown", "initializing")
 ON_REIMAGE = ("ok", "fail", "never-healthy", "flap")
 FLAPS = 2
 ORCHESTRATION_MODES = ("Uniform", "Flexible")
+FLEXIBLE_VM_NAMES = ("index", "guid")
 UPGRADE_MODES = ("Manual", "Automatic", "Rolling")
 FAULT_DOMAIN_COUNT = 5  # Azure's default spread for a regional set
 
@@ -76,7 +77,8 @@ class InstanceSpec:
     error_code: str = DEFAULT_ERROR_CODE
     timings: Timings = field(default_factory=Timings)
     # Flexible only: an ARM resource lock on the VM (its reimage answers 409 ScopeLocked), and
-    # a VM parked in the set's standby pool (instanceView.isVMInStandbyPool).
+    # a VM parked in the set's standby pool (instanceView.isVMInStandbyPool). Protection from
+    # scale-set actions applies to both kinds of set.
     locked: bool = False
     standby: bool = False
 
@@ -112,6 +114,11 @@ class Scenario:
     faults: Faults = field(default_factory=Faults)
     events: tuple[Event, ...] = ()
     rolling_upgrade_in_progress: bool = False  # `rollingUpgrades/latest` answers RollingForward
+    # Flexible only: VM names `<set>_<scenario id>` ("index") or `<set>_<8 hex>` ("guid", as
+    # Azure names them); and a resource-group VM list that leaves vmHealth out (the single-VM
+    # instance view keeps it), as Azure may.
+    flexible_vm_names: str = "index"
+    flexible_list_omits_health: bool = False
     tenant_id: str = DEFAULT_TENANT_ID
     client_id: str = DEFAULT_CLIENT_ID
     client_secret: str = DEFAULT_CLIENT_SECRET
@@ -124,7 +131,8 @@ _TOP_KEYS = (
     "subscription_id", "resource_group", "scale_set_name", "location", "orchestration_mode",
     "upgrade_mode", "health_extension", "page_size", "token_lifetime_seconds",
     "github_oidc_token_lifetime_seconds", "timings",
-    "instances", "zones", "faults", "events", "rolling_upgrade_in_progress", "tenant_id",
+    "instances", "zones", "faults", "events", "rolling_upgrade_in_progress",
+    "flexible_vm_names", "flexible_list_omits_health", "tenant_id",
     "client_id", "client_secret", "github_oidc_token",
 )
 _INSTANCE_KEYS = (
@@ -315,7 +323,10 @@ def scenario_from_dict(data: dict) -> Scenario:
         out["orchestration_mode"] = _choice(data["orchestration_mode"], ORCHESTRATION_MODES, "orchestration_mode")
     if "upgrade_mode" in data:
         out["upgrade_mode"] = _choice(data["upgrade_mode"], UPGRADE_MODES, "upgrade_mode")
-    for key in ("health_extension", "rolling_upgrade_in_progress"):
+    if "flexible_vm_names" in data:
+        out["flexible_vm_names"] = _choice(data["flexible_vm_names"], FLEXIBLE_VM_NAMES,
+                                           "flexible_vm_names")
+    for key in ("health_extension", "rolling_upgrade_in_progress", "flexible_list_omits_health"):
         if key in data:
             out[key] = _bool(data[key], key)
     for key in ("page_size", "token_lifetime_seconds", "github_oidc_token_lifetime_seconds"):
@@ -334,21 +345,26 @@ def scenario_from_dict(data: dict) -> Scenario:
         out["faults"] = _faults(data["faults"])
     if "events" in data:
         out["events"] = _events(data["events"])
-    _check_mode_keys(out.get("orchestration_mode", Scenario.orchestration_mode), out["instances"])
-    return Scenario(**out)
+    scenario = Scenario(**out)
+    _check_flexible_keys(scenario)
+    return scenario
 
 
-def _check_mode_keys(mode: str, instances: tuple[InstanceSpec, ...]) -> None:
-    """Uniform instances are protected by a protection policy; Flexible ones are VMs, protected
-    by resource locks and possibly parked in a standby pool. Azure has no other combination."""
-    for index, spec in enumerate(instances):
-        wrong = ([k for k in ("locked", "standby") if getattr(spec, k)] if mode == "Uniform"
-                 else ["protect_from_scale_set_actions"] if spec.protect_from_scale_set_actions
-                 else [])
-        if wrong:
-            other = "Flexible" if mode == "Uniform" else "Uniform"
-            raise ScenarioError(f"scenario: instances[{index}].{wrong[0]} = true needs "
-                                f"orchestration_mode {other} (this scenario is {mode})")
+def _check_flexible_keys(scenario: Scenario) -> None:
+    """Resource locks on VMs, standby pools, VM names and the resource-group VM list are
+    Flexible things: a Uniform set's instances are not VMs. Protection applies to both."""
+    if scenario.orchestration_mode == "Flexible":
+        return
+    wrong = [(f"instances[{index}].{key}", True) for index, spec in enumerate(scenario.instances)
+             for key in ("locked", "standby") if getattr(spec, key)]
+    if scenario.flexible_vm_names != Scenario.flexible_vm_names:
+        wrong.append(("flexible_vm_names", scenario.flexible_vm_names))
+    if scenario.flexible_list_omits_health:
+        wrong.append(("flexible_list_omits_health", True))
+    if wrong:
+        key, value = wrong[0]
+        raise ScenarioError(f"scenario: {key} = {json.dumps(value)} needs orchestration_mode "
+                            f"Flexible (this scenario is {scenario.orchestration_mode})")
 
 
 def load_scenario(source: str | Path | dict | Scenario | None = None) -> Scenario:

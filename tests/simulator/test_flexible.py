@@ -1,7 +1,10 @@
 """The simulator's Flexible scale set, through the real SDK over HTTPS: Azure's shapes for the
-single-VM APIs, its refusal of the scale-set VM APIs, resource locks and standby pools."""
+single-VM APIs, the scale-set VM APIs it serves (list, GET, protection) and those it refuses,
+VM names, a list without vmHealth, resource locks and standby pools."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -48,12 +51,54 @@ def test_flexible_vms_in_azures_shapes_over_https(simulator, compute_client):
         client.virtual_machines.get(RG, "vmss-demo_9")
 
 
-def test_the_scale_set_vm_apis_answer_the_error_azure_gives_for_flexible_sets(simulator, compute_client):
+def test_the_scale_set_vm_list_is_served_with_vm_names_and_protection(simulator, compute_client):
+    sim = simulator({"orchestration_mode": "Flexible", "timings": FAST, "page_size": 2, "instances": [
+        {"id": "0"}, {"id": "1", "protect_from_scale_set_actions": True}, {"id": "2"}]})
+    client = compute_client(sim)
+
+    vms = list(client.virtual_machine_scale_set_vms.list(RG, NAME, expand="instanceView"))
+
+    assert [(vm.instance_id, vm.name) for vm in vms] == [(f"vmss-demo_{n}",) * 2 for n in range(3)]
+    assert [vm.properties.protection_policy.protect_from_scale_set_actions for vm in vms] == [
+        False, True, False]
+    assert all(vm.type == "Microsoft.Compute/virtualMachineScaleSets/virtualMachines" for vm in vms)
+    # The scale set's view of each VM: its states are on the VM APIs.
+    assert all(vm.properties.instance_view is None for vm in vms)
+    # Protection is set on the scale-set VM (a PUT, as `az vmss update --instance-id` sends).
+    vm = client.virtual_machine_scale_set_vms.get(RG, NAME, "vmss-demo_0")
+    vm.properties.protection_policy.protect_from_scale_set_actions = True
+    updated = client.virtual_machine_scale_set_vms.begin_update(RG, NAME, "vmss-demo_0", vm).result()
+    assert updated.properties.protection_policy.protect_from_scale_set_actions is True
+    assert client.virtual_machine_scale_set_vms.get(
+        RG, NAME, "vmss-demo_0").properties.protection_policy.protect_from_scale_set_actions is True
+    # The VM resource has no protection policy: the single-VM reimage is not blocked by it.
+    client.virtual_machines.begin_reimage(RG, "vmss-demo_1").result()
+    assert [r["status"] for r in sim.history()["instances"]["vmss-demo_1"]["reimages"]] == ["Succeeded"]
+
+
+def test_guid_names_and_a_vm_list_without_vm_health(simulator, compute_client):
+    sim = simulator({"orchestration_mode": "Flexible", "flexible_vm_names": "guid",
+                     "flexible_list_omits_health": True, "instances": [{"id": "0"}, {"id": "1"}],
+                     "events": [{"at_seconds": 0, "instance": "1", "health": "unhealthy"}]})
+    client = compute_client(sim)
+
+    vms = list(client.virtual_machines.list(RG, filter=set_filter(sim), expand="instanceView"))
+
+    names = [vm.name for vm in vms]
+    assert all(re.fullmatch(r"vmss-demo_[0-9a-f]{8}", n) for n in names) and len(set(names)) == 2
+    assert [vm.properties.instance_view.vm_health for vm in vms] == [None, None]
+    # The single-VM instance view keeps it (the event made one of them unhealthy).
+    codes = sorted(client.virtual_machines.instance_view(RG, n).vm_health.status.code for n in names)
+    assert codes == ["HealthState/healthy", "HealthState/unhealthy"]
+    # The same seed draws the same names.
+    assert sorted(names) == sorted(Backend(sim.backend.scenario).history()["instances"])
+
+
+def test_the_scale_set_vm_apis_azure_refuses_for_flexible_sets(simulator, compute_client):
     sim = simulator({"orchestration_mode": "Flexible", "instances": 2})
     client = compute_client(sim)
 
-    for call in (lambda: list(client.virtual_machine_scale_set_vms.list(RG, NAME, expand="instanceView")),
-                 lambda: client.virtual_machine_scale_set_vms.get(RG, NAME, "vmss-demo_0"),
+    for call in (lambda: client.virtual_machine_scale_set_vms.get_instance_view(RG, NAME, "vmss-demo_0"),
                  lambda: client.virtual_machine_scale_set_vms.begin_reimage(RG, NAME, "vmss-demo_0"),
                  lambda: client.virtual_machine_scale_sets.get_instance_view(RG, NAME)):
         with pytest.raises(HttpResponseError) as refused:
@@ -119,8 +164,8 @@ def test_scenario_references_take_the_suffix_or_the_vm_name_and_new_vms_continue
 @pytest.mark.parametrize("scenario, words", [
     ({"instances": [{"id": "0", "locked": True}]}, ["instances[0].locked", "Flexible"]),
     ({"instances": [{"id": "0", "standby": True}]}, ["instances[0].standby", "Flexible"]),
-    ({"orchestration_mode": "Flexible", "instances": [{"id": "0", "protect_from_scale_set_actions": True}]},
-     ["protect_from_scale_set_actions", "Uniform"]),
+    ({"flexible_vm_names": "guid"}, ["flexible_vm_names", "Flexible"]),
+    ({"flexible_list_omits_health": True}, ["flexible_list_omits_health", "Flexible"]),
 ])
 def test_keys_of_the_other_mode_are_refused_in_one_line(scenario, words):
     with pytest.raises(ScenarioError) as refused:
