@@ -19,6 +19,9 @@ HEALTH_STATES = ("healthy", "unhealthy", "unknown", "initializing")
 ON_REIMAGE = ("ok", "fail", "never-healthy", "flap")
 FLAPS = 2
 ORCHESTRATION_MODES = ("Uniform", "Flexible")
+# How a capacity increase fails: `AllocationFailed` (accepted; the operation and the new
+# instances end failed) or `quota` (refused at once: 409 OperationNotAllowed, cores quota).
+SCALE_OUT_ERRORS = ("AllocationFailed", "quota")
 UPGRADE_MODES = ("Manual", "Automatic", "Rolling")
 FAULT_DOMAIN_COUNT = 5  # Azure's default spread for a regional set
 
@@ -46,6 +49,9 @@ class Timings:
     health_seconds: float = 1
     create_seconds: float = 3
     delete_seconds: float = 1
+    # Overprovisioning: Azure starts deleting its extra instances this long after the requested
+    # ones succeeded (the extras are ready meanwhile).
+    overprovision_delete_seconds: float = 2
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,9 @@ class Scenario:
     faults: Faults = field(default_factory=Faults)
     events: tuple[Event, ...] = ()
     rolling_upgrade_in_progress: bool = False  # `rollingUpgrades/latest` answers RollingForward
+    overprovision: bool = False  # Uniform: a scale-out creates extra instances, then deletes them
+    reuse_instance_ids: bool = False  # freed ids are given to later instances
+    scale_out_error: str | None = None  # one of SCALE_OUT_ERRORS: every capacity increase fails
     tenant_id: str = DEFAULT_TENANT_ID
     client_id: str = DEFAULT_CLIENT_ID
     client_secret: str = DEFAULT_CLIENT_SECRET
@@ -125,7 +134,8 @@ _TOP_KEYS = (
     "upgrade_mode", "health_extension", "page_size", "token_lifetime_seconds",
     "github_oidc_token_lifetime_seconds", "timings",
     "instances", "zones", "faults", "events", "rolling_upgrade_in_progress", "tenant_id",
-    "client_id", "client_secret", "github_oidc_token",
+    "client_id", "client_secret", "github_oidc_token", "overprovision", "reuse_instance_ids",
+    "scale_out_error",
 )
 _INSTANCE_KEYS = (
     "id", "zone", "fault_domain", "power", "health", "protect_from_scale_set_actions",
@@ -315,9 +325,12 @@ def scenario_from_dict(data: dict) -> Scenario:
         out["orchestration_mode"] = _choice(data["orchestration_mode"], ORCHESTRATION_MODES, "orchestration_mode")
     if "upgrade_mode" in data:
         out["upgrade_mode"] = _choice(data["upgrade_mode"], UPGRADE_MODES, "upgrade_mode")
-    for key in ("health_extension", "rolling_upgrade_in_progress"):
+    for key in ("health_extension", "rolling_upgrade_in_progress", "overprovision",
+                "reuse_instance_ids"):
         if key in data:
             out[key] = _bool(data[key], key)
+    if data.get("scale_out_error") is not None:
+        out["scale_out_error"] = _choice(data["scale_out_error"], SCALE_OUT_ERRORS, "scale_out_error")
     for key in ("page_size", "token_lifetime_seconds", "github_oidc_token_lifetime_seconds"):
         if key in data:
             out[key] = _int(data[key], key, 1)
@@ -334,7 +347,12 @@ def scenario_from_dict(data: dict) -> Scenario:
         out["faults"] = _faults(data["faults"])
     if "events" in data:
         out["events"] = _events(data["events"])
-    _check_mode_keys(out.get("orchestration_mode", Scenario.orchestration_mode), out["instances"])
+    mode = out.get("orchestration_mode", Scenario.orchestration_mode)
+    _check_mode_keys(mode, out["instances"])
+    if out.get("overprovision") and mode != "Uniform":
+        # Learn, virtual-machine-scale-sets-design-overview: Uniform orchestration only.
+        raise ScenarioError("scenario: overprovision = true needs orchestration_mode Uniform "
+                            f"(this scenario is {mode}); Azure overprovisions Uniform sets only")
     return Scenario(**out)
 
 
