@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import Callable
 
@@ -30,6 +31,8 @@ class Instance:
     health: str | None = None  # vmHealth code; None when the instance view has no vmHealth
     protected: bool = False  # protectionPolicy.protectFromScaleSetActions
     standby: bool = False  # Flexible: instanceView.isVMInStandbyPool (parked, serves nothing)
+    # timeCreated: with the id, it tells an instance from a later one that reuses its id
+    time_created: datetime | None = None
 
     @property
     def in_service_candidate(self) -> bool:
