@@ -199,6 +199,7 @@ def instance_from_sdk(vm: Any) -> Instance:
         zone=(vm.zones or [None])[0],
         fault_domain=view.platform_fault_domain if view is not None else None,
         protected=bool(protection and protection.protect_from_scale_set_actions),
+        time_created=props.time_created if props is not None else None,
         **_observed(props),
     )
 
@@ -218,6 +219,7 @@ def instance_from_vm(vm: Any) -> Instance:
         zone=(vm.zones or [None])[0],
         fault_domain=fault_domain,
         standby=bool(view is not None and view.is_vm_in_standby_pool),
+        time_created=props.time_created if props is not None else None,
         **_observed(props),
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import Callable
 
@@ -33,6 +34,8 @@ class Instance:
     # False when the list left vmHealth out (a Flexible set's VM list may): the instance is
     # then judged on provisioning and power, or by its own instance view while in flight.
     health_listed: bool = True
+    # timeCreated: with the id, it tells an instance from a later one that reuses its id
+    time_created: datetime | None = None
 
     @property
     def in_service_candidate(self) -> bool:

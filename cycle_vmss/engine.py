@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from typing import Callable
 
 from .clock import Clock
 from .compute import (
@@ -66,6 +67,7 @@ class _Rollout:
         self.run_state: RunState | None = None
         self.plan: Plan | None = None
         self.plan_report: dict | None = None
+        self.surge: set[tuple] = set()  # the surge's own instances, as (id, timeCreated)
         self.ops: dict[str, Operation] = {}
         self.capacity = {"before": None, "during": None, "after": None}
         self.warnings: list[str] = []
@@ -174,59 +176,87 @@ class _Rollout:
         # Capacity is absolute: raised from what it is now, not from preflight's reading, so an
         # instance others added or removed meanwhile is not undone (or doubled) by ours; and the
         # instances there now are known, so others' earlier additions are never taken as ours.
-        known = set(self.first)
+        known = {_identity(i) for i in self.first.values()}
         try:
             current = self.port.get_scale_set().capacity
-            known |= {i.id for i in self.port.list_instances()}
+            known |= {_identity(i) for i in self.port.list_instances()}
         except AzureError:
             current = before
         target = current + budget.surge
         self._emit("capacity", data={"from": current, "to": target})
-        op = self._write(lambda: self.port.begin_set_capacity(target), "raise the capacity")
+        try:
+            op = self.port.begin_set_capacity(target)
+        except (Forbidden, AuthenticationFailed, Locked) as err:  # a lock on the set: not allowed
+            raise _Stop("failed" if self.wrote else "refused",
+                        f"cannot raise the capacity: {err}") from None
+        except AzureError as err:
+            if err.status is not None and 400 <= err.status < 500 and err.status != 429:
+                # Refused outright (a quota): Azure changed nothing.
+                raise self._surge_failed(current, target, known, err.code or "RequestFailed",
+                                         str(err)) from None
+            raise _Stop("failed", f"cannot raise the capacity: {err}",  # throttled, or unknown
+                        Failure(None, err.code or "RequestFailed", str(err))) from None
+        self.wrote = True
         self.capacity["during"] = self.capacity["after"] = target
-        status, instances = self._await(op, f"raising the capacity to {target}")
+        status, _ = self._await(op, f"raising the capacity to {target}")
         if status.state is not OperationState.SUCCEEDED:
-            raise _Stop("failed", f"raising the capacity from {current} to {target} for the surge "
-                                  f"ended {status.state.value} ({status.error_code}: "
-                                  f"{status.error_message})",
-                        Failure(None, status.error_code or status.state.value,
-                                status.error_message or ""))
-        # The instances that appeared since our capacity change. Azure numbers new instances
-        # upwards, so if others added some meanwhile, theirs are newer: ours are the oldest.
-        new = sorted((i.id for i in instances if i.id not in known), key=id_key)
-        self.run_state = replace(self.run_state, surge_ids=frozenset(new[:budget.surge]))
+            code = status.error_code or status.state.value
+            raise self._surge_failed(current, target, known, code, f"{code}: {status.error_message}")
+        # Ours are the instances there once Azure has deleted the extras of an overprovisioned
+        # scale-out that were not there before, by id and timeCreated (Azure reuses ids, in no
+        # order). Others' additions after our change are newer: ours are the oldest.
+        _, instances = self._await_capacity(f"raising the capacity to {target}")
+        new = sorted((i for i in instances if _identity(i) not in known), key=_created_order)
+        self.surge = {_identity(i) for i in new[:budget.surge]}
+        self.run_state = replace(self.run_state, surge_ids=frozenset(i for i, _ in self.surge))
         return True
 
+    def _surge_failed(self, current: int, target: int, known: set, code: str, said: str) -> _Stop:
+        """The surge's capacity change failed, before any reimage. The instances it left (an
+        AllocationFailed scale-out keeps its failed ones) are deleted and the capacity written
+        back, so the run ends having changed nothing: a refusal (exit 2), like a lock's."""
+        failed = (f"scale set {self.s.scale_set_name}: raising the capacity from {current} to "
+                  f"{target} for the surge failed ({said})")
+        failure = Failure(None, code, said)
+        try:
+            left = sorted((i.id for i in self.port.list_instances() if _identity(i) not in known),
+                          key=id_key)
+            if left:
+                self._await_succeeded(lambda: self.port.begin_delete_instances(left),
+                                      f"deleting the instances it left ({', '.join(left)})")
+            if self.port.get_scale_set().capacity != current:
+                self._await_succeeded(lambda: self.port.begin_set_capacity(current),
+                                      f"setting the capacity back to {current}")
+            self.capacity["after"], _ = self._await_capacity(f"setting the capacity back to {current}")
+        except AzureError as err:
+            return _Stop("failed", f"{failed}, and putting the capacity back failed too ({err}): "
+                                   f"set it back to {current} yourself", failure)
+        return _Stop("refused", f"{failed}; the capacity is back at {current} and no instance was "
+                                f"reimaged: {_scale_out_advice(code, said)}", failure)
+
     def _restore(self) -> None:
-        surge_ids = sorted(self.run_state.surge_ids, key=id_key)
         before = self.capacity["before"]
-        if not surge_ids and self.capacity["during"] == before:
+        if not self.surge and self.capacity["during"] == before:
             return
         self._phase("restore")
-        if surge_ids:
-            try:
-                op = self.port.begin_delete_instances(surge_ids)
-            except AzureError as err:
-                raise self._restore_failed(f"deleting surge instances {', '.join(surge_ids)}: {err}")
-            status, _ = self._await(op, f"deleting surge instances {', '.join(surge_ids)}")
-            if status.state is not OperationState.SUCCEEDED:
-                raise self._restore_failed(f"deleting surge instances {', '.join(surge_ids)} ended "
-                                           f"{status.state.value} ({status.error_code})")
-        self.run_state = replace(self.run_state, surge_ids=frozenset())
         try:
+            # Only the surge's own instances: an id that a later instance took is not ours.
+            ours = sorted((i.id for i in self.port.list_instances() if _identity(i) in self.surge),
+                          key=id_key)
+            if ours:
+                self._await_succeeded(lambda: self.port.begin_delete_instances(ours),
+                                      f"deleting surge instances {', '.join(ours)}")
+            self.run_state = replace(self.run_state, surge_ids=frozenset())
             now_capacity = self.port.get_scale_set().capacity
             # Deleting the surge instances lowered the capacity by as many; anything above
             # `before` now was added by someone else, and a scale-in would delete theirs.
             # Only a surge whose instances were never identified is undone by capacity.
-            if now_capacity > before and not surge_ids:
-                op = self.port.begin_set_capacity(before)
-                status, _ = self._await(op, f"setting the capacity back to {before}")
-                if status.state is not OperationState.SUCCEEDED:
-                    raise self._restore_failed(f"setting the capacity back to {before} ended "
-                                               f"{status.state.value} ({status.error_code})")
-                now_capacity = before
+            if now_capacity > before and not self.surge:
+                self._await_succeeded(lambda: self.port.begin_set_capacity(before),
+                                      f"setting the capacity back to {before}")
+            now_capacity, _ = self._await_capacity(f"setting the capacity back to {before}")
         except AzureError as err:
-            raise self._restore_failed(f"setting the capacity back to {before}: {err}")
+            raise self._restore_failed(str(err))
         self._emit("capacity", data={"from": self.capacity["during"], "to": now_capacity})
         self.capacity["after"] = now_capacity
 
@@ -235,16 +265,17 @@ class _Rollout:
                f"capacity is {self.capacity['during']}, it was {self.capacity['before']}")
         return _Stop("failed", msg, Failure(None, "RestoreFailed", msg))
 
-    def _write(self, call, what: str) -> Operation:
+    def _await_succeeded(self, start: Callable[[], Operation], what: str) -> None:
+        """Start a scale-set operation of the surge or restore and follow it to its end; one
+        that cannot start or fails is an AzureError saying `what`."""
         try:
-            op = call()
-        except (Forbidden, AuthenticationFailed, Locked) as err:  # a lock on the set: not allowed
-            raise _Stop("failed" if self.wrote else "refused", f"cannot {what}: {err}") from None
+            op = start()
         except AzureError as err:
-            raise _Stop("failed", f"cannot {what}: {err}",
-                        Failure(None, err.code or "RequestFailed", str(err))) from None
-        self.wrote = True
-        return op
+            raise AzureError(f"{what}: {err}", code=err.code, status=err.status) from None
+        status, _ = self._await(op, what)
+        if status.state is not OperationState.SUCCEEDED:
+            raise AzureError(f"{what} ended {status.state.value} ({status.error_code})",
+                             code=status.error_code)
 
     def _await(self, op: Operation, what: str):
         """Follow one scale-set operation to its end: each check is a pass (its status, then one
@@ -267,6 +298,33 @@ class _Rollout:
                 raise _Stop("failed", f"{what} did not finish within "
                                       f"{self.s.timeout_minutes} minutes",
                             Failure(None, "Timeout", f"{what} did not finish"))
+
+    def _await_capacity(self, what: str) -> tuple[int, tuple[Instance, ...]]:
+        """The capacity and the instances once the set holds as many instances as its capacity.
+        A scale-set operation ends before that: Azure deletes the extra instances of an
+        overprovisioned scale-out itself, after it succeeded, and deleted instances stay listed
+        while they go. Checked at once, then every poll; bounded by timeout-minutes."""
+        deadline = self.clock.now() + self.plan.timeout_seconds
+        while True:
+            try:
+                capacity = self.port.get_scale_set().capacity
+                instances = self.port.list_instances()
+            except AzureError as err:
+                if self.clock.now() >= deadline:
+                    raise _Stop("failed", f"{what}: {err}") from None
+            else:
+                self._observe_states(instances)
+                count = sum(1 for i in instances if not i.standby)  # standby VMs are not capacity
+                if count == capacity:
+                    return capacity, instances
+                if self.clock.now() >= deadline:
+                    raise _Stop("failed", f"{what}: the set still has {count} instances for a "
+                                          f"capacity of {capacity} after {self.s.timeout_minutes} "
+                                          f"minutes", Failure(None, "Timeout", f"{what} did not settle"))
+                self._wait_event(f"{what}: {count} instances for a capacity of {capacity}; waiting "
+                                 f"until Azure has removed the extra ones")
+            if not self._sleep(self.s.poll_interval_seconds):
+                raise _Stop("cancelled", f"cancelled while {what}")
 
     # --- rolling passes ---------------------------------------------------------------------
 
@@ -521,6 +579,27 @@ class _Rollout:
                                result=result, message=message, failure=failure,
                                plan=self.plan_report, capacity=self.capacity,
                                requests=self.port.counts, warnings=self.warnings, instances=rows)
+
+
+def _identity(instance: Instance) -> tuple:
+    """An instance as distinct from a later one that reuses its id."""
+    return instance.id, instance.time_created
+
+
+def _created_order(instance: Instance) -> tuple:
+    created = instance.time_created
+    return (created is None, created.timestamp() if created else 0.0, id_key(instance.id))
+
+
+def _scale_out_advice(code: str, said: str) -> str:
+    """What to do about a scale-out Azure refused or could not carry out."""
+    if "allocation" in code.lower():
+        advice = "Azure has no room for more of this VM size there now; run again later"
+    elif "quota" in said.lower():
+        advice = "request more quota for this VM size's family in the region"
+    else:
+        advice = "fix what Azure said"
+    return f"{advice}, or run with max-surge 0 to reimage without a surge"
 
 
 def _duration(seconds: float) -> str:

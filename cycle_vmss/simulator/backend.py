@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+import math
 import re
 import threading
 from dataclasses import dataclass, field, replace
@@ -37,6 +38,11 @@ from .scenario import FLAPS, Event, InstanceSpec, Scenario, Timings, load_scenar
 # The one `$filter` ARM takes on a resource group's VM list.
 _VMSS_FILTER = re.compile(r"\s*'virtualMachineScaleSet/id'\s+eq\s+'([^']+)'\s*", re.IGNORECASE)
 _ENTITY_NOT_FOUND = "The entity was not found in this Azure location."
+# Learn, troubleshoot allocation-failure (and Azure/AKS#1272, a scale-out that hit it).
+_ALLOCATION_FAILED = ("Allocation failed. We do not have sufficient capacity for the requested VM "
+                      "size in this region. Read more about improving likelihood of allocation "
+                      "success at http://aka.ms/allocation-guidance")
+_VM_CORES = 2  # of the simulated VM size, Standard_D2s_v3 (bodies.VM_SIZE)
 
 
 def _id_key(instance_id: str) -> tuple:
@@ -94,6 +100,7 @@ class _Vm:
     timings: Timings
     created: float | None  # None for instances that existed at the start
     locked: bool = False  # Flexible: a resource lock on the VM (its reimage answers ScopeLocked)
+    extra: bool = False  # an overprovisioned instance: Azure deletes it, the capacity omits it
     op_id: str | None = None  # the operation in flight on this instance
     gen: int = 0  # bumped when an instance's course changes; stale transitions are dropped
     deleting: bool = False
@@ -147,6 +154,7 @@ class Backend:
         self._ops: dict[str, _Operation] = {}
         self._scale_set_ops: set[str] = set()
         self._next_id = 0
+        self._freed: set[str] = set()  # ids of deleted instances, for `reuse_instance_ids`
         self._unique_id = self.randomness.guid()
         self.capacity = 0
         # introspection
@@ -362,7 +370,7 @@ class Backend:
                 vms.append(vm)
             op = self._new_op("delete")
             self._scale_set_ops.add(op.id)
-            self._begin_deletes(vms, op)
+            self._begin_deletes(vms, op, by="request")
             self._advance()
             return op.id
 
@@ -421,8 +429,9 @@ class Backend:
                     "reimages": [dict(r) for r in h["reimages"]],
                     "created": h["created"], "deleted": h["deleted"],
                 }
-                if h.get("created_by"):  # "capacity" (a capacity change) or "event" (someone else)
-                    instances[instance_id]["created_by"] = h["created_by"]
+                for key in ("created_by", "deleted_by"):  # see _create and _begin_deletes
+                    if h.get(key):
+                        instances[instance_id][key] = h[key]
             return {
                 "start": self.start,
                 "now": self._t,
@@ -458,6 +467,10 @@ class Backend:
     def _add_vm(self, spec: InstanceSpec, *, created: float | None) -> _Vm:
         instance_id = self._names.get(spec.id) or self._new_name(spec.id)
         self._names[spec.id] = instance_id
+        if instance_id in self._hist:  # a reused id: the earlier holder's record moves aside
+            self._settle()  # its removal is recorded first
+            earlier = sum(1 for key in self._hist if key.startswith(f"{instance_id}#")) + 1
+            self._hist[f"{instance_id}#{earlier}"] = self._hist.pop(instance_id)
         self._rev += 1
         state = VmSnapshot(
             id=instance_id, vm_id=self.randomness.guid(),
@@ -603,6 +616,9 @@ class Backend:
         if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int)
                                      or capacity < 0):
             raise BadRequest(f"The value {capacity!r} of parameter 'sku.capacity' is not valid.")
+        added = capacity - len(self._live()) if capacity is not None else 0
+        if added > 0 and self.scenario.scale_out_error == "quota":
+            raise self._quota_exceeded(added)
         op = self._new_op("update")
         if capacity is not None:
             self._scale_set_ops.add(op.id)
@@ -613,8 +629,10 @@ class Backend:
         return self._scale_set(), op.id
 
     def _live(self) -> list[_Vm]:
-        """The instances the capacity counts: standby-pool VMs are not part of it."""
-        return [vm for vm in self._sorted_vms() if not vm.deleting and not vm.state.standby]
+        """The instances the capacity counts: standby-pool VMs and the extra instances of an
+        overprovisioned scale-out are not part of it."""
+        return [vm for vm in self._sorted_vms()
+                if not vm.deleting and not vm.state.standby and not vm.extra]
 
     def _change_capacity(self, capacity: int, op: _Operation | None) -> None:
         live = self._live()
@@ -624,14 +642,23 @@ class Backend:
             # Scale-in removes the highest ids; protected instances are left alone.
             candidates = [vm for vm in live if not vm.state.protected]
             victims = candidates[max(len(candidates) - (len(live) - capacity), 0):]
-            self._begin_deletes(victims, op, adjust_capacity=False)
+            self._begin_deletes(victims, op, adjust_capacity=False, by="scale-in")
         self._set_capacity_value(capacity)
 
     def _create(self, count: int, op: _Operation | None) -> None:
+        """`count` new instances, by a capacity change or (op kind `create`) by someone else.
+        A capacity change fails with the scenario's `scale_out_error` (AllocationFailed), or
+        on an overprovisioned set also creates 20% more (at least one) as extras."""
+        by_capacity = op is None or op.kind != "create"
+        failing = by_capacity and self.scenario.scale_out_error == "AllocationFailed"
+        # Overprovisioning adds 20% more, at least one (the rule the scenario key documents).
+        extras = max(1, math.ceil(count * 0.2)) \
+            if by_capacity and self.scenario.overprovision and not failing else 0
         timings = self.scenario.timings
         zones = self.scenario.zones
-        for _ in range(count):
-            reference = str(self._next_id)
+        new = []
+        for _ in range(count + extras):
+            reference = self._new_instance_id()
             # New instances go to the zone with the fewest live instances, as Azure balances.
             if zones:
                 per_zone = {z: 0 for z in zones}
@@ -644,16 +671,36 @@ class Backend:
                 zone, fault_domain = None, self._next_id % 5
             spec = InstanceSpec(reference, zone, fault_domain, timings=timings)
             vm = self._add_vm(spec, created=self._t)
-            self._hist[vm.id]["created_by"] = "event" if op is not None and op.kind == "create" \
-                else "capacity"
+            self._hist[vm.id]["created_by"] = "capacity" if by_capacity else "event"
             self._set(vm, provisioning="creating", power="starting", health=None)
             gen = vm.gen
             if op is not None:
                 op.pending.add(vm.id)
                 vm.op_id = op.id
-            self._schedule(self._t + timings.create_seconds, self._created, vm, gen, op)
+            self._schedule(self._t + timings.create_seconds, self._created, vm, gen, op, failing)
+            new.append(vm)
+        # Azure keeps whichever instances succeeded first, so the extras it deletes follow no
+        # id order (Learn, virtual-machine-scale-sets-design-overview: it "deletes the extra VMs
+        # once the requested number of VMs are successfully provisioned"): a random draw.
+        for vm in self.randomness.sample(new, extras):
+            vm.extra = True
 
-    def _created(self, vm: _Vm, gen: int, op: _Operation | None) -> None:
+    def _new_instance_id(self) -> str:
+        """A new instance's reference: the next id upwards, or with `reuse_instance_ids` the lowest id freed by a deletion
+        (Azure gives no order and may reuse ids: Learn, virtual-machine-scale-sets-instance-ids)."""
+        if self.scenario.reuse_instance_ids and self._freed:
+            reused = min(self._freed, key=lambda i: _id_key(self._suffix(i)))
+            self._freed.discard(reused)
+            return reused
+        return str(self._next_id)
+
+    def _created(self, vm: _Vm, gen: int, op: _Operation | None, failing: bool) -> None:
+        if failing and vm.gen == gen and vm.id in self._vms:
+            # Learn, troubleshoot allocation-failure: the operation fails with AllocationFailed
+            # and the instances it started stay, provisioning failed, until deleted.
+            self._set(vm, provisioning="failed", power="deallocated", error_code="AllocationFailed")
+            self._finish_part(op, vm, "Failed", {"code": "AllocationFailed", "message": _ALLOCATION_FAILED})
+            return
         if op is not None and vm.id in op.pending:
             op.pending.discard(vm.id)
             if vm.op_id == op.id:
@@ -666,12 +713,35 @@ class Backend:
         self._set(vm, provisioning="succeeded", power="running",
                   health="initializing" if health_on else "healthy")
         self._at(vm, gen, self._t + vm.timings.health_seconds, health="healthy")
+        if vm.extra:
+            self._schedule(self._t + vm.timings.overprovision_delete_seconds, self._delete_extra,
+                           vm, gen)
 
-    def _begin_deletes(self, vms: list[_Vm], op: _Operation | None, *,
+    def _delete_extra(self, vm: _Vm, gen: int) -> None:
+        if vm.gen == gen and vm.id in self._vms and not vm.deleting:
+            self._begin_deletes([vm], None, by="overprovision")
+
+    def _quota_exceeded(self, added: int) -> OperationNotAllowed:
+        """A scale-out past the regional cores quota, refused at once: 409 OperationNotAllowed
+        in the words of nforgeio/neonKUBE#1671 (Learn: azure-resource-manager error-resource-quota)."""
+        usage = _VM_CORES * len(self._live())
+        more = _VM_CORES * added
+        return OperationNotAllowed(
+            "Operation could not be completed as it results in exceeding approved Total Regional "
+            f"Cores quota. Additional details - Deployment Model: Resource Manager, Location: "
+            f"{self.scenario.location}, Current Limit: {usage}, Current Usage: {usage}, Additional "
+            f"Required: {more}, (Minimum) New Limit Required: {usage + more}. Submit a request for "
+            "Quota increase at https://aka.ms/ProdportalCRP by specifying parameters listed in the "
+            "'Details' section for deployment to succeed.")
+
+    def _begin_deletes(self, vms: list[_Vm], op: _Operation | None, *, by: str,
                        adjust_capacity: bool = True) -> None:
+        """Delete `vms`; `by` says who, for the history: `request` (a client's delete call),
+        `scale-in`, `event` (someone else), `overprovision` (Azure, its extra instances)."""
         for vm in vms:
             if vm.deleting:
                 continue
+            self._hist[vm.id]["deleted_by"] = by
             if vm.op_id is not None and vm.op_id in self._ops:
                 # A delete preempts whatever ran on the instance, as Azure does.
                 other = self._ops[vm.op_id]
@@ -698,6 +768,7 @@ class Backend:
         self._order = None
         self._hist[vm.id]["deleted"] = self._t
         self._dirty.add(vm.id)
+        self._freed.add(vm.id)
         if op is not None:
             op.pending.discard(vm.id)
             if not op.pending and op.end is None:
@@ -721,7 +792,7 @@ class Backend:
             if vm is None:
                 record["skipped"] = "no such instance"
                 return
-            self._begin_deletes([vm], None)
+            self._begin_deletes([vm], None, by="event")
         elif event.add_instances:
             # Instances created by someone else are busy until created, like any others.
             self._create(event.add_instances, self._new_op("create"))

@@ -93,7 +93,7 @@ def scale_set(scenario: Scenario, snapshot: ScaleSetSnapshot) -> dict:
                 "extensionProfile": {"extensions": _extensions(s)},
             },
             "provisioningState": "Updating" if snapshot.updating else "Succeeded",
-            "overprovision": False,
+            "overprovision": s.overprovision,
             "doNotRunExtensionsOnOverprovisionedVMs": False,
             "uniqueId": snapshot.unique_id,
             "timeCreated": iso(snapshot.time_created),

@@ -29,6 +29,10 @@ class Randomness:
         """True with `probability`."""
         return self._state.random() < probability
 
+    def sample(self, population: list, k: int) -> list:
+        """`k` distinct members of `population`, in no particular order."""
+        return self._state.sample(population, k)
+
     def request_guid(self) -> str:
         return str(_uuid4(self._requests))
 

@@ -20,6 +20,9 @@ ON_REIMAGE = ("ok", "fail", "never-healthy", "flap")
 FLAPS = 2
 ORCHESTRATION_MODES = ("Uniform", "Flexible")
 FLEXIBLE_VM_NAMES = ("index", "guid")
+# How a capacity increase fails: `AllocationFailed` (accepted; the operation and the new
+# instances end failed) or `quota` (refused at once: 409 OperationNotAllowed, cores quota).
+SCALE_OUT_ERRORS = ("AllocationFailed", "quota")
 UPGRADE_MODES = ("Manual", "Automatic", "Rolling")
 FAULT_DOMAIN_COUNT = 5  # Azure's default spread for a regional set
 
@@ -47,6 +50,9 @@ class Timings:
     health_seconds: float = 1
     create_seconds: float = 3
     delete_seconds: float = 1
+    # Overprovisioning: Azure starts deleting its extra instances this long after the requested
+    # ones succeeded (the extras are ready meanwhile).
+    overprovision_delete_seconds: float = 2
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,9 @@ class Scenario:
     # instance view keeps it), as Azure may.
     flexible_vm_names: str = "index"
     flexible_list_omits_health: bool = False
+    overprovision: bool = False  # Uniform: a scale-out creates extra instances, then deletes them
+    reuse_instance_ids: bool = False  # freed ids are given to later instances
+    scale_out_error: str | None = None  # one of SCALE_OUT_ERRORS: every capacity increase fails
     tenant_id: str = DEFAULT_TENANT_ID
     client_id: str = DEFAULT_CLIENT_ID
     client_secret: str = DEFAULT_CLIENT_SECRET
@@ -133,7 +142,8 @@ _TOP_KEYS = (
     "github_oidc_token_lifetime_seconds", "timings",
     "instances", "zones", "faults", "events", "rolling_upgrade_in_progress",
     "flexible_vm_names", "flexible_list_omits_health", "tenant_id",
-    "client_id", "client_secret", "github_oidc_token",
+    "client_id", "client_secret", "github_oidc_token", "overprovision", "reuse_instance_ids",
+    "scale_out_error",
 )
 _INSTANCE_KEYS = (
     "id", "zone", "fault_domain", "power", "health", "protect_from_scale_set_actions",
@@ -326,9 +336,12 @@ def scenario_from_dict(data: dict) -> Scenario:
     if "flexible_vm_names" in data:
         out["flexible_vm_names"] = _choice(data["flexible_vm_names"], FLEXIBLE_VM_NAMES,
                                            "flexible_vm_names")
-    for key in ("health_extension", "rolling_upgrade_in_progress", "flexible_list_omits_health"):
+    for key in ("health_extension", "rolling_upgrade_in_progress", "flexible_list_omits_health",
+                "overprovision", "reuse_instance_ids"):
         if key in data:
             out[key] = _bool(data[key], key)
+    if data.get("scale_out_error") is not None:
+        out["scale_out_error"] = _choice(data["scale_out_error"], SCALE_OUT_ERRORS, "scale_out_error")
     for key in ("page_size", "token_lifetime_seconds", "github_oidc_token_lifetime_seconds"):
         if key in data:
             out[key] = _int(data[key], key, 1)
@@ -347,6 +360,11 @@ def scenario_from_dict(data: dict) -> Scenario:
         out["events"] = _events(data["events"])
     scenario = Scenario(**out)
     _check_flexible_keys(scenario)
+    if scenario.overprovision and scenario.orchestration_mode != "Uniform":
+        # Learn, virtual-machine-scale-sets-design-overview: Uniform orchestration only.
+        raise ScenarioError("scenario: overprovision = true needs orchestration_mode Uniform "
+                            f"(this scenario is {scenario.orchestration_mode}); Azure "
+                            "overprovisions Uniform sets only")
     return scenario
 
 

@@ -67,9 +67,23 @@ class Record:
         self.case = case
         self.specs = {str(s["id"]): s for s in case.scenario["instances"]}
         events = [e for e in self.h["events"] if "skipped" not in e]
-        self.deleted_by_event = {e["delete_instance"]: e["time"] for e in events if "delete_instance" in e}
+        # History keys are per instance: an earlier holder of a reused id is `<id>#<n>`.
+        self.deleted_by_event = {self.holder(e["delete_instance"], e["time"]): e["time"]
+                                 for e in events if "delete_instance" in e}
         self.added_at = [e["time"] for e in events for _ in range(e.get("add_instances") or 0)]
         self.event_adds = sum(e.get("add_instances") or 0 for e in events)
+
+    def holder(self, iid: str, t: float) -> str:
+        """The history key of the instance that had id `iid` at `t`."""
+        return next(k for k in self.h["instances"] if k.split("#")[0] == iid and self.exists(k, t))
+
+    def original(self, iid: str) -> str:
+        """The history key of the scenario's instance `iid` (its id may have been reused)."""
+        return iid if self.h["instances"][iid]["created"] is None else f"{iid}#1"
+
+    def spec(self, key: str) -> dict:
+        """The scenario's spec of the instance with this history key ({} for a new one)."""
+        return self.specs.get(key.split("#")[0], {}) if self.h["instances"][key]["created"] is None else {}
 
     def exists(self, iid: str, t: float) -> bool:
         rec = self.h["instances"][iid]
@@ -105,7 +119,7 @@ class Record:
         n = 0
         surge = self.surge_created()
         for iid, rec in self.h["instances"].items():
-            spec = self.specs.get(iid, {})
+            spec = self.spec(iid)
             if not self.exists(iid, t) or self.deleting(iid, t) or iid in surge:
                 continue
             if spec.get("power", "running") != "running":
@@ -153,7 +167,7 @@ def check(case: Case, backend, report: dict) -> Record:
     budget = budget_for(case, n0)
     removed_from_n0 = {i: h["instances"][i]["deleted"] for i in rec.deleted_by_event
                        if h["instances"][i]["deleted"] is not None and rec.exists(i, t0)
-                       and not rec.deleting(i, t0) and specs.get(i, {}).get("power", "running") == "running"}
+                       and not rec.deleting(i, t0) and rec.spec(i).get("power", "running") == "running"}
 
     def r_min(t: float) -> int:
         gone = sum(1 for at in removed_from_n0.values() if at <= t)
@@ -209,7 +223,7 @@ def check(case: Case, backend, report: dict) -> Record:
         raced = any(since < e["time"] <= patches[0] for e in h["events"]
                     if "skipped" not in e and ("add_instances" in e or "delete_instance" in e))
     for iid, r in h["instances"].items():
-        if r["deleted"] is not None and iid not in rec.deleted_by_event and not raced:
+        if r.get("deleted_by") in ("request", "scale-in") and not raced:
             assert iid in surge_created, f"invariant 3: instance {iid} was deleted by the run but is not a surge instance"
 
     # 4. Every in-scope instance ends reimaged and ready, skipped, removed, or the run failed
@@ -217,6 +231,7 @@ def check(case: Case, backend, report: dict) -> Record:
     end = h["now"]
     if result == "succeeded":
         for iid in sorted(scope - untouchable):
+            iid = rec.original(iid)
             r = h["instances"][iid]
             if iid in rec.deleted_by_event and (r["deleted"] is not None or rec.deleting(iid, end)):
                 continue  # removed by someone else
@@ -242,8 +257,8 @@ def check(case: Case, backend, report: dict) -> Record:
     # 5. On success the capacity is back (give or take what others added or removed); on a
     #    failure the report says where the run left it.
     initial = len(specs)
-    removed = sum(1 for i in rec.deleted_by_event if h["instances"][i]["deleted"] is not None
-                  or rec.deleting(i, end))
+    removed = sum(1 for i in rec.deleted_by_event if i not in surge_created  # theirs, not ours
+                  and (h["instances"][i]["deleted"] is not None or rec.deleting(i, end)))
     if result == "succeeded":
         live_surge = [i for i in surge_created if h["instances"][i]["deleted"] is None]
         assert raced or not live_surge, f"invariant 5: surge instances {live_surge} left after success"

@@ -95,7 +95,8 @@ def cases(draw) -> Case:
         faults["conflict_first_reimage"] = draw(st.lists(st.sampled_from(ids), min_size=1, max_size=4))
     page_size = draw(st.sampled_from([100, 100, 7, 25]))
     scenario = {"instances": instances, "zones": zones, "health_extension": extension,
-                "timings": timings, "events": events, "faults": faults, "page_size": page_size}
+                "timings": timings, "events": events, "faults": faults, "page_size": page_size,
+                "overprovision": draw(st.booleans()), "reuse_instance_ids": draw(st.booleans())}
 
     raw = {"resource_group": RG, "scale_set_name": NAME,
            "max_unavailable": _budget(draw, n, surge=False), "max_surge": _budget(draw, n, surge=True),
@@ -134,7 +135,11 @@ def _tally(case: Case, backend, report: dict) -> None:
                        for s in case.scenario["instances"])
     for trait in TALLIED_TRAITS:
         STATS[f"instances {trait}"] += specials[trait]
-    for event in backend.history()["events"]:
+    history = backend.history()
+    STATS["instances overprovisioned"] += sum(r.get("deleted_by") == "overprovision"
+                                              for r in history["instances"].values())
+    STATS["ids reused"] += sum("#" in key for key in history["instances"])
+    for event in history["events"]:
         kind = "health" if "health" in event else "delete" if "delete_instance" in event else "add"
         STATS[f"events {kind}"] += 1
 
@@ -183,6 +188,15 @@ BASE = {"resource_group": RG, "scale_set_name": NAME}
     raw={**BASE, "max_unavailable": "100%", "max_surge": "28%", "timeout_minutes": "1",
          "poll_interval_seconds": "14", "ignore_availability": "true", "reimage_all": "true",
          "instance_ids": "1 0 4 6 2 5 3"}))
+@example(Case(  # overprovisioned: the lowest new ids were taken as the surge, Azure's extras among them
+    scenario={"instances": [{"id": "0"}, {"id": "1"}, {"id": "2"}], "zones": [], "health_extension": True,
+              "faults": {}, "timings": FAST, "events": [], "overprovision": True},
+    raw={**BASE, "max_unavailable": "1", "max_surge": "2", "poll_interval_seconds": "1"}))
+@example(Case(  # the surge's id went to someone else's new instance: restore deleted theirs
+    scenario={"instances": [{"id": "0"}, {"id": "1"}, {"id": "2"}], "zones": [], "health_extension": True,
+              "faults": {}, "timings": {**FAST, "reimage_seconds": 30}, "reuse_instance_ids": True,
+              "events": [{"at_seconds": 12, "delete_instance": "3"}, {"at_seconds": 14, "add_instances": 1}]},
+    raw={**BASE, "max_unavailable": "1", "max_surge": "1", "poll_interval_seconds": "10"}))
 @given(cases())
 def keeps_the_five_invariants(case: Case):
     note(f"scenario={case.scenario!r}")
@@ -205,6 +219,7 @@ def test_every_randomized_run_keeps_the_five_invariants(capsys):
     assert STATS["examples"] >= hypothesis_settings.default.max_examples
     missing = [kind for kind in ("throttled (429)", "server errors (5xx)", "409 on a first reimage",
                                  "events health", "events delete", "events add",
+                                 "instances overprovisioned", "ids reused",
                                  *(f"instances {trait}" for trait in TALLIED_TRAITS))
                if not STATS[kind]]
     assert not missing, f"no randomized run drew: {', '.join(missing)}"
