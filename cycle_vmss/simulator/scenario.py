@@ -15,11 +15,12 @@ from typing import Any
 POWER_STATES = ("running", "stopped", "deallocated")
 HEALTH_STATES = ("healthy", "unhealthy", "unknown", "initializing")
 # `flap`: after the reimage, health goes healthy/unhealthy `FLAPS` times (each health_seconds)
-# before it stays healthy.
-ON_REIMAGE = ("ok", "fail", "never-healthy", "flap")
+# before it stays healthy. `preempted`: the first reimage ends Canceled / OperationPreempted.
+ON_REIMAGE = ("ok", "fail", "never-healthy", "flap", "preempted")
 FLAPS = 2
 ORCHESTRATION_MODES = ("Uniform", "Flexible")
 UPGRADE_MODES = ("Manual", "Automatic", "Rolling")
+REPAIR_ACTIONS = ("Replace", "Reimage", "Restart")  # automaticRepairsPolicy.repairAction
 FAULT_DOMAIN_COUNT = 5  # Azure's default spread for a regional set
 
 # Deterministic identities so a client can be configured before the simulator starts.
@@ -82,9 +83,20 @@ class InstanceSpec:
 
 
 @dataclass(frozen=True)
+class AutomaticRepairs:
+    """The set's `automaticRepairsPolicy`: an instance unhealthy for `grace_minutes` after its
+    last state change is repaired by `action` (Azure allows 10 to 90 minutes; any is taken)."""
+
+    enabled: bool = True
+    grace_minutes: float = 30
+    action: str = "Replace"
+
+
+@dataclass(frozen=True)
 class Event:
     """Exactly one of: `health` (for `instance`, optionally only `for_seconds`),
-    `delete_instance`, `add_instances`."""
+    `delete_instance`, `add_instances`, `preempt_operation` (an instance whose reimage ends
+    Canceled / OperationPreempted)."""
 
     at_seconds: float
     instance: str | None = None
@@ -92,6 +104,7 @@ class Event:
     for_seconds: float | None = None
     delete_instance: str | None = None
     add_instances: int | None = None
+    preempt_operation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,7 @@ class Scenario:
     faults: Faults = field(default_factory=Faults)
     events: tuple[Event, ...] = ()
     rolling_upgrade_in_progress: bool = False  # `rollingUpgrades/latest` answers RollingForward
+    automatic_repairs: AutomaticRepairs | None = None  # None: the model has no policy
     tenant_id: str = DEFAULT_TENANT_ID
     client_id: str = DEFAULT_CLIENT_ID
     client_secret: str = DEFAULT_CLIENT_SECRET
@@ -124,14 +138,15 @@ _TOP_KEYS = (
     "subscription_id", "resource_group", "scale_set_name", "location", "orchestration_mode",
     "upgrade_mode", "health_extension", "page_size", "token_lifetime_seconds",
     "github_oidc_token_lifetime_seconds", "timings",
-    "instances", "zones", "faults", "events", "rolling_upgrade_in_progress", "tenant_id",
-    "client_id", "client_secret", "github_oidc_token",
+    "instances", "zones", "faults", "events", "rolling_upgrade_in_progress", "automatic_repairs",
+    "tenant_id", "client_id", "client_secret", "github_oidc_token",
 )
 _INSTANCE_KEYS = (
     "id", "zone", "fault_domain", "power", "health", "protect_from_scale_set_actions",
     "locked", "standby", "on_reimage", "error_code", "timings",
 )
-_EVENT_KEYS = ("at_seconds", "instance", "health", "for_seconds", "delete_instance", "add_instances")
+_EVENT_KINDS = ("health", "delete_instance", "add_instances", "preempt_operation")
+_EVENT_KEYS = ("at_seconds", "instance", "for_seconds", *_EVENT_KINDS)
 _DEFAULT_INSTANCE_COUNT = 6
 
 
@@ -173,9 +188,9 @@ def _int(value: Any, where: str, minimum: int = 0) -> int:
     return value
 
 
-def _seconds(value: Any, where: str) -> float:
+def _seconds(value: Any, where: str, unit: str = "seconds") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise _fail(where, value, "a number of seconds >= 0")
+        raise _fail(where, value, f"a number of {unit} >= 0")
     return float(value)
 
 
@@ -276,11 +291,11 @@ def _events(value: Any) -> tuple[Event, ...]:
         _check_keys(obj, _EVENT_KEYS, where)
         if "at_seconds" not in obj:
             raise ScenarioError(f"scenario: {where} has no 'at_seconds'; every event needs one")
-        kinds = [k for k in ("health", "delete_instance", "add_instances") if k in obj]
+        kinds = [k for k in _EVENT_KINDS if k in obj]
         if len(kinds) != 1:
             raise ScenarioError(
-                f"scenario: {where} must have exactly one of 'health', 'delete_instance', "
-                f"'add_instances' (it has {', '.join(kinds) or 'none'})")
+                f"scenario: {where} must have exactly one of "
+                f"{', '.join(repr(k) for k in _EVENT_KINDS)} (it has {', '.join(kinds) or 'none'})")
         event = Event(at_seconds=_seconds(obj["at_seconds"], f"{where}.at_seconds"))
         if kinds == ["health"]:
             if "instance" not in obj:
@@ -298,10 +313,24 @@ def _events(value: Any) -> tuple[Event, ...]:
                     raise ScenarioError(f"scenario: {where}.{key} only applies to a 'health' event")
             if kinds == ["delete_instance"]:
                 event = Event(event.at_seconds, delete_instance=_id(obj["delete_instance"], f"{where}.delete_instance"))
+            elif kinds == ["preempt_operation"]:
+                event = Event(event.at_seconds, preempt_operation=_id(
+                    obj["preempt_operation"], f"{where}.preempt_operation"))
             else:
                 event = Event(event.at_seconds, add_instances=_int(obj["add_instances"], f"{where}.add_instances", 1))
         events.append(event)
     return tuple(events)
+
+
+def _automatic_repairs(obj: Any) -> AutomaticRepairs:
+    where = "automatic_repairs"
+    _check_keys(obj, tuple(AutomaticRepairs.__dataclass_fields__), where)
+    default = AutomaticRepairs()
+    return AutomaticRepairs(
+        enabled=_bool(obj.get("enabled", default.enabled), f"{where}.enabled"),
+        grace_minutes=_seconds(obj.get("grace_minutes", default.grace_minutes),
+                               f"{where}.grace_minutes", "minutes"),
+        action=_choice(obj.get("action", default.action), REPAIR_ACTIONS, f"{where}.action"))
 
 
 def scenario_from_dict(data: dict) -> Scenario:
@@ -334,6 +363,8 @@ def scenario_from_dict(data: dict) -> Scenario:
         out["faults"] = _faults(data["faults"])
     if "events" in data:
         out["events"] = _events(data["events"])
+    if "automatic_repairs" in data:
+        out["automatic_repairs"] = _automatic_repairs(data["automatic_repairs"])
     _check_mode_keys(out.get("orchestration_mode", Scenario.orchestration_mode), out["instances"])
     return Scenario(**out)
 
