@@ -25,11 +25,11 @@ from cycle_vmss.simulator.inprocess import SimulatorComputePort
 from .invariants import Case, check
 
 RG, NAME = "rg-demo", "vmss-demo"
-TRAITS = ("stopped", "deallocated", "protected", "fail", "never-healthy", "flap", "unhealthy",
-          "unknown", "slow")
+TRAITS = ("stopped", "deallocated", "protected", "fail", "never-healthy", "flap", "preempted",
+          "unhealthy", "unknown", "slow")
 STATS: Counter = Counter()  # what the examples covered, checked and printed after the property
-TALLIED_TRAITS = ("fail", "never-healthy", "flap", "stopped", "deallocated", "protected", "unhealthy",
-                  "unknown")
+TALLIED_TRAITS = ("fail", "never-healthy", "flap", "preempted", "stopped", "deallocated", "protected",
+                  "unhealthy", "unknown")
 
 
 def _budget(draw, n: int, *, surge: bool) -> str:
@@ -59,7 +59,7 @@ def cases(draw) -> Case:
             spec["power"] = trait
         elif trait == "protected":
             spec["protect_from_scale_set_actions"] = True
-        elif trait in ("fail", "never-healthy", "flap"):
+        elif trait in ("fail", "never-healthy", "flap", "preempted"):
             spec["on_reimage"] = trait
         elif trait in ("unhealthy", "unknown"):
             spec["health"] = trait
@@ -70,7 +70,7 @@ def cases(draw) -> Case:
     events = []
     for _ in range(draw(st.integers(0, 4))):
         at = draw(st.integers(0, 900))
-        kind = draw(st.sampled_from(["health", "health", "delete", "add"]))
+        kind = draw(st.sampled_from(["health", "health", "delete", "add", "preempt"]))
         if kind == "health":
             event = {"at_seconds": at, "instance": draw(st.sampled_from(ids)),
                      "health": draw(st.sampled_from(["unhealthy", "unknown", "initializing"]))}
@@ -79,6 +79,8 @@ def cases(draw) -> Case:
                 event["for_seconds"] = lasting
         elif kind == "delete":
             event = {"at_seconds": at, "delete_instance": draw(st.sampled_from(ids))}
+        elif kind == "preempt":
+            event = {"at_seconds": at, "preempt_operation": draw(st.sampled_from(ids))}
         else:
             event = {"at_seconds": at, "add_instances": draw(st.integers(1, 2))}
         events.append(event)
@@ -96,6 +98,9 @@ def cases(draw) -> Case:
     page_size = draw(st.sampled_from([100, 100, 7, 25]))
     scenario = {"instances": instances, "zones": zones, "health_extension": extension,
                 "timings": timings, "events": events, "faults": faults, "page_size": page_size}
+    if draw(st.integers(0, 2)) == 0:
+        scenario["automatic_repairs"] = {"grace_minutes": draw(st.sampled_from([1, 5, 10, 30])),
+                                         "action": draw(st.sampled_from(["Replace", "Reimage", "Restart"]))}
 
     raw = {"resource_group": RG, "scale_set_name": NAME,
            "max_unavailable": _budget(draw, n, surge=False), "max_surge": _budget(draw, n, surge=True),
@@ -134,9 +139,14 @@ def _tally(case: Case, backend, report: dict) -> None:
                        for s in case.scenario["instances"])
     for trait in TALLIED_TRAITS:
         STATS[f"instances {trait}"] += specials[trait]
-    for event in backend.history()["events"]:
-        kind = "health" if "health" in event else "delete" if "delete_instance" in event else "add"
+    history = backend.history()
+    for event in history["events"]:
+        kind = next(k for k in ("health", "delete_instance", "add_instances", "preempt_operation")
+                    if k in event).split("_")[0]
         STATS[f"events {kind}"] += 1
+    STATS["reimages preempted"] += sum(r["status"] == "Canceled" for i in history["instances"].values()
+                                       for r in i["reimages"])
+    STATS["repairs"] += len(history["repairs"]["done"])
 
 
 FAST = {"reimage_seconds": 1, "boot_seconds": 0, "health_seconds": 0, "create_seconds": 1, "delete_seconds": 1}
@@ -204,7 +214,8 @@ def test_every_randomized_run_keeps_the_five_invariants(capsys):
         print("\nrandomized runs: " + ", ".join(f"{k} {v}" for k, v in sorted(STATS.items())))
     assert STATS["examples"] >= hypothesis_settings.default.max_examples
     missing = [kind for kind in ("throttled (429)", "server errors (5xx)", "409 on a first reimage",
-                                 "events health", "events delete", "events add",
+                                 "events health", "events delete", "events add", "events preempt",
+                                 "reimages preempted", "repairs",
                                  *(f"instances {trait}" for trait in TALLIED_TRAITS))
                if not STATS[kind]]
     assert not missing, f"no randomized run drew: {', '.join(missing)}"
