@@ -13,7 +13,8 @@ The rules (for users: the rolling rules in docs/how-it-works.md):
   run's in-flight ones; stopped and deallocated instances are not counted (they are not in N0).
 - Unready in-scope instances are started first and cost no budget (they serve nothing), only a
   slot of the in-flight cap.
-- An instance that became protected, stopped or deallocated before its turn is skipped then.
+- An instance that became protected, stopped or deallocated before its turn is skipped then
+  (once no operation runs on it: an automatic repair stops an instance for a while).
 - A 409 (busy) or 429 on the reimage request means Azure did not accept it: the instance stays
   pending and is tried again on a later pass; if it is still refused `timeout-minutes` after the
   first refusal, the run fails naming it. Any other error whose outcome is unknown (5xx after
@@ -293,9 +294,9 @@ def _advance(track: Track, inst: Instance | None, status: OperationStatus | None
         # it `timeout-minutes` after the first time (time it spent unasked, behind the budget or
         # slow passes, is not held against it).
         reason = skip_reason(inst)
-        # Stopped by the operation that preempted its reimage, still running: not a skip.
-        taken_over = track.preempted is not None and inst.provisioning == "updating"
-        if reason and not taken_over:
+        # An operation still runs on it (Azure's repair, the one that preempted our reimage): it
+        # may be stopping only for now, so it is judged once that operation has ended.
+        if reason and inst.provisioning != "updating":
             return replace(t, status=Status.SKIPPED, reason=reason)
     return t
 

@@ -193,6 +193,14 @@ BASE = {"resource_group": RG, "scale_set_name": NAME}
     raw={**BASE, "max_unavailable": "100%", "max_surge": "28%", "timeout_minutes": "1",
          "poll_interval_seconds": "14", "ignore_availability": "true", "reimage_all": "true",
          "instance_ids": "1 0 4 6 2 5 3"}))
+@example(Case(  # an in-scope instance under Azure's Reimage repair (stopping) was skipped as stopped
+    scenario={"instances": [{"id": str(i)} for i in range(6)], "zones": [], "health_extension": True,
+              "timings": {**FAST, "boot_seconds": 10, "health_seconds": 20}, "page_size": 100,
+              "events": [{"at_seconds": 0, "delete_instance": "0"},
+                         {"at_seconds": 1, "instance": "1", "health": "unhealthy"},
+                         {"at_seconds": 1, "instance": "2", "health": "unhealthy"}],
+              "faults": {"seed": 0}, "automatic_repairs": {"grace_minutes": 1, "action": "Reimage"}},
+    raw={**BASE, "poll_interval_seconds": "1", "timeout_minutes": "1"}))
 @given(cases())
 def keeps_the_five_invariants(case: Case):
     note(f"scenario={case.scenario!r}")
