@@ -50,6 +50,7 @@ from cycle_vmss.compute import (
     OperationStatus,
     RequestCounts,
     ScaleSet,
+    preempted,
 )
 from cycle_vmss.credentials import PUBLIC_ARM_ENDPOINT, credential_scope
 
@@ -300,7 +301,7 @@ class PolledOperation(Operation):
             self.poller.result(timeout=0)  # polling has ended: returns or re-raises at once
         except HttpResponseError as err:
             code, message = _error_parts(err)
-            state = (OperationState.CANCELED if self.poller.status().lower() in ("canceled", "cancelled")
+            state = (OperationState.PREEMPTED if preempted(self.poller.status(), code)
                      else OperationState.FAILED)
             self._final = OperationStatus(state, code or f"HTTP{err.status_code}", message)
         except SdkAzureError as err:

@@ -73,6 +73,15 @@ class OperationState(str, Enum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     CANCELED = "Canceled"
+    # Ended Canceled or with OperationPreempted: another operation (a repair, autoscale) took
+    # the instance over, which lives on. Not an ARM status: ports map to it (`preempted`).
+    PREEMPTED = "Preempted"
+
+
+def preempted(status: str, error_code: str | None) -> bool:
+    """Whether an operation that ended with `status` and `error_code` was preempted: Azure ends
+    a preempted operation Canceled with the code OperationPreempted; either one says so."""
+    return status.lower() in ("canceled", "cancelled") or error_code == "OperationPreempted"
 
 
 @dataclass(frozen=True)

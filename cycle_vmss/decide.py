@@ -13,12 +13,16 @@ The rules (for users: the rolling rules in docs/how-it-works.md):
   run's in-flight ones; stopped and deallocated instances are not counted (they are not in N0).
 - Unready in-scope instances are started first and cost no budget (they serve nothing), only a
   slot of the in-flight cap.
-- An instance that became protected, stopped or deallocated before its turn is skipped then.
+- An instance that became protected, stopped or deallocated before its turn is skipped then
+  (once no operation runs on it: an automatic repair stops an instance for a while).
 - A 409 (busy) or 429 on the reimage request means Azure did not accept it: the instance stays
   pending and is tried again on a later pass; if it is still refused `timeout-minutes` after the
   first refusal, the run fails naming it. Any other error whose outcome is unknown (5xx after
   the SDK's retries, a lost connection) fails the run and the instance is never asked again, so
   no instance is ever reimaged twice.
+- The one exception: a reimage preempted by another operation (ended Canceled or
+  OperationPreempted) while the instance lives on goes back to pending, to be started again
+  under the same rules; preempted a second time, it fails.
 - Blocked: nothing of this run is in flight, an instance waits, and the budget forbids taking it
   out because of unready instances. Blocked for `timeout-minutes` fails the run.
 """
@@ -67,6 +71,7 @@ class Track:
     done: float | None = None
     ended: float | None = None  # failed / removed at
     refused_since: float | None = None  # first 409/429 on the reimage request
+    preempted: tuple[str, str] | None = None  # (code, line) of the preemption it was asked again after
     error_code: str | None = None
     error_message: str | None = None
     last: Instance | None = None  # last observation of it
@@ -290,7 +295,9 @@ def _advance(track: Track, inst: Instance | None, status: OperationStatus | None
         # it `timeout-minutes` after the first time (time it spent unasked, behind the budget or
         # slow passes, is not held against it).
         reason = skip_reason(inst)
-        if reason:
+        # An operation still runs on it (Azure's repair, the one that preempted our reimage): it
+        # may be stopping only for now, so it is judged once that operation has ended.
+        if reason and inst.provisioning != "updating":
             return replace(t, status=Status.SKIPPED, reason=reason)
     return t
 
@@ -390,6 +397,8 @@ def _advance_in_flight(t: Track, inst: Instance, status: OperationStatus | None,
                        seen_at: float, now: float) -> Track:
     if status is not None and status.finished and t.op_state in (None, OperationState.IN_PROGRESS):
         t = replace(t, op_state=status.state, op_end=seen_at)
+        if status.state is OperationState.PREEMPTED:
+            return _preempted(t, status, inst, now)
         if status.state is not OperationState.SUCCEEDED:
             code = status.error_code or status.state.value
             return _fail(t, now, code, f"instance {t.id}: reimage {status.state.value.lower()} "
@@ -409,6 +418,21 @@ def _advance_in_flight(t: Track, inst: Instance, status: OperationStatus | None,
                      f"instance {t.id}: not done within {_minutes(plan.timeout_seconds)} of its "
                      f"start (operation {op}); last states {describe(inst)}")
     return t
+
+
+def _preempted(t: Track, status: OperationStatus, inst: Instance, now: float) -> Track:
+    """Another operation took the instance over and it lives on: the first time, it is pending
+    again (started afresh under the budget, its timeout counted from the new start); the second
+    time, it fails."""
+    code = status.error_code or status.state.value
+    azure_said = f"{code}: {status.error_message or 'no message'}"
+    if t.preempted is not None:
+        return _fail(t, now, code, f"instance {t.id}: reimage preempted again by another operation "
+                                   f"({azure_said}) after it was asked once more; not asked a third "
+                                   f"time; last states {describe(inst)}")
+    why = f"instance {t.id}: reimage preempted by another operation ({azure_said}); asked once more"
+    return replace(t, status=Status.PENDING, started=None, op_state=None, op_end=None,
+                   ready_since=None, preempted=(code, why), error_code=code, error_message=why)
 
 
 # --- whether a pass needs the list ---------------------------------------------------------------

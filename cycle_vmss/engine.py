@@ -466,6 +466,8 @@ class _Rollout:
                 self._emit("removed", tid, "deleted by someone else")
             elif t.status is Status.SKIPPED:
                 self._emit("skipped", tid, t.reason or "")
+            elif t.status is Status.PENDING:  # its reimage was preempted: asked once more
+                self._wait_event(t.error_message or "")
         if d.run.budget.n0 != old.budget.n0:
             self._wait_event(f"N0 is now {d.run.budget.n0} (R_min {d.run.budget.r_min}) after a "
                              f"removal")

@@ -89,6 +89,8 @@ class InstanceRow:
         error = None
         if track.status is Status.FAILED or (track.error_code and not done):
             error = InstanceError(track.error_code, track.error_message)
+        elif track.preempted is not None:  # reimaged when asked once more: the row says why
+            error = InstanceError(*track.preempted)
         ready = track.ready_since if done else None
         return cls(id=track.id, action=track.status.value, name=first.name, zone=first.zone,
                    fault_domain=first.fault_domain, reason=track.reason,

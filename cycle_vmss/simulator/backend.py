@@ -16,6 +16,17 @@ A reimage of instance i started at s, with its timings R, B, H:
   s+R+B+H    vmHealth healthy (`never-healthy`: unhealthy)
 `on_reimage: fail` ends at s + R + B with provisioning failed, vmHealth unknown and the
 operation Failed with the instance's `error_code`.
+
+Preemption (AZURE-NOTES: repairs or autoscale preempt a reimage): at s + R/4 (`on_reimage:
+preempted`, once) or at a `preempt_operation` event, the reimage's operation ends Canceled with
+OperationPreempted while the instance lives on; the preempting operation, Azure's own, takes it
+down and up again with the same timings (a reimage asked meanwhile answers 409).
+
+Automatic repairs (Learn: virtual-machine-scale-sets-automatic-instance-repairs): an instance
+that is running, unprotected, idle and unhealthy for `grace_minutes` after its last state change
+(provisioning succeeded) is repaired, at most 5% of the set at once (one under 20 instances),
+unless `setOrchestrationServiceState` suspended AutomaticRepairs: `Replace` deletes it and creates
+a new instance (a new id), `Reimage` and `Restart` take it down and up like a preempting operation.
 """
 
 from __future__ import annotations
@@ -35,6 +46,12 @@ from .faults import FaultInjector
 from .randomness import Randomness
 from .scenario import FLAPS, Event, InstanceSpec, Scenario, Timings, load_scenario
 
+# Operations a `preempt_operation` event (or `on_reimage: preempted`) cancels.
+_REIMAGE_KINDS = ("reimage", "reimageall", "reimage-set")
+# A preempted operation's error (its status is Canceled): Azure's code and message, as
+# kubernetes-sigs/cloud-provider-azure matches them (pkg/consts `OperationPreemptedErrorMessage`).
+_PREEMPTED = {"code": "OperationPreempted",
+              "message": "Operation execution has been preempted by a more recent operation."}
 # The one `$filter` ARM takes on a resource group's VM list.
 _VMSS_FILTER = re.compile(r"\s*'virtualMachineScaleSet/id'\s+eq\s+'([^']+)'\s*", re.IGNORECASE)
 _ENTITY_NOT_FOUND = "The entity was not found in this Azure location."
@@ -79,6 +96,7 @@ class ScaleSetSnapshot:
     unique_id: str
     time_created: float
     instance_count: int  # including those being deleted
+    repairs: str | None = None  # AutomaticRepairs serviceState; None: the model has no policy
 
 
 @dataclass(frozen=True)
@@ -103,6 +121,7 @@ class _Vm:
     extra: bool = False  # an overprovisioned instance: Azure deletes it, the capacity omits it
     op_id: str | None = None  # the operation in flight on this instance
     gen: int = 0  # bumped when an instance's course changes; stale transitions are dropped
+    was_running: bool = True  # its power was running when its current course began
     deleting: bool = False
 
     @property
@@ -170,11 +189,15 @@ class Backend:
         self._capacity_log: list[dict] = []
         self._takeouts: list[dict] = []
         self._event_log: list[dict] = []
+        self._repairs: list[dict] = []  # each repair begun: start, instance, action, op
+        self._repairs_suspended: list[list] = []  # [start, end or None] of each suspension
         for spec in self.scenario.instances:
             self._add_vm(spec, created=None)
         self._set_capacity_value(len(self._live()))
         for event in self.scenario.events:
             self._schedule(self.start + event.at_seconds, self._run_event, event)
+        if self._repair_policy() is not None:  # instances unhealthy from the start
+            self._schedule(self.start + self._repair_policy().grace_minutes * 60, self._repair_scan)
         self._settle()
 
     # What the request faults answered, for tests that tally them.
@@ -394,6 +417,35 @@ class Backend:
                     f"Rolling upgrade status for Virtual Machine Scale Set '{name}' was not found.")
             return self._scale_set()
 
+    def set_orchestration_service_state(self, rg: str, name: str, service_name: str,
+                                        action: str) -> str:
+        """`POST .../setOrchestrationServiceState` (`{"serviceName", "action"}`): Suspend or
+        Resume AutomaticRepairs; an operation that ends at once. Azure does not document the
+        answer for a set whose repairs are not enabled: refused here (400), the less kind."""
+        with self._lock:
+            self._advance()
+            self._check_set(rg, name)
+            if str(service_name).lower() != "automaticrepairs":
+                raise BadRequest(f"The value '{service_name}' of parameter 'serviceName' is not "
+                                 "supported here; the simulator knows 'AutomaticRepairs'.",
+                                 code="InvalidParameter")
+            if str(action).lower() not in ("suspend", "resume"):
+                raise BadRequest(f"The value '{action}' of parameter 'action' is not valid; "
+                                 "expected 'Suspend' or 'Resume'.", code="InvalidParameter")
+            if self._repair_policy() is None:
+                raise BadRequest(f"Automatic repairs are not enabled on Virtual Machine Scale Set "
+                                 f"'{self.scenario.scale_set_name}'.", code="OperationNotAllowed")
+            suspended = self._repairs_suspended_now()
+            if action.lower() == "suspend" and not suspended:
+                self._repairs_suspended.append([self._t, None])
+            elif action.lower() == "resume" and suspended:
+                self._repairs_suspended[-1][1] = self._t
+                self._repair_scan()
+            op = self._new_op("orchestration-service-state")
+            self._end_op(op)
+            self._advance()
+            return op.id
+
     def operation_status(self, op_id: str) -> OperationSnapshot:
         with self._lock:
             self._advance()
@@ -443,7 +495,14 @@ class Backend:
                 "capacity": [dict(c) for c in self._capacity_log],
                 "takeouts": [dict(t) for t in self._takeouts],
                 "events": [dict(e) for e in self._event_log],
+                "repairs": {"done": [self._repair_record(r) for r in self._repairs],
+                            "suspended": [list(i) for i in self._repairs_suspended]},
             }
+
+    def _repair_record(self, repair: dict) -> dict:
+        record = {k: v for k, v in repair.items() if k != "op"}
+        record["end"] = self._ops[repair["op"]].end  # None while it runs
+        return record
 
     # --- time -----------------------------------------------------------------------------
 
@@ -505,6 +564,10 @@ class Backend:
         self._rev += 1
         vm.state = replace(vm.state, rev=self._rev, **changes)
         self._dirty.add(vm.id)
+        if "health" in changes or "provisioning" in changes:
+            due = self._repair_due(vm)
+            if due is not None:
+                self._schedule(due, self._repair_scan)
 
     def _new_op(self, kind: str) -> _Operation:
         op = _Operation(id=self.randomness.guid(), kind=kind, start=self._t)
@@ -561,21 +624,30 @@ class Backend:
                 {"op": op.id, "start": self._t, "end": None, "status": "InProgress",
                  "all_disks": all_disks})
             op.pending.add(vm.id)
-            vm.gen += 1
             vm.op_id = op.id
             self._in_flight.add(vm.id)
-            t, gen = vm.timings, vm.gen
             running = vm.state.power == "running"
-            if running:
-                self._set(vm, provisioning="updating", power="stopping", health=None)
-                self._at(vm, gen, self._t + t.reimage_seconds / 2, power="stopped")
-                self._at(vm, gen, self._t + t.reimage_seconds, power="starting")
-                done = self._t + t.reimage_seconds + t.boot_seconds
-            else:  # a stopped or deallocated instance is reimaged where it stands
-                self._set(vm, provisioning="updating")
-                done = self._t + t.reimage_seconds
-            self._schedule(done, self._reimage_done, vm, gen, op, running)
+            done = self._take_down(vm, running)
+            self._schedule(done, self._reimage_done, vm, vm.gen, op, running)
+            if vm.on_reimage == "preempted":  # out of service, stopping: the less kind moment
+                self._schedule(self._t + vm.timings.reimage_seconds / 4, self._preempt_at,
+                               vm, vm.gen, op)
         self._settle()
+
+    def _take_down(self, vm: _Vm, running: bool) -> float:
+        """Start the out-of-service course of a reimage (or of Azure's own operation) on `vm`
+        now; returns when it ends (after power starting and boot, for a running instance)."""
+        vm.gen += 1
+        vm.was_running = running
+        t, gen = vm.timings, vm.gen
+        if running:
+            self._set(vm, provisioning="updating", power="stopping", health=None)
+            self._at(vm, gen, self._t + t.reimage_seconds / 2, power="stopped")
+            self._at(vm, gen, self._t + t.reimage_seconds, power="starting")
+            return self._t + t.reimage_seconds + t.boot_seconds
+        # a stopped or deallocated instance is reimaged where it stands
+        self._set(vm, provisioning="updating")
+        return self._t + t.reimage_seconds
 
     def _at(self, vm: _Vm, gen: int, at: float, **changes) -> None:
         self._schedule(at, self._transition, vm, gen, changes)
@@ -583,6 +655,38 @@ class Backend:
     def _transition(self, vm: _Vm, gen: int, changes: dict) -> None:
         if vm.gen == gen and vm.id in self._vms:
             self._set(vm, **changes)
+
+    def _preempt_at(self, vm: _Vm, gen: int, op: _Operation) -> None:
+        if vm.gen == gen and vm.id in self._vms:
+            self._preempt(vm, op)
+
+    def _preempt(self, vm: _Vm, op: _Operation) -> None:
+        """A more recent operation of Azure's preempts `op` on `vm`; the instance lives on."""
+        self._finish_part(op, vm, "Canceled", dict(_PREEMPTED))
+        if vm.on_reimage == "preempted":  # only once
+            vm.on_reimage = "ok"
+        self._azure_course(vm, self._new_op("preempting"), vm.was_running)
+
+    def _azure_course(self, vm: _Vm, op: _Operation, running: bool) -> float:
+        """Azure's own operation `op` (one that preempted a reimage, a Reimage or Restart repair)
+        takes `vm` down and up again, healthy; returns when it ends."""
+        op.pending.add(vm.id)
+        vm.op_id = op.id
+        done = self._take_down(vm, running)
+        self._schedule(done, self._azure_course_done, vm, vm.gen, op, running)
+        return done
+
+    def _azure_course_done(self, vm: _Vm, gen: int, op: _Operation, was_running: bool) -> None:
+        if vm.gen != gen or vm.id not in self._vms:
+            return
+        if was_running:
+            health_on = self.scenario.health_extension
+            self._set(vm, provisioning="succeeded", power="running",
+                      health="initializing" if health_on else "healthy")
+            self._at(vm, gen, self._t + vm.timings.health_seconds, health="healthy")
+        else:
+            self._set(vm, provisioning="succeeded")
+        self._finish_part(op, vm, "Succeeded")
 
     def _reimage_done(self, vm: _Vm, gen: int, op: _Operation, was_running: bool) -> None:
         if vm.gen != gen or vm.id not in self._vms:
@@ -637,7 +741,7 @@ class Backend:
     def _change_capacity(self, capacity: int, op: _Operation | None) -> None:
         live = self._live()
         if capacity > len(live):
-            self._create(capacity - len(live), op)
+            self._create(capacity - len(live), op, by="capacity")
         elif capacity < len(live):
             # Scale-in removes the highest ids; protected instances are left alone.
             candidates = [vm for vm in live if not vm.state.protected]
@@ -645,11 +749,12 @@ class Backend:
             self._begin_deletes(victims, op, adjust_capacity=False, by="scale-in")
         self._set_capacity_value(capacity)
 
-    def _create(self, count: int, op: _Operation | None) -> None:
-        """`count` new instances, by a capacity change or (op kind `create`) by someone else.
-        A capacity change fails with the scenario's `scale_out_error` (AllocationFailed), or
-        on an overprovisioned set also creates 20% more (at least one) as extras."""
-        by_capacity = op is None or op.kind != "create"
+    def _create(self, count: int, op: _Operation | None, *, by: str) -> None:
+        """`count` new instances, `by` a capacity change (`capacity`), someone else (`event`) or
+        Azure's automatic repairs (`repair`). A capacity change fails with the scenario's
+        `scale_out_error` (AllocationFailed), or on an overprovisioned set also creates 20% more
+        (at least one) as extras."""
+        by_capacity = by == "capacity"
         failing = by_capacity and self.scenario.scale_out_error == "AllocationFailed"
         # Overprovisioning adds 20% more, at least one (the rule the scenario key documents).
         extras = max(1, math.ceil(count * 0.2)) \
@@ -671,7 +776,7 @@ class Backend:
                 zone, fault_domain = None, self._next_id % 5
             spec = InstanceSpec(reference, zone, fault_domain, timings=timings)
             vm = self._add_vm(spec, created=self._t)
-            self._hist[vm.id]["created_by"] = "capacity" if by_capacity else "event"
+            self._hist[vm.id]["created_by"] = by
             self._set(vm, provisioning="creating", power="starting", health=None)
             gen = vm.gen
             if op is not None:
@@ -746,9 +851,7 @@ class Backend:
                 # A delete preempts whatever ran on the instance, as Azure does.
                 other = self._ops[vm.op_id]
                 if vm.id in other.pending:
-                    self._finish_part(other, vm, "Canceled", {
-                        "code": "OperationPreempted",
-                        "message": "Operation execution has been preempted by a more recent operation."})
+                    self._finish_part(other, vm, "Canceled", dict(_PREEMPTED))
             vm.gen += 1
             vm.deleting = True
             self._set(vm, provisioning="deleting", health=None,
@@ -795,13 +898,77 @@ class Backend:
             self._begin_deletes([vm], None, by="event")
         elif event.add_instances:
             # Instances created by someone else are busy until created, like any others.
-            self._create(event.add_instances, self._new_op("create"))
+            self._create(event.add_instances, self._new_op("create"), by="event")
             self._set_capacity_value(len(self._live()))
+        elif event.preempt_operation is not None:
+            vm = self._vms.get(self._vm_key(event.preempt_operation))
+            op = self._ops.get(vm.op_id) if vm is not None and vm.op_id else None
+            if op is None or op.kind not in _REIMAGE_KINDS:
+                record["skipped"] = "no reimage in flight"
+                return
+            self._preempt(vm, op)
 
     def _restore_health(self, vm: _Vm, expected: str, previous: str | None) -> None:
         # Only undo our own change: a reimage in between owns the health state now.
         if vm.id in self._vms and vm.state.health == expected and not vm.deleting:
             self._set(vm, health=previous)
+
+    # --- automatic repairs ------------------------------------------------------------------
+
+    def _repair_policy(self):
+        policy = self.scenario.automatic_repairs
+        return policy if policy is not None and policy.enabled else None
+
+    def _repairs_suspended_now(self) -> bool:
+        return bool(self._repairs_suspended) and self._repairs_suspended[-1][1] is None
+
+    def _repairs_state(self) -> str | None:
+        """The set's instance view `orchestrationServices` AutomaticRepairs `serviceState`."""
+        if self.scenario.automatic_repairs is None:
+            return None
+        if self._repair_policy() is None:
+            return "NotRunning"
+        return "Suspended" if self._repairs_suspended_now() else "Running"
+
+    def _repair_due(self, vm: _Vm) -> float | None:
+        """When `vm` is to be repaired if it stays as it is, or None if it is not a candidate:
+        protected instances are never repaired (Learn), busy or stopped ones not now."""
+        policy = self._repair_policy()
+        s = vm.state
+        if (policy is None or vm.deleting or vm.op_id is not None or s.protected or s.standby
+                or s.provisioning != "succeeded" or s.power != "running" or s.health != "unhealthy"):
+            return None
+        # The grace period starts when the last state change completed (provisioning succeeded).
+        return max(s.health_time, s.provisioning_time) + policy.grace_minutes * 60
+
+    def _repair_scan(self) -> None:
+        """Repair every instance that is due, in batches of at most 5% of the set (Learn)."""
+        if self._repair_policy() is None or self._repairs_suspended_now():
+            return
+        limit = max(1, len(self._live()) // 20)
+        running = sum(1 for r in self._repairs if self._ops[r["op"]].end is None)
+        for vm in self._sorted_vms():
+            if running >= limit:
+                return
+            due = self._repair_due(vm)
+            if due is not None and due <= self._t:
+                self._begin_repair(vm)
+                running += 1
+
+    def _begin_repair(self, vm: _Vm) -> None:
+        action = self._repair_policy().action
+        op = self._new_op("repair")
+        repair = {"start": self._t, "instance": vm.id, "action": action, "op": op.id}
+        if action == "Replace":  # delete it and create a new one in its place (capacity unchanged)
+            before = set(self._vms)
+            self._begin_deletes([vm], None, adjust_capacity=False, by="repair")
+            self._create(1, op, by="repair")
+            repair["replacement"] = min(set(self._vms) - before, key=_id_key)
+            end = self._t + self.scenario.timings.create_seconds
+        else:
+            end = self._azure_course(vm, op, running=True)
+        self._repairs.append(repair)
+        self._schedule(end, self._repair_scan)  # the next batch
 
     # --- readiness bookkeeping ----------------------------------------------------------------
 
@@ -936,7 +1103,7 @@ class Backend:
     def _scale_set(self) -> ScaleSetSnapshot:
         return ScaleSetSnapshot(capacity=self.capacity, updating=bool(self._scale_set_ops),
                                 unique_id=self._unique_id, time_created=self.start,
-                                instance_count=len(self._vms))
+                                instance_count=len(self._vms), repairs=self._repairs_state())
 
     def __repr__(self) -> str:
         return (f"Backend({self.scenario.resource_group}/{self.scenario.scale_set_name}, "

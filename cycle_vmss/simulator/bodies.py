@@ -32,6 +32,13 @@ def iso(t: float) -> str:
     return stamp + "0+00:00"
 
 
+def iso_duration(seconds: float) -> str:
+    """An ISO 8601 duration as ARM writes grace periods: `PT30M`, else `PT90S`."""
+    if seconds % 60 == 0:
+        return f"PT{int(seconds // 60)}M"
+    return f"PT{seconds:g}S"
+
+
 def scale_set_id(scenario: Scenario) -> str:
     return routes.VMSS.format(subscription=scenario.subscription_id, rg=scenario.resource_group,
                               name=scenario.scale_set_name)
@@ -99,6 +106,11 @@ def scale_set(scenario: Scenario, snapshot: ScaleSetSnapshot) -> dict:
             "timeCreated": iso(snapshot.time_created),
         },
     }
+    if s.automatic_repairs is not None:
+        policy = s.automatic_repairs
+        body["properties"]["automaticRepairsPolicy"] = {
+            "enabled": policy.enabled, "gracePeriod": iso_duration(policy.grace_minutes * 60),
+            "repairAction": policy.action}
     if s.zones:
         body["zones"] = list(s.zones)
     if _flexible(s):  # as `az vmss create --orchestration-mode Flexible` makes them
@@ -114,7 +126,7 @@ def scale_set_instance_view(scenario: Scenario, snapshot: ScaleSetSnapshot,
         counts[code] = counts.get(code, 0) + 1
     summary = [{"code": c, "count": n} for c, n in sorted(counts.items())]
     state = "updating" if snapshot.updating else "succeeded"
-    return {
+    view = {
         "virtualMachine": {"statusesSummary": summary},
         "extensions": [{"name": e["name"], "statusesSummary": summary}
                        for e in _extensions(scenario)],
@@ -122,6 +134,10 @@ def scale_set_instance_view(scenario: Scenario, snapshot: ScaleSetSnapshot,
                       "displayStatus": f"Provisioning {state}",
                       "time": iso(snapshot.time_created)}],
     }
+    if snapshot.repairs is not None:  # as REST spec example VirtualMachineScaleSet_GetInstanceView
+        view["orchestrationServices"] = [{"serviceName": "AutomaticRepairs",
+                                          "serviceState": snapshot.repairs}]
+    return view
 
 
 def rolling_upgrade(scenario: Scenario, snapshot: ScaleSetSnapshot) -> dict:

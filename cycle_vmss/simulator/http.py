@@ -286,6 +286,14 @@ class SimulatorApp:
     def reimage_set_all(self, request: Request) -> Response:
         return self.reimage_set(request, all_disks=True)
 
+    def set_orchestration_service_state(self, request: Request) -> Response:
+        """`{"serviceName": "AutomaticRepairs", "action": "Suspend" | "Resume"}` (REST spec
+        example VirtualMachineScaleSet_SetOrchestrationServiceState): 202, as Compute's POSTs."""
+        p = request.params
+        payload = self._json_body(request, required=True)
+        return self._accepted(request, self.backend.set_orchestration_service_state(
+            p["rg"], p["name"], payload.get("serviceName"), payload.get("action")))
+
     def list_instances(self, request: Request) -> Response:
         p = request.params
         expand = self._expand_instance_view(request)
@@ -447,7 +455,8 @@ class SimulatorApp:
 
 def _scope(path: str) -> str:
     """The ARM scope a 403 names: the resource path without the action suffix."""
-    return re.sub(r"/(reimage|reimageall|delete|instanceView|rollingUpgrades/latest)/?$", "", path,
+    return re.sub(r"/(reimage|reimageall|delete|instanceView|rollingUpgrades/latest|"
+                  r"setOrchestrationServiceState)/?$", "", path,
                   flags=re.IGNORECASE)
 
 

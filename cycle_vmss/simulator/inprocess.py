@@ -79,8 +79,9 @@ class SimulatorOperation(Operation):
                                    lambda: self.port.backend.operation_status(self.id))
         body = bodies.operation(snapshot)  # what the SDK's poller reads
         error = body.get("error") or {}
-        status = OperationStatus(OperationState(body["status"]), error.get("code"),
-                                 error.get("message"))
+        state = (OperationState.PREEMPTED if compute.preempted(body["status"], error.get("code"))
+                 else OperationState(body["status"]))
+        status = OperationStatus(state, error.get("code"), error.get("message"))
         if status.finished:
             self._final = status
         return status

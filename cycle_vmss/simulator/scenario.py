@@ -15,8 +15,8 @@ from typing import Any
 POWER_STATES = ("running", "stopped", "deallocated")
 HEALTH_STATES = ("healthy", "unhealthy", "unknown", "initializing")
 # `flap`: after the reimage, health goes healthy/unhealthy `FLAPS` times (each health_seconds)
-# before it stays healthy.
-ON_REIMAGE = ("ok", "fail", "never-healthy", "flap")
+# before it stays healthy. `preempted`: the first reimage ends Canceled / OperationPreempted.
+ON_REIMAGE = ("ok", "fail", "never-healthy", "flap", "preempted")
 FLAPS = 2
 ORCHESTRATION_MODES = ("Uniform", "Flexible")
 FLEXIBLE_VM_NAMES = ("index", "guid")
@@ -24,6 +24,7 @@ FLEXIBLE_VM_NAMES = ("index", "guid")
 # instances end failed) or `quota` (refused at once: 409 OperationNotAllowed, cores quota).
 SCALE_OUT_ERRORS = ("AllocationFailed", "quota")
 UPGRADE_MODES = ("Manual", "Automatic", "Rolling")
+REPAIR_ACTIONS = ("Replace", "Reimage", "Restart")  # automaticRepairsPolicy.repairAction
 FAULT_DOMAIN_COUNT = 5  # Azure's default spread for a regional set
 
 # Deterministic identities so a client can be configured before the simulator starts.
@@ -90,9 +91,20 @@ class InstanceSpec:
 
 
 @dataclass(frozen=True)
+class AutomaticRepairs:
+    """The set's `automaticRepairsPolicy`: an instance unhealthy for `grace_minutes` after its
+    last state change is repaired by `action` (Azure allows 10 to 90 minutes; any is taken)."""
+
+    enabled: bool = True
+    grace_minutes: float = 30
+    action: str = "Replace"
+
+
+@dataclass(frozen=True)
 class Event:
     """Exactly one of: `health` (for `instance`, optionally only `for_seconds`),
-    `delete_instance`, `add_instances`."""
+    `delete_instance`, `add_instances`, `preempt_operation` (an instance whose reimage ends
+    Canceled / OperationPreempted)."""
 
     at_seconds: float
     instance: str | None = None
@@ -100,6 +112,7 @@ class Event:
     for_seconds: float | None = None
     delete_instance: str | None = None
     add_instances: int | None = None
+    preempt_operation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,7 @@ class Scenario:
     overprovision: bool = False  # Uniform: a scale-out creates extra instances, then deletes them
     reuse_instance_ids: bool = False  # freed ids are given to later instances
     scale_out_error: str | None = None  # one of SCALE_OUT_ERRORS: every capacity increase fails
+    automatic_repairs: AutomaticRepairs | None = None  # None: the model has no policy
     tenant_id: str = DEFAULT_TENANT_ID
     client_id: str = DEFAULT_CLIENT_ID
     client_secret: str = DEFAULT_CLIENT_SECRET
@@ -143,13 +157,14 @@ _TOP_KEYS = (
     "instances", "zones", "faults", "events", "rolling_upgrade_in_progress",
     "flexible_vm_names", "flexible_list_omits_health", "tenant_id",
     "client_id", "client_secret", "github_oidc_token", "overprovision", "reuse_instance_ids",
-    "scale_out_error",
+    "scale_out_error", "automatic_repairs",
 )
 _INSTANCE_KEYS = (
     "id", "zone", "fault_domain", "power", "health", "protect_from_scale_set_actions",
     "locked", "standby", "on_reimage", "error_code", "timings",
 )
-_EVENT_KEYS = ("at_seconds", "instance", "health", "for_seconds", "delete_instance", "add_instances")
+_EVENT_KINDS = ("health", "delete_instance", "add_instances", "preempt_operation")
+_EVENT_KEYS = ("at_seconds", "instance", "for_seconds", *_EVENT_KINDS)
 _DEFAULT_INSTANCE_COUNT = 6
 
 
@@ -191,9 +206,9 @@ def _int(value: Any, where: str, minimum: int = 0) -> int:
     return value
 
 
-def _seconds(value: Any, where: str) -> float:
+def _seconds(value: Any, where: str, unit: str = "seconds") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise _fail(where, value, "a number of seconds >= 0")
+        raise _fail(where, value, f"a number of {unit} >= 0")
     return float(value)
 
 
@@ -294,11 +309,11 @@ def _events(value: Any) -> tuple[Event, ...]:
         _check_keys(obj, _EVENT_KEYS, where)
         if "at_seconds" not in obj:
             raise ScenarioError(f"scenario: {where} has no 'at_seconds'; every event needs one")
-        kinds = [k for k in ("health", "delete_instance", "add_instances") if k in obj]
+        kinds = [k for k in _EVENT_KINDS if k in obj]
         if len(kinds) != 1:
             raise ScenarioError(
-                f"scenario: {where} must have exactly one of 'health', 'delete_instance', "
-                f"'add_instances' (it has {', '.join(kinds) or 'none'})")
+                f"scenario: {where} must have exactly one of "
+                f"{', '.join(repr(k) for k in _EVENT_KINDS)} (it has {', '.join(kinds) or 'none'})")
         event = Event(at_seconds=_seconds(obj["at_seconds"], f"{where}.at_seconds"))
         if kinds == ["health"]:
             if "instance" not in obj:
@@ -316,10 +331,24 @@ def _events(value: Any) -> tuple[Event, ...]:
                     raise ScenarioError(f"scenario: {where}.{key} only applies to a 'health' event")
             if kinds == ["delete_instance"]:
                 event = Event(event.at_seconds, delete_instance=_id(obj["delete_instance"], f"{where}.delete_instance"))
+            elif kinds == ["preempt_operation"]:
+                event = Event(event.at_seconds, preempt_operation=_id(
+                    obj["preempt_operation"], f"{where}.preempt_operation"))
             else:
                 event = Event(event.at_seconds, add_instances=_int(obj["add_instances"], f"{where}.add_instances", 1))
         events.append(event)
     return tuple(events)
+
+
+def _automatic_repairs(obj: Any) -> AutomaticRepairs:
+    where = "automatic_repairs"
+    _check_keys(obj, tuple(AutomaticRepairs.__dataclass_fields__), where)
+    default = AutomaticRepairs()
+    return AutomaticRepairs(
+        enabled=_bool(obj.get("enabled", default.enabled), f"{where}.enabled"),
+        grace_minutes=_seconds(obj.get("grace_minutes", default.grace_minutes),
+                               f"{where}.grace_minutes", "minutes"),
+        action=_choice(obj.get("action", default.action), REPAIR_ACTIONS, f"{where}.action"))
 
 
 def scenario_from_dict(data: dict) -> Scenario:
@@ -358,6 +387,8 @@ def scenario_from_dict(data: dict) -> Scenario:
         out["faults"] = _faults(data["faults"])
     if "events" in data:
         out["events"] = _events(data["events"])
+    if "automatic_repairs" in data:
+        out["automatic_repairs"] = _automatic_repairs(data["automatic_repairs"])
     scenario = Scenario(**out)
     _check_flexible_keys(scenario)
     if scenario.overprovision and scenario.orchestration_mode != "Uniform":

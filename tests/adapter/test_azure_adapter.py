@@ -104,6 +104,15 @@ def test_failed_operation_carries_azure_error_code(simulate):
     assert port.list_instances()[0].provisioning == "failed"
 
 
+def test_a_preempted_operation_is_preempted_not_failed(simulate):
+    """Azure ends it Canceled with OperationPreempted: a state of its own, which the rules ask
+    once more, not a failure."""
+    sim = simulate({"instances": [{"id": "0", "on_reimage": "preempted"}, {"id": "1"}]})
+    status = wait(make_port(sim).begin_reimage("0"))
+    assert status.state is OperationState.PREEMPTED
+    assert status.error_code == "OperationPreempted"
+
+
 def test_capacity_change_and_delete_instances(simulate):
     sim = simulate({"instances": 1})
     port = make_port(sim)

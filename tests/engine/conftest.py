@@ -93,14 +93,16 @@ def rollout(scenario: dict, port_class=SimulatorComputePort, listener=None, canc
 
 def assert_budget_kept(run: Rollout, r_min: int) -> None:
     """From the simulator's record: every ready instance taken out left >= R_min others ready,
-    and no instance was reimaged twice or by a whole-set call."""
+    and no instance was reimaged twice (but once more after a preemption) or by a whole-set
+    call."""
     h = run.history
     for takeout in h["takeouts"]:
         if takeout["was_ready"]:
             assert takeout["others_ready"] >= r_min, takeout
     assert h["whole_set_reimages"] == 0
     for instance_id, record in h["instances"].items():
-        assert len(record["reimages"]) <= 1, instance_id
+        earlier = [r["status"] for r in record["reimages"][:-1]]
+        assert earlier in ([], ["Canceled"]), (instance_id, record["reimages"])
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ as a user typed them.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 SET_PATH_PART = "/virtualMachineScaleSets/"
@@ -72,6 +73,10 @@ class Record:
                                  for e in events if "delete_instance" in e}
         self.added_at = [e["time"] for e in events for _ in range(e.get("add_instances") or 0)]
         self.event_adds = sum(e.get("add_instances") or 0 for e in events)
+        # Azure's own doing, not the run's: instances its automatic repairs replaced, and when.
+        # (By history key: a replaced instance's id may have been reused since.)
+        self.replaced = {self.holder(r["instance"], r["start"]): r["start"]
+                         for r in self.h["repairs"]["done"] if r["action"] == "Replace"}
 
     def holder(self, iid: str, t: float) -> str:
         """The history key of the instance that had id `iid` at `t`."""
@@ -168,6 +173,8 @@ def check(case: Case, backend, report: dict) -> Record:
     removed_from_n0 = {i: h["instances"][i]["deleted"] for i in rec.deleted_by_event
                        if h["instances"][i]["deleted"] is not None and rec.exists(i, t0)
                        and not rec.deleting(i, t0) and rec.spec(i).get("power", "running") == "running"}
+    removed_from_n0.update({i: at for i, at in rec.replaced.items() if at > t0 and i not in removed_from_n0
+                            and (spec := rec.spec(i)) and spec.get("power", "running") == "running"})
 
     def r_min(t: float) -> int:
         gone = sum(1 for at in removed_from_n0.values() if at <= t)
@@ -200,11 +207,13 @@ def check(case: Case, backend, report: dict) -> Record:
     assert h["max_reimages_in_flight"] <= budget.cap, (
         f"invariant 2: {h['max_reimages_in_flight']} reimages in flight, cap {budget.cap}")
 
-    # 3. No instance reimaged twice; nothing out of scope, protected or stopped touched; no
-    #    whole-set call; only the run's own surge instances deleted.
+    # 3. No instance reimaged twice (but once more after its reimage was preempted); nothing out
+    #    of scope, protected or stopped touched; no whole-set call; only the run's own surge
+    #    instances deleted (Azure's repairs replace instances of their own accord).
     assert h["whole_set_reimages"] == 0, "invariant 3: a whole-set reimage call"
     for iid, r in h["instances"].items():
-        assert len(r["reimages"]) <= 1, f"invariant 3: instance {iid} reimaged {len(r['reimages'])} times"
+        assert [x["status"] for x in r["reimages"][:-1]] in ([], ["Canceled"]), (
+            f"invariant 3: instance {iid} reimaged {len(r['reimages'])} times: {r['reimages']}")
     asked = rec.reimage_requests()
     touched = sorted({i for i, _ in asked} & untouchable)
     assert not touched, f"invariant 3: reimage requested for untouchable instances {touched}"
@@ -222,6 +231,7 @@ def check(case: Case, backend, report: dict) -> Record:
         since = min(reads[-1] if reads else h["start"], before_patch[-1] if before_patch else h["start"])
         raced = any(since < e["time"] <= patches[0] for e in h["events"]
                     if "skipped" not in e and ("add_instances" in e or "delete_instance" in e))
+        raced = raced or any(since < at <= patches[0] for at in rec.replaced.values())
     for iid, r in h["instances"].items():
         if r.get("deleted_by") in ("request", "scale-in") and not raced:
             assert iid in surge_created, f"invariant 3: instance {iid} was deleted by the run but is not a surge instance"
@@ -233,11 +243,12 @@ def check(case: Case, backend, report: dict) -> Record:
         for iid in sorted(scope - untouchable):
             iid = rec.original(iid)
             r = h["instances"][iid]
-            if iid in rec.deleted_by_event and (r["deleted"] is not None or rec.deleting(iid, end)):
-                continue  # removed by someone else
-            assert len(r["reimages"]) == 1 and r["reimages"][0]["status"] == "Succeeded", (
+            if iid in rec.deleted_by_event and (r["deleted"] is not None or rec.deleting(iid, end)) \
+                    or iid in rec.replaced:
+                continue  # removed by someone else, or replaced by Azure's repairs
+            assert r["reimages"] and r["reimages"][-1]["status"] == "Succeeded", (
                 f"invariant 4: run succeeded but instance {iid} has reimages {r['reimages']}")
-            op_end = r["reimages"][0]["end"]
+            op_end = r["reimages"][-1]["end"]
             ready_after = rec.ready(iid, op_end) or any(
                 e is not None and op_end <= e <= end and rec.ready(iid, e) for _, e in r["not_ready"])
             assert ready_after, f"invariant 4: instance {iid} never ready after its reimage"
@@ -286,9 +297,14 @@ def benign(case: Case) -> bool:
     if any("health" in e for e in s.get("events", [])):
         return False
     for spec in s["instances"]:
-        if spec.get("on_reimage", "ok") != "ok" or spec.get("health", "healthy") != "healthy" \
-                or "timings" in spec:
+        if spec.get("on_reimage", "ok") not in ("ok", "preempted") \
+                or spec.get("health", "healthy") != "healthy" or "timings" in spec:
             return False
+    # One preemption is ridden out (asked once more); a second one fails the instance.
+    preempts = Counter([str(e["preempt_operation"]) for e in s.get("events", []) if "preempt_operation" in e]
+                       + [str(i["id"]) for i in s["instances"] if i.get("on_reimage") == "preempted"])
+    if any(n > 1 for n in preempts.values()):
+        return False
     t = s["timings"]
     faults = s.get("faults", {})
     throttled = faults.get("throttle_reads_every") or faults.get("throttle_writes_every")
