@@ -70,6 +70,7 @@ class Track:
     ready_since: float | None = None  # observed ready since (after the operation succeeded)
     done: float | None = None
     ended: float | None = None  # failed / removed at
+    gone: float | None = None  # done or failed, then deleted by someone else: left N0 at
     refused_since: float | None = None  # first 409/429 on the reimage request
     preempted: tuple[str, str] | None = None  # (code, line) of the preemption it was asked again after
     error_code: str | None = None
@@ -264,7 +265,8 @@ def _observe(run: RunState, seen: Mapping[str, Instance], operations: Mapping[st
             updates[tid] = t
     tracks = {**run.tracks, **updates} if updates else run.tracks
     changed = tuple(tid for tid, t in updates.items() if t.status is not run.tracks[tid].status)
-    removed = sum(1 for tid in changed if tracks[tid].status is Status.REMOVED and tracks[tid].in_n0)
+    removed = sum(1 for tid, t in updates.items() if t.in_n0 and (
+        (tid in changed and t.status is Status.REMOVED) or (t.gone is not None and run.tracks[tid].gone is None)))
     budget = (run.budget.with_n0(run.budget.n0 - removed, ignore_availability=plan.ignore_availability)
               if removed else run.budget)
     failed = [tracks[tid] for tid in changed if tracks[tid].status is Status.FAILED]
@@ -287,6 +289,9 @@ def _advance(track: Track, inst: Instance | None, status: OperationStatus | None
         # our reimage: removed, not failed). Finished records stay as they are.
         if track.status in ACTIVE or track.status is Status.SKIPPED:
             return replace(t, status=Status.REMOVED, ended=now)
+        if inst is None and track.status in (Status.DONE, Status.FAILED) and track.gone is None:
+            # It still counted in N0 after its reimage: it leaves N0 now.
+            return replace(t, gone=now)
         return t
     if track.status is Status.IN_FLIGHT:
         return _advance_in_flight(t, inst, status, plan, seen_at, now)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from typing import Callable
+from typing import Callable, TypeVar
 
 from .clock import Clock
 from .compute import (
@@ -36,6 +36,9 @@ EARLY_GAP = 0.5  # of the poll interval: the least time between a list and one a
 SLEEP_SLICE = 1.0  # a cancel is noticed within this much clock time even on a clock that ignores it
 
 __all__ = ["run_rollout", "exit_code"]
+
+
+T = TypeVar("T")
 
 
 class _Stop(Exception):
@@ -241,28 +244,44 @@ class _Rollout:
         self._phase("restore")
         try:
             # Only the surge's own instances: an id that a later instance took is not ours.
-            ours = sorted((i.id for i in self.port.list_instances() if _identity(i) in self.surge),
-                          key=id_key)
+            listed = self._read(self.port.list_instances, "listing the instances to restore")
+            ours = sorted((i.id for i in listed if _identity(i) in self.surge), key=id_key)
             if ours:
                 self._await_succeeded(lambda: self.port.begin_delete_instances(ours),
                                       f"deleting surge instances {', '.join(ours)}")
+                # Deleting instances lowers the capacity by as many (Azure's delete API).
+                self.capacity["after"] = self.capacity["during"] - len(ours)
             self.run_state = replace(self.run_state, surge_ids=frozenset())
-            now_capacity = self.port.get_scale_set().capacity
-            # Deleting the surge instances lowered the capacity by as many; anything above
-            # `before` now was added by someone else, and a scale-in would delete theirs.
-            # Only a surge whose instances were never identified is undone by capacity.
-            if now_capacity > before and not self.surge:
+            # Anything above `before` now was added by someone else, and a scale-in would
+            # delete theirs: only a surge whose instances were never identified is undone by
+            # capacity.
+            if not self.surge and self._read(self.port.get_scale_set,
+                                             "reading the capacity").capacity > before:
                 self._await_succeeded(lambda: self.port.begin_set_capacity(before),
                                       f"setting the capacity back to {before}")
+                self.capacity["after"] = before
             now_capacity, _ = self._await_capacity(f"setting the capacity back to {before}")
         except AzureError as err:
             raise self._restore_failed(str(err))
         self._emit("capacity", data={"from": self.capacity["during"], "to": now_capacity})
         self.capacity["after"] = now_capacity
 
+    def _read(self, read: Callable[[], T], what: str) -> T:
+        """A read of the surge or restore, asked again each poll while it fails (a 5xx, a
+        throttled answer), up to timeout-minutes; then its error stands."""
+        deadline = self.clock.now() + self.plan.timeout_seconds
+        while True:
+            try:
+                return read()
+            except AzureError as err:
+                if self.clock.now() >= deadline:
+                    raise AzureError(f"{what}: {err}", code=err.code, status=err.status) from None
+            if not self._sleep(self.s.poll_interval_seconds):
+                raise _Stop("cancelled", f"cancelled while {what}")
+
     def _restore_failed(self, what: str) -> _Stop:
         msg = (f"every instance was reimaged, but restoring the capacity failed: {what}; "
-               f"capacity is {self.capacity['during']}, it was {self.capacity['before']}")
+               f"capacity is {self.capacity['after']}, it was {self.capacity['before']}")
         return _Stop("failed", msg, Failure(None, "RestoreFailed", msg))
 
     def _await_succeeded(self, start: Callable[[], Operation], what: str) -> None:

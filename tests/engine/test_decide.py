@@ -190,6 +190,21 @@ def test_removed_by_someone_else_lowers_n0():
     assert d.run.tracks["1"].status is Status.REMOVED and d.run.budget.n0 == 4
 
 
+def test_a_done_instance_deleted_by_someone_else_lowers_n0_once():
+    """With max-unavailable 0, R_min is N0: a reimaged instance that someone deletes must leave
+    N0 too, or the rest of the set could never be taken out (the randomized suite found it)."""
+    vms = [vm(i) for i in range(4)]
+    run = record_started(state(vms, mu="0", ms="1"), "0", 0)
+    d = decide(obs(10, *vms), {"0": OK}, run, PLAN, 10)
+    assert d.run.tracks["0"].status is Status.DONE and d.run.budget.n0 == 4
+    d = decide(obs(20, *vms[1:], vm(9)), {}, d.run, PLAN, 20)  # 0 deleted; 9 is the surge's
+    assert d.run.tracks["0"].status is Status.DONE  # still reported as reimaged
+    assert (d.run.budget.n0, d.run.budget.r_min) == (3, 3)
+    assert d.start == ("1",)  # 1, 2, 3 and 9 ready: one may go
+    d = decide(obs(30, *vms[1:], vm(9)), {}, d.run, PLAN, 30)
+    assert d.run.budget.n0 == 3  # counted once
+
+
 def test_instances_added_by_others_are_left_alone_but_count_as_ready():
     vms = [vm(i) for i in range(2)]
     run = state(vms, mu="1")  # N0 2, R_min 1

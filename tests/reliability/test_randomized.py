@@ -206,6 +206,19 @@ BASE = {"resource_group": RG, "scale_set_name": NAME}
               "faults": {}, "timings": {**FAST, "reimage_seconds": 30}, "reuse_instance_ids": True,
               "events": [{"at_seconds": 12, "delete_instance": "3"}, {"at_seconds": 14, "add_instances": 1}]},
     raw={**BASE, "max_unavailable": "1", "max_surge": "1", "poll_interval_seconds": "10"}))
+@example(Case(  # a reimaged instance deleted by someone else stayed in N0: with max-unavailable 0, blocked
+    scenario={"instances": [{"id": "0"}, {"id": "1"}, {"id": "2"}], "zones": [], "health_extension": False,
+              "timings": FAST, "events": [{"at_seconds": 4, "delete_instance": "0"}],
+              "faults": {"seed": 0, "throttle_writes_every": 2}},
+    raw={**BASE, "max_unavailable": "0", "max_surge": "1", "timeout_minutes": "1",
+         "poll_interval_seconds": "1", "health_source": "none"}))
+@example(Case(  # a 500 on a read after the surge's delete: restore failed, reporting the old capacity
+    scenario={"instances": [{"id": "0", "timings": {"reimage_seconds": 60}}, *({"id": str(i)} for i in range(1, 24))],
+              "zones": [], "health_extension": True,
+              "timings": {**FAST, "reimage_seconds": 16, "delete_seconds": 13}, "events": [],
+              "faults": {"seed": 65536, "server_error_rate": 0.1}, "overprovision": True},
+    raw={**BASE, "max_unavailable": "0", "max_surge": "21%", "timeout_minutes": "1",
+         "poll_interval_seconds": "15", "instance_ids": "0 1"}))
 @example(Case(  # an in-scope instance under Azure's Reimage repair (stopping) was skipped as stopped
     scenario={"instances": [{"id": str(i)} for i in range(6)], "zones": [], "health_extension": True,
               "timings": {**FAST, "boot_seconds": 10, "health_seconds": 20}, "page_size": 100,
