@@ -175,16 +175,19 @@ class _Rollout:
         if not budget.surge:
             return False
         self._phase("surge")
-        before = self.capacity["before"]
         # Capacity is absolute: raised from what it is now, not from preflight's reading, so an
         # instance others added or removed meanwhile is not undone (or doubled) by ours; and the
         # instances there now are known, so others' earlier additions are never taken as ours.
         known = {_identity(i) for i in self.first.values()}
+        # Read again until they answer: a guess from preflight's capacity could scale in
+        # someone else's instances.
         try:
-            current = self.port.get_scale_set().capacity
-            known |= {_identity(i) for i in self.port.list_instances()}
-        except AzureError:
-            current = before
+            current = self._read(self.port.get_scale_set, "reading the capacity").capacity
+            known |= {_identity(i) for i in self._read(self.port.list_instances,
+                                                       "listing the instances")}
+        except AzureError as err:
+            raise _Stop("failed", f"cannot raise the capacity: {err}",
+                        Failure(None, err.code or "RequestFailed", str(err))) from None
         target = current + budget.surge
         self._emit("capacity", data={"from": current, "to": target})
         try:
