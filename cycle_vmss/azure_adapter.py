@@ -87,10 +87,11 @@ def _one_line(text: str | None) -> str:
 def _error_parts(err: SdkAzureError) -> tuple[str | None, str]:
     """ARM's error code and message from an SDK exception, without the SDK's multi-line dump."""
     if isinstance(err, HttpResponseError) and err.error is not None:
-        code = err.error.code
-        message = err.error.message
+        code, message, target = err.error.code, _one_line(err.error.message), err.error.target
+        if target and target not in message:  # what Azure found at fault, when it says so
+            message = f"{message} (target: {target})"
         if code or message:
-            return code, _one_line(message)
+            return code, message
     message = getattr(err, "message", None) or str(err)
     # Only the first line: the SDK appends the code, message and response body on later lines.
     return None, _one_line(message.splitlines()[0] if message else "")

@@ -13,6 +13,8 @@ The rules (for users: the rolling rules in docs/how-it-works.md):
   run's in-flight ones; stopped and deallocated instances are not counted (they are not in N0).
 - Unready in-scope instances are started first and cost no budget (they serve nothing), only a
   slot of the in-flight cap.
+- Ready ones never take a zone's last ready instance while another zone can give one
+  (`spread_order`), so a zone goes wholly out of service only when nothing else is left.
 - An instance that became protected, stopped or deallocated before its turn is skipped then
   (once no operation runs on it: an automatic repair stops an instance for a while).
 - A 409 (busy) or 429 on the reimage request means Azure did not accept it: the instance stays
@@ -157,18 +159,22 @@ def _in_zone_key(instance: Instance) -> tuple:
     return (instance.fault_domain if instance.fault_domain is not None else -1, id_key(instance.id))
 
 
-def spread_order(candidates: list[Instance], zone_out: dict[str, int], window: int | None = None,
+def spread_order(candidates: list[Instance], zone_out: Mapping[str, int],
+                 zone_ready: Mapping[str, int], window: int | None = None,
                  limit: int | None = None) -> list[Instance]:
-    """Ready candidates in the order the rules take them: each next one from the zone with the
-    fewest instances out of service (ties by zone name), within a zone by fault domain, then id.
+    """Ready candidates in the order the rules take them: never a zone's last ready instance
+    while another zone can give one; then from the zone with the fewest instances out of
+    service, then the one with the most candidates left (so no zone is left to be done all at
+    once at the end), then by zone name; within a zone by fault domain, then id.
 
     Taking one puts it out of service in its zone. With `window`, the projection for the plan:
     at most `window` are out at once and the oldest comes back first. With `limit`, only the
     first `limit` (a pass starts only a few, and a thousand-instance set is sorted no more)."""
-    zone_out = dict(zone_out)
+    zone_out, zone_ready = dict(zone_out), dict(zone_ready)
     by_zone: dict[str, list[Instance]] = {}
     for inst in candidates:
         by_zone.setdefault(_zone(inst), []).append(inst)
+    left = {z: len(members) for z, members in by_zone.items()}
     groups: dict[str, list[Instance]] = {}
     for z, members in by_zone.items():
         head = (sorted(members, key=_in_zone_key) if limit is None
@@ -179,11 +185,15 @@ def spread_order(candidates: list[Instance], zone_out: dict[str, int], window: i
         if window is not None and len(taken) >= window:
             back = _zone(taken[len(taken) - window])
             zone_out[back] -= 1
-        z = min(groups, key=lambda name: (zone_out.get(name, 0), id_key(name)))
+            zone_ready[back] = zone_ready.get(back, 0) + 1
+        z = min(groups, key=lambda name: (zone_ready.get(name, 0) <= 1, zone_out.get(name, 0),
+                                          -left[name], id_key(name)))
         inst = groups[z].pop()
         if not groups[z]:
             del groups[z]
         zone_out[z] = zone_out.get(z, 0) + 1
+        zone_ready[z] = zone_ready.get(z, 0) - 1
+        left[z] -= 1
         taken.append(inst)
     return taken
 
@@ -194,12 +204,10 @@ def plan_order(instances: tuple[Instance, ...], reimage_ids: set[str], source: H
     window moved on: unready first, then spread over zones."""
     unready = [i for i in instances if i.id in reimage_ids and not is_ready(i, source)]
     ready = [i for i in instances if i.id in reimage_ids and is_ready(i, source)]
-    zone_out: dict[str, int] = {}
-    for inst in instances:
-        if inst.in_service_candidate and not is_ready(inst, source):
-            zone_out[_zone(inst)] = zone_out.get(_zone(inst), 0) + 1
+    count = _count(instances, frozenset(), source)
     first = sorted(unready, key=lambda i: (id_key(_zone(i)), _in_zone_key(i)))
-    return [i.id for i in first] + [i.id for i in spread_order(ready, zone_out, window)]
+    return [i.id for i in first] + [i.id for i in spread_order(ready, count.zone_out,
+                                                               count.zone_ready, window)]
 
 
 def skip_reason(inst: Instance) -> str | None:
@@ -313,6 +321,7 @@ class _Count:
 
     ready: int  # ready instances, counted against R_min
     zone_out: dict[str, int]  # out of service per zone
+    zone_ready: dict[str, int]  # ready per zone: a zone's last one waits its turn
     unready: tuple[str, ...]  # not ready and not ours: what spends the budget
 
 
@@ -321,6 +330,7 @@ def _count(instances: tuple[Instance, ...], ours: frozenset[str], source: Health
     shows; stopped, deallocated and standby ones are not in service and not counted per zone."""
     ready = 0
     zone_out: dict[str, int] = {}
+    zone_ready: dict[str, int] = {}
     unready: list[str] = []
     for inst in instances:
         if inst.id in ours:
@@ -329,10 +339,11 @@ def _count(instances: tuple[Instance, ...], ours: frozenset[str], source: Health
             continue
         elif is_ready(inst, source):
             ready += 1
+            zone_ready[_zone(inst)] = zone_ready.get(_zone(inst), 0) + 1
         elif inst.in_service_candidate:
             zone_out[_zone(inst)] = zone_out.get(_zone(inst), 0) + 1
             unready.append(inst.id)
-    return _Count(ready, zone_out, tuple(unready))
+    return _Count(ready, zone_out, zone_ready, tuple(unready))
 
 
 def _finishing(run: RunState) -> tuple[Outcome | None, str]:
@@ -363,7 +374,8 @@ def _choose_starts(pending: list[Instance], run: RunState, count: _Count,
         start = [i.id for i in unready[:slots]]
     if len(start) < slots:
         candidates = [i for i in pending if is_ready(i, source)]
-        for inst in spread_order(candidates, count.zone_out, limit=slots - len(start)):
+        for inst in spread_order(candidates, count.zone_out, count.zone_ready,
+                                 limit=slots - len(start)):
             if ready - 1 < budget.r_min:
                 waiting = (f"budget: {ready} ready, R_min {budget.r_min}: taking out "
                            f"{inst.id} would leave {ready - 1} ready; not ready: "
@@ -391,7 +403,7 @@ def _blocked_failure(pending: list[Instance], budget: ResolvedBudget, count: _Co
                      plan: Plan) -> Failure:
     """Blocked for `timeout-minutes`: names the instance that would go next and the blockers."""
     head = spread_order([i for i in pending if is_ready(i, plan.health_source)], count.zone_out,
-                        limit=1)[0]
+                        count.zone_ready, limit=1)[0]
     return Failure(head.id, "Blocked",
                    f"instance {head.id} could not start for {_minutes(plan.timeout_seconds)}: "
                    f"{count.ready} ready, R_min {budget.r_min}; unready instances "

@@ -479,7 +479,7 @@ class Backend:
                 instances[instance_id] = {
                     "not_ready": [list(i) for i in h["not_ready"]],
                     "reimages": [dict(r) for r in h["reimages"]],
-                    "created": h["created"], "deleted": h["deleted"],
+                    "created": h["created"], "deleted": h["deleted"], "zone": h["zone"],
                 }
                 for key in ("created_by", "deleted_by"):  # see _create and _begin_deletes
                     if h.get(key):
@@ -543,7 +543,8 @@ class Backend:
                  locked=spec.locked)
         self._vms[vm.id] = vm
         self._order = None
-        self._hist[vm.id] = {"not_ready": [], "reimages": [], "created": created, "deleted": None}
+        self._hist[vm.id] = {"not_ready": [], "reimages": [], "created": created, "deleted": None,
+                             "zone": spec.zone}
         suffix = self._suffix(spec.id)
         if suffix.isdigit():
             self._next_id = max(self._next_id, int(suffix) + 1)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 
 class ArmError(Exception):
-    """An ARM error response: HTTP `status`, `code`, `message`, extra response `headers` and
-    optional `details` (list of {code, message[, target]})."""
+    """An ARM error response: HTTP `status`, `code`, `message`, extra response `headers`, and
+    where Azure sends them a `target` (the parameter or resource at fault), `details` (list of
+    {code, message[, target]}) and an `innererror`."""
 
     status = 500
     default_code = "InternalServerError"
+    default_innererror: dict | None = None
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
-                 headers: dict | None = None, details: list | None = None):
+                 headers: dict | None = None, details: list | None = None,
+                 target: str | None = None):
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
@@ -19,12 +22,18 @@ class ArmError(Exception):
             self.status = status
         self.headers = dict(headers or {})
         self.details = list(details or [])
+        self.target = target
 
     def body(self) -> dict:
-        """The ARM error envelope `{"error": {"code", "message"[, "details"]}}`."""
+        """The ARM error envelope `{"error": {"code", "message"[, "target", "details",
+        "innererror"]}}`."""
         error: dict = {"code": self.code, "message": self.message}
+        if self.target:
+            error["target"] = self.target
         if self.details:
             error["details"] = self.details
+        if self.default_innererror:
+            error["innererror"] = dict(self.default_innererror)
         return {"error": error}
 
 
@@ -50,10 +59,14 @@ class OperationNotAllowed(ArmError):
 
 
 class Throttled(ArmError):
-    """429 with Retry-After, as Compute's throttling answers."""
+    """429 with Retry-After, as Compute's throttling answers: the operation group in
+    `details[].target` and `innererror.internalErrorCode` (the body quoted in
+    microsoft/AzureTRE#2777; the details as on Microsoft Learn's "Troubleshooting API
+    throttling errors")."""
 
     status = 429
     default_code = "OperationNotAllowed"
+    default_innererror = {"internalErrorCode": "TooManyRequestsReceived"}
 
 
 class BadRequest(ArmError):

@@ -230,14 +230,17 @@ class SimulatorApp:
         ids = None if payload is None else payload.get("instanceIds")
         if ids is None:
             if required:
+                # Compute names the parameter in a top-level `target`, as in the InvalidParameter
+                # error Microsoft Learn quotes ("Azure Virtual Desktop: troubleshoot host pool
+                # creation": "target": "adminUsername").
                 raise BadRequest("Required parameter 'instanceIds' is missing (null).",
-                                 code="InvalidParameter",
+                                 code="InvalidParameter", target="instanceIds",
                                  details=[{"code": "InvalidParameter", "target": "instanceIds",
                                            "message": "instanceIds is required."}])
             return None
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise BadRequest("Parameter 'instanceIds' must be a list of instance id strings.",
-                             code="InvalidParameter")
+                             code="InvalidParameter", target="instanceIds")
         return ids
 
     @staticmethod

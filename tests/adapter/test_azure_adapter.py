@@ -6,7 +6,7 @@ import socket
 import time
 
 import pytest
-from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
 from azure.identity import ClientSecretCredential
 
 from cycle_vmss.azure_adapter import AzureComputePort, map_error
@@ -214,6 +214,20 @@ def test_an_endpoint_nothing_answers_is_named_as_a_network_problem(simulate):
         "network problem, not an answer from Azure; check the network, any proxy (HTTPS_PROXY), "
         "DNS, and the arm-endpoint setting or AZURE_RESOURCE_MANAGER_ENDPOINT")
     assert caught.value.code == "NetworkError"
+
+
+def test_an_arm_error_with_a_target_is_one_line_that_names_it(simulate, compute_client):
+    sim = simulate({"instances": 1})
+    with pytest.raises(HttpResponseError) as caught:  # over HTTPS: a delete naming no instances
+        compute_client(sim).virtual_machine_scale_sets.begin_delete_instances(
+            sim.info["resource_group"], sim.info["scale_set_name"], {})
+    # The message names the parameter already: the target is not said twice.
+    assert str(map_error(caught.value)) == \
+        "400 InvalidParameter: Required parameter 'instanceIds' is missing (null)."
+    # Where the message does not name it, the target does.
+    caught.value.error.message = "The value of the parameter is invalid.\nSee details."
+    assert str(map_error(caught.value)) == \
+        "400 InvalidParameter: The value of the parameter is invalid. See details. (target: instanceIds)"
 
 
 @pytest.mark.parametrize("raw, cause", [

@@ -100,7 +100,8 @@ def test_unready_in_scope_instances_go_first_and_cost_no_budget():
 
 
 def test_order_spreads_over_zones_then_fault_domain_then_numeric_id():
-    vms = [vm(10, "1", 0), vm(9, "1", 1), vm(2, "1", 0), vm(3, "2", 0), vm(4, "3", 0), vm(5, "2", 1)]
+    vms = [vm(10, "1", 0), vm(9, "1", 1), vm(2, "1", 0), vm(3, "2", 0), vm(4, "3", 0), vm(5, "2", 1),
+           vm(6, "3", 1)]
     d = decide(obs(0, *vms), {}, state(vms, mu="3"), PLAN, 0)
     assert d.start == ("2", "3", "4")  # one per zone; in zone 1: fd 0, then "2" < "10"
 
@@ -115,11 +116,68 @@ def test_next_one_comes_from_the_zone_with_fewest_out_of_service():
 
 
 def test_plan_order_projects_the_window():
+    # Six over three zones: the zone with the most left goes next (ties by zone name), so the
+    # plan takes one per zone in turn, whatever the window.
     vms = [vm(i, str(i % 3 + 1)) for i in range(6)]
-    assert plan_order(tuple(vms), {v.id for v in vms}, EXT, 1) == ["0", "3", "1", "4", "2", "5"]
-    assert plan_order(tuple(vms), {v.id for v in vms}, EXT, 3) == ["0", "1", "2", "3", "4", "5"]
+    for window in (1, 2, 3):
+        assert plan_order(tuple(vms), {v.id for v in vms}, EXT, window) == ["0", "1", "2", "3", "4", "5"]
     vms[4] = vm(4, "2", health="unhealthy")
     assert plan_order(tuple(vms), {v.id for v in vms}, EXT, 1)[0] == "4"
+
+
+def test_plan_order_over_uneven_zones_leaves_a_lone_instance_last():
+    # Zones of 5, 2 and 1: zone 3's only instance empties its zone, so it waits until nothing
+    # else is left; zone 2's second goes only once its first is back.
+    vms = [vm(i, z) for i, z in enumerate("11111223")]
+    assert plan_order(tuple(vms), {v.id for v in vms}, EXT, 1) == ["0", "1", "2", "3", "5", "4", "6", "7"]
+    assert plan_order(tuple(vms), {v.id for v in vms}, EXT, 2) == ["0", "5", "1", "6", "2", "3", "4", "7"]
+    assert plan_order(tuple(vms), {v.id for v in vms}, EXT, 3) == ["0", "5", "1", "2", "6", "3", "4", "7"]
+
+
+def test_six_over_three_zones_two_at_a_time_never_empties_a_zone():
+    # Every pass of a six-instance, three-zone set with max-unavailable 2, each pair coming back
+    # before the next pass: zone 3 is not left to be done all at once at the end.
+    vms = [vm(i, str(i % 3 + 1)) for i in range(6)]
+    run, order, t = state(vms, mu="2"), [], 0
+    while True:
+        d = decide(obs(t, *vms), {i: OK for i in run.in_flight()}, run, PLAN, t)
+        if d.outcome is not None:
+            break
+        run = d.run
+        for iid in d.start:
+            run = record_started(run, iid, t)
+        order.append(d.start)
+        t += 10
+    assert d.outcome is Outcome.SUCCEEDED
+    assert order == [("0", "1"), ("2", "3"), ("4", "5")]
+
+
+def test_the_last_ready_instance_of_a_zone_waits_while_another_zone_can_give_one():
+    # Zone 1's other instance is unready (out of scope): taking 0 would leave zone 1 with none.
+    vms = [vm(0, "1"), vm(1, "1", health="unhealthy"), vm(2, "2"), vm(3, "2"), vm(4, "2")]
+    run = state(vms, mu="3", scope={"0", "2", "3", "4"})
+    assert decide(obs(0, *vms), {}, run, PLAN, 0).start == ("2", "3")  # R_min 2 of 4 ready
+    # The same with only zone 1 left to do: no other choice, so it goes (the budget still holds).
+    run = state(vms, mu="3", scope={"0"})
+    assert decide(obs(0, *vms), {}, run, PLAN, 0).start == ("0",)
+
+
+def test_a_zone_with_nothing_else_to_do_may_go_wholly_out():
+    # Only zone 3's two are left and the budget allows two: no other choice exists.
+    vms = [vm(i, str(i % 3 + 1)) for i in range(6)]
+    assert decide(obs(0, *vms), {}, state(vms, mu="2", scope={"2", "5"}), PLAN, 0).start == ("2", "5")
+    # A set without zones is one zone: it is never held back.
+    flat = [vm(i) for i in range(4)]
+    assert decide(obs(0, *flat), {}, state(flat, mu="3"), PLAN, 0).start == ("0", "1", "2")
+
+
+def test_ties_on_out_of_service_go_to_the_zone_with_most_left_to_do():
+    # Zones 1 and 2 both have none out; zone 2 has two left to do, zone 1 one (4 and 5 are done,
+    # here: out of scope), so zone 2 goes first despite its name. Fewest out still comes first.
+    vms = [vm(0, "1"), vm(4, "1"), vm(5, "1"), vm(1, "2"), vm(2, "2"), vm(3, "2")]
+    assert decide(obs(0, *vms), {}, state(vms, scope={"0", "1", "2"}), PLAN, 0).start == ("1",)
+    vms[3] = vm(3, "2", health="unhealthy")  # zone 2 has one out: zone 1 goes first again
+    assert decide(obs(0, *vms), {}, state(vms, mu="2", scope={"0", "1", "2"}), PLAN, 0).start == ("0",)
 
 
 def test_done_needs_the_operation_to_succeed_and_a_later_ready_observation():

@@ -40,8 +40,9 @@ def test_default_rollout_reimages_every_instance_within_the_budget(mode):
     assert_budget_kept(run, r_min=5)
     assert all(len(run.reimages(str(i))) == 1 for i in range(6))
     assert sorted(run.events.ids("done")) == run.ids(*"012345")
-    # Unready-free set, window 1: zone by zone (ties by zone name), fault domain, id.
-    assert r["plan"]["order"] == run.events.ids("started") == run.ids(*"031425")
+    # Unready-free set, window 1: the zone with the most left to do (ties by zone name), then
+    # fault domain, id: one per zone in turn.
+    assert r["plan"]["order"] == run.events.ids("started") == run.ids(*"012345")
     assert r["requests"]["writes"] == 6 and r["capacity"] == {"before": 6, "during": 6, "after": 6}
     # Each mode through its own APIs: Flexible asks the scale-set VM API once, its list at
     # preflight for protection (a VM resource shows none), the rest through the single-VM
@@ -53,7 +54,37 @@ def test_default_rollout_reimages_every_instance_within_the_budget(mode):
         (bool(vmss_vm_api), single_vm_api) == (True, [])
     if mode == "Flexible":
         assert [p.rsplit("/", 2)[-2:] for p in paths if p.endswith("/reimage")] == \
-            [[i, "reimage"] for i in run.ids(*"031425")]
+            [[i, "reimage"] for i in run.ids(*"012345")]
+
+
+def zones_wholly_out(run, zones: dict[str, str]) -> list[tuple[float, str]]:
+    """(seconds into the run, zone) whenever, from the simulator's record, no instance of a
+    zone was ready: checked at every instant an instance went out of service."""
+    h = run.history
+
+    def ready(iid, t):
+        return not any(a <= t and (b is None or t < b) for a, b in h["instances"][iid]["not_ready"])
+    instants = sorted({a for r in h["instances"].values() for a, _ in r["not_ready"]})
+    return [(t - h["start"], z) for t in instants for z in sorted(set(zones.values()))
+            if not any(ready(i, t) for i in zones if zones[i] == z)]
+
+
+@pytest.mark.parametrize("layout, mu, order, emptied", [
+    # Six over three zones, two at a time: before, zone 3's two went out together at the end.
+    ("123123", "2", "012345", []),
+    # Zones of 5, 2 and 1: zone 3's lone instance waits until nothing else is left to start.
+    ("11111223", "3", "05126347", ["3"]),
+])
+def test_zones_are_taken_out_as_outages_happen(layout, mu, order, emptied):
+    zones = {str(i): z for i, z in enumerate(layout)}
+    run = rollout({"instances": [{"id": i, "zone": z} for i, z in zones.items()]}, max_unavailable=mu)
+    assert run.report["result"] == "succeeded"
+    assert run.events.ids("started") == list(order)
+    out = zones_wholly_out(run, zones)
+    assert sorted({z for _, z in out}) == emptied
+    # A zone went wholly out only once nothing else was left to start.
+    last_start = max(e.time for e in run.events.of("started"))
+    assert all(run.start + t >= last_start for t, _ in out)
 
 
 def test_polling_economy_one_list_per_pass_and_no_per_instance_reads(mode):
@@ -211,7 +242,8 @@ def test_skips_are_reported_and_never_touched(mode):
     if mode == "Flexible":  # what Azure said about the lock stays in the report
         row1 = next(row for row in r["instances"] if row["id"] == run.id("1"))
         assert row1["error"]["code"] == "ScopeLocked" and "locked" in row1["error"]["message"]
-        assert [w["path"].rsplit("/", 2)[-2] for w in run.writes()] == run.ids("0", "1", "4")
+        # 0 is zone 1's only serving instance (3 is deallocated): it goes last.
+        assert [w["path"].rsplit("/", 2)[-2] for w in run.writes()] == run.ids("1", "4", "0")
 
 
 def test_standby_pool_vms_are_skipped_and_serve_nothing():

@@ -1,4 +1,4 @@
-"""The five invariants of issue 6, checked from the simulator's own record (`history()` and its
+"""The six invariants (issue 6, and the zone rule of issue 17), checked from the simulator's own record (`history()` and its
 request log), never from the engine's report (the report is only read where invariant 5 asks
 what it *says*). The budget is computed here again from the scenario and the raw settings, so a
 mistake in the engine's own budget arithmetic cannot hide itself.
@@ -134,17 +134,76 @@ class Record:
 
     def reimage_requests(self) -> list[tuple[str, int]]:
         """(instance id, status) of every per-instance reimage request the simulator saw."""
-        out = []
-        for r in self.requests:
-            parts = r["path"].rstrip("/").split("/")
-            if r["method"] == "POST" and parts[-1] in ("reimage", "reimageall") and \
-                    len(parts) >= 3 and parts[-3] == "virtualMachines":
-                out.append((parts[-2], r["status"]))
-        return out
+        return [(iid, r["status"]) for r in self.requests if (iid := _reimaged(r)) is not None]
+
+    def steady(self, iid: str, a: float, b: float) -> bool | None:
+        """True: ready at every instant of [a, b]; False: existing and not ready at any of them;
+        None: it changed in between, or did not exist throughout."""
+        rec = self.h["instances"][iid]
+        if (rec["created"] is not None and rec["created"] > a) or \
+                (rec["deleted"] is not None and rec["deleted"] <= b):
+            return None
+        overlapping = [(s, e) for s, e in rec["not_ready"] if s <= b and (e is None or e > a)]
+        if not overlapping:
+            return True
+        return False if any(s <= a and (e is None or e > b) for s, e in overlapping) else None
+
+    def pass_window(self, iid: str, t: float) -> tuple[float, int]:
+        """For the reimage of `iid` accepted at `t`: when the list its pass acted on began (the
+        pages just before that pass's reimage requests; the run's first list when the pass used
+        preflight's), and the index of the request in the log."""
+        reqs = self.requests
+        j = next(n for n, r in enumerate(reqs) if r["time"] >= t and _reimaged(r) == iid)
+        n = j - 1
+        while n >= 0 and _reimaged(reqs[n]) is not None:
+            n -= 1
+        start = None
+        while n >= 0 and reqs[n]["method"] == "GET" and \
+                reqs[n]["path"].endswith(("/virtualMachines", "/instanceView")):
+            start, n = reqs[n]["time"], n - 1
+        return (start if start is not None else self.first_list()), j
+
+    def needless_zone_outage(self, k: int, candidates: set[str]) -> tuple[str, str] | None:
+        """Takeout `k` reimaged the last ready instance of its zone while the engine's list showed
+        another in-scope instance it could take instead, in a zone that would keep a ready one:
+        (that instance, its zone), else None. Judged on what the list could show: over the
+        pass's window everything named was ready, or not ready, throughout; anything that
+        changed within it is given the benefit of the doubt."""
+        takeouts, inst = self.h["takeouts"], self.h["instances"]
+        x, t = takeouts[k]["instance"], takeouts[k]["time"]
+        if not takeouts[k]["was_ready"]:
+            return None  # unready: started first, it empties nothing
+        s, j = self.pass_window(x, t)
+        if any(a < t and (e is None or e > s) for a, e in inst[x]["not_ready"]):
+            return None  # the list may have shown it unready
+        ours = {o["instance"]: o["time"] for o in takeouts[:k]}
+        planned = {iid for r in self.requests[:j] if r["time"] >= s and (iid := _reimaged(r))}
+        zone = inst[x]["zone"]
+        for m, rec in inst.items():
+            if m == x or rec["zone"] != zone or (rec["created"] is not None and rec["created"] > t) \
+                    or (rec["deleted"] is not None and rec["deleted"] <= s):
+                continue  # another zone's, or not there while the pass ran
+            if self.steady(m, s, t) is not False and not (m in ours and self.steady(m, ours[m], t) is False):
+                return None  # it may have been ready in the list: the zone kept one
+        untouched = {i for i in inst if i not in ours and i not in planned and i != x
+                     and not self.deleting(i, t) and self.steady(i, s, t)}
+        for y in sorted(candidates & untouched):
+            if y != x and any(w != y and inst[w]["zone"] == inst[y]["zone"] for w in untouched):
+                return y, inst[y]["zone"]
+        return None
 
     def write_times(self, method: str, suffix: str = "") -> list[float]:
         return [r["time"] for r in self.requests if r["method"] == method and r["status"] < 300
                 and r["path"].endswith(suffix)]
+
+
+def _reimaged(request: dict) -> str | None:
+    """The instance a per-instance reimage request names, or None for any other request."""
+    parts = request["path"].rstrip("/").split("/")
+    if request["method"] == "POST" and parts[-1] in ("reimage", "reimageall") and \
+            len(parts) >= 3 and parts[-3] == "virtualMachines":
+        return parts[-2]
+    return None
 
 
 # --- the invariants ----------------------------------------------------------------------------
@@ -235,6 +294,15 @@ def check(case: Case, backend, report: dict) -> Record:
     for iid, r in h["instances"].items():
         if r.get("deleted_by") in ("request", "scale-in") and not raced:
             assert iid in surge_created, f"invariant 3: instance {iid} was deleted by the run but is not a surge instance"
+
+    # 6. A zone's last ready instance was reimaged only when no other zone could give one: a
+    #    zone is never taken wholly out of service by the run while another choice exists.
+    for k in range(len(takeouts)):
+        choice = rec.needless_zone_outage(k, scope - untouchable)
+        assert choice is None, (
+            f"invariant 6: instance {takeouts[k]['instance']} took zone "
+            f"{h['instances'][takeouts[k]['instance']]['zone']} wholly out of service at "
+            f"+{takeouts[k]['time'] - h['start']:.1f}s while {choice[0]} (zone {choice[1]}) could go")
 
     # 4. Every in-scope instance ends reimaged and ready, skipped, removed, or the run failed
     #    naming what stopped it; within the timeouts' bound.

@@ -1,7 +1,8 @@
 """Randomized fault runs in virtual time: the real engine over `SimulatorComputePort` against the
 simulator's `Backend` on a `VirtualClock`, for random sets (1 to 60 instances, zoned or not),
 budgets and surges (counts and percentages), timings and faults; after every run the five
-invariants of issue 6 are checked from the simulator's own record (`invariants.check`).
+invariants of issue 6 and the zone rule of issue 17 are checked from the simulator's own record
+(`invariants.check`).
 
 Run more examples while hunting: HYPOTHESIS_PROFILE=explore (see conftest.py). Every failure
 found is kept below as an `@example`, with the fix it led to.
@@ -44,6 +45,7 @@ def cases(draw) -> Case:
     base, step = draw(st.sampled_from([(0, 1), (0, 1), (0, 1), (3, 2), (10, 7)]))
     ids = [str(base + i * step) for i in range(n)]
     zones = ["1", "2", "3"] if draw(st.booleans()) else []
+    uneven = draw(st.booleans())  # a zone drawn per instance, not round-robin
     extension = draw(st.sampled_from([True, True, True, False]))
     timings = {"reimage_seconds": draw(st.integers(1, 60)), "boot_seconds": draw(st.integers(0, 20)),
                "health_seconds": draw(st.integers(0, 20)), "create_seconds": draw(st.integers(1, 60)),
@@ -53,7 +55,7 @@ def cases(draw) -> Case:
     for i, iid in enumerate(ids):
         spec: dict = {"id": iid}
         if zones:
-            spec["zone"] = zones[i % 3]
+            spec["zone"] = draw(st.sampled_from(zones)) if uneven else zones[i % 3]
         trait = specials.get(iid)
         if trait in ("stopped", "deallocated"):
             spec["power"] = trait
@@ -227,8 +229,12 @@ BASE = {"resource_group": RG, "scale_set_name": NAME}
                          {"at_seconds": 1, "instance": "2", "health": "unhealthy"}],
               "faults": {"seed": 0}, "automatic_repairs": {"grace_minutes": 1, "action": "Reimage"}},
     raw={**BASE, "poll_interval_seconds": "1", "timeout_minutes": "1"}))
+@example(Case(  # zone 2's only instance went while zone 1 still had five to give (issue 17)
+    scenario={"instances": [{"id": str(i), "zone": "1"} for i in range(6)] + [{"id": "6", "zone": "2"}],
+              "zones": ["1", "2", "3"], "health_extension": True, "faults": {}, "timings": FAST, "events": []},
+    raw={**BASE, "max_unavailable": "15%", "max_surge": "1", "poll_interval_seconds": "1", "timeout_minutes": "1"}))
 @given(cases())
-def keeps_the_five_invariants(case: Case):
+def keeps_the_six_invariants(case: Case):
     note(f"scenario={case.scenario!r}")
     note(f"raw={case.raw!r}")
     backend, report = run_case(case)
@@ -238,12 +244,12 @@ def keeps_the_five_invariants(case: Case):
 
 
 @pytest.mark.slow  # a thousand runs: about 50 s
-def test_every_randomized_run_keeps_the_five_invariants(capsys):
+def test_every_randomized_run_keeps_the_six_invariants(capsys):
     """The property over the profile's examples (1000 in CI), then what they covered: a suite
     whose draws stopped reaching a fault would pass while testing nothing, so each kind of fault
     and trait must have occurred."""
     STATS.clear()
-    keeps_the_five_invariants()
+    keeps_the_six_invariants()
     with capsys.disabled():
         print("\nrandomized runs: " + ", ".join(f"{k} {v}" for k, v in sorted(STATS.items())))
     assert STATS["examples"] >= hypothesis_settings.default.max_examples

@@ -181,6 +181,21 @@ def test_throttled_answer_carries_retry_after_and_the_arm_envelope(simulator, se
     error = answer.json()["error"]
     assert error["code"] == "OperationNotAllowed"
     assert error["details"][0]["code"] == "TooManyRequests"
+    # As Azure sends it: the operation group in the detail's target, and an innererror.
+    assert error["details"][0]["target"] in error["details"][0]["message"]  # the operation group
+    assert error["innererror"] == {"internalErrorCode": "TooManyRequestsReceived"}
+
+
+def test_a_bad_parameter_is_named_in_the_errors_target(simulator, compute_client):
+    sim = simulator({"instances": 1})
+    group, name = _names(sim)
+
+    with pytest.raises(HttpResponseError) as caught:  # a delete that names no instances
+        compute_client(sim).virtual_machine_scale_sets.begin_delete_instances(group, name, {})
+
+    assert caught.value.status_code == 400
+    assert (caught.value.error.code, caught.value.error.target) == ("InvalidParameter", "instanceIds")
+    assert caught.value.error.details[0].target == "instanceIds"
 
 
 def test_missing_resources_are_404s_with_arms_codes(simulator, compute_client):
