@@ -33,6 +33,10 @@ class Instance:
     # False when the list left vmHealth out (a Flexible set's VM list may): the instance is
     # then judged on provisioning and power, or by its own instance view while in flight.
     health_listed: bool = True
+    # Azure's times (epoch seconds, Azure's clock) of the ProvisioningState status and of
+    # vmHealth (when the health was reported); None when Azure gave none.
+    provisioning_time: float | None = None
+    health_time: float | None = None
 
     @property
     def in_service_candidate(self) -> bool:
