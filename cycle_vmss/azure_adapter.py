@@ -161,25 +161,33 @@ def map_error(err: SdkAzureError, arm_endpoint: str = PUBLIC_ARM_ENDPOINT) -> Az
     return AzureError(said, code=code, status=status)
 
 
-def _state(statuses: list | None, prefix: str) -> str:
-    """`ProvisioningState/failed/OSProvisioningTimedOut` -> "failed" (the error code reaches
-    the run through the operation's status)."""
+def _status(statuses: list | None, prefix: str) -> tuple[str, float | None]:
+    """`ProvisioningState/failed/OSProvisioningTimedOut` -> ("failed", its time) (the error
+    code reaches the run through the operation's status)."""
     for status in statuses or []:
         parts = (status.code or "").split("/")
         if parts[0] == prefix and len(parts) > 1:
-            return parts[1].lower()
-    return ""
+            return parts[1].lower(), _epoch(status.time)
+    return "", None
+
+
+def _epoch(time: Any) -> float | None:
+    return time.timestamp() if time is not None else None
 
 
 def _view_states(view: Any) -> dict:
-    """Provisioning, power and health from an instance view (either kind of VM)."""
+    """Provisioning, power and health, with the times Azure gives them, from an instance view
+    (either kind of VM)."""
     statuses = view.statuses if view is not None else None
-    health = None
+    health, health_time = None, None
     if view is not None and view.vm_health is not None and view.vm_health.status is not None:
         code = view.vm_health.status.code or ""
         health = code.split("/", 1)[1].lower() if "/" in code else code.lower() or None
-    return {"provisioning": _state(statuses, "ProvisioningState"),
-            "power": _state(statuses, "PowerState"), "health": health}
+        health_time = _epoch(view.vm_health.status.time)
+    provisioning, provisioning_time = _status(statuses, "ProvisioningState")
+    return {"provisioning": provisioning, "provisioning_time": provisioning_time,
+            "power": _status(statuses, "PowerState")[0], "health": health,
+            "health_time": health_time}
 
 
 def _observed(props: Any) -> dict:

@@ -36,6 +36,10 @@ class Instance:
     health_listed: bool = True
     # timeCreated: with the id, it tells an instance from a later one that reuses its id
     time_created: datetime | None = None
+    # Azure's times (epoch seconds, Azure's clock) of the ProvisioningState status and of
+    # vmHealth (when the health was reported); None when Azure gave none.
+    provisioning_time: float | None = None
+    health_time: float | None = None
 
     @property
     def in_service_candidate(self) -> bool:

@@ -8,7 +8,8 @@ rules are tested with hand-built observations and replayed in virtual time.
 The rules (for users: the rolling rules in docs/how-it-works.md):
 - Ready means `health.is_ready`'s score; an instance of this run counts as out of service from the
   moment its reimage is accepted until it is done (operation succeeded, then observed ready for
-  `min-ready-seconds`), whatever the list shows in between.
+  `min-ready-seconds`, on health reported after the reimage ended), whatever the list shows in
+  between.
 - "Out of service" per zone counts the set's in-service instances that are not ready plus this
   run's in-flight ones; stopped and deallocated instances are not counted (they are not in N0).
 - Unready in-scope instances are started first and cost no budget (they serve nothing), only a
@@ -39,7 +40,7 @@ from typing import Mapping
 
 from .budget import ResolvedBudget
 from .compute import Instance, Observation, OperationState, OperationStatus
-from .health import describe, is_ready, states
+from .health import describe, is_ready, ready_after_reimage, states
 from .settings import HealthSource
 
 
@@ -422,7 +423,7 @@ def _advance_in_flight(t: Track, inst: Instance, status: OperationStatus | None,
                                        f"({code}: {status.error_message or 'no message'}); "
                                        f"last states {describe(inst)}")
     if t.op_state is OperationState.SUCCEEDED:
-        if is_ready(inst, plan.health_source):
+        if ready_after_reimage(inst, plan.health_source):  # a stale `healthy` does not count
             since = t.ready_since if t.ready_since is not None else seen_at
             t = replace(t, ready_since=since)
             if seen_at - since >= plan.min_ready_seconds:
@@ -431,9 +432,12 @@ def _advance_in_flight(t: Track, inst: Instance, status: OperationStatus | None,
             t = replace(t, ready_since=None)  # it must stay ready for the whole window
     if t.started is not None and now - t.started >= plan.timeout_seconds:
         op = t.op_state.value if t.op_state else "InProgress"
+        stale = (" (that health was reported before the reimage ended)"
+                 if t.op_state is OperationState.SUCCEEDED and is_ready(inst, plan.health_source)
+                 and not ready_after_reimage(inst, plan.health_source) else "")
         return _fail(t, now, "Timeout" if op != "Succeeded" else "NotReady",
                      f"instance {t.id}: not done within {_minutes(plan.timeout_seconds)} of its "
-                     f"start (operation {op}); last states {describe(inst)}")
+                     f"start (operation {op}); last states {describe(inst)}{stale}")
     return t
 
 

@@ -415,8 +415,9 @@ class _Rollout:
             return instances
         views = {v.id: v for v in self.port.instance_views(wanted)}
         return tuple(replace(i, provisioning=v.provisioning or i.provisioning, power=v.power,
-                             health=v.health, health_listed=True) if (v := views.get(i.id)) else i
-                     for i in instances)
+                             health=v.health, health_listed=True, health_time=v.health_time,
+                             provisioning_time=v.provisioning_time or i.provisioning_time)
+                     if (v := views.get(i.id)) else i for i in instances)
 
     def _statuses(self) -> dict[str, OperationStatus]:
         """The status of each in-flight reimage; one that cannot be read is asked next pass."""

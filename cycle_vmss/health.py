@@ -3,7 +3,8 @@
 Score bits over the instance view: `ProvisioningState/succeeded` = 1, `PowerState/running` = 2,
 `HealthState/healthy` = 4. Health source `extension`: ready at 7; `none`: ready when bits 1 and 2
 are set (the health bit is ignored). `HealthState/initializing` means the verdict is not in yet
-(wait); `unknown` and `unhealthy` mean not ready.
+(wait); `unknown` and `unhealthy` mean not ready. After a reimage, a health counts only when it
+was reported after the reimage ended (`ready_after_reimage`).
 """
 
 from __future__ import annotations
@@ -44,8 +45,31 @@ def readiness(instance: Instance, source: HealthSource) -> Readiness:
 def is_ready(instance: Instance, source: HealthSource) -> bool:
     """`readiness(...) is READY`, spelled out: the rules ask it of every instance on every list."""
     return (instance.provisioning == "succeeded" and instance.power == "running"
-            and (source is HealthSource.NONE or not instance.health_listed
-                 or instance.health == "healthy"))
+            and (not _health_counts(instance, source) or instance.health == "healthy"))
+
+
+def _health_counts(instance: Instance, source: HealthSource) -> bool:
+    return source is not HealthSource.NONE and instance.health_listed
+
+
+def ready_after_reimage(instance: Instance, source: HealthSource) -> bool:
+    """`is_ready` for an instance whose reimage has ended: where its health counts, it must
+    also have been reported since (`health_is_fresh`)."""
+    return is_ready(instance, source) and (not _health_counts(instance, source)
+                                           or health_is_fresh(instance))
+
+
+def health_is_fresh(instance: Instance) -> bool:
+    """Whether vmHealth was reported at or after the instance's provisioning last succeeded,
+    which for an instance just reimaged is when its reimage ended: Azure may go on showing the
+    old health, with its old time, for a while after. Both times are Azure's, from the same
+    instance view, so no clock of this machine takes part: a local time (such as when the
+    engine first saw the operation succeed) would be off by any clock skew, and late by up to
+    a poll, long enough to call a health reported meanwhile stale for good. Azure sends both
+    times; without one there is nothing to compare, and the health is taken as it is."""
+    if instance.health_time is None or instance.provisioning_time is None:
+        return True
+    return instance.health_time >= instance.provisioning_time
 
 
 def states(instance: Instance) -> dict:

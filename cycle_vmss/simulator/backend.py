@@ -14,6 +14,8 @@ A reimage of instance i started at s, with its timings R, B, H:
   s + R + B  provisioning succeeded, power running  their operation ends at s + R)
              operation Succeeded; vmHealth initializing
   s+R+B+H    vmHealth healthy (`never-healthy`: unhealthy)
+With `stale_health_seconds` S, vmHealth shows the value and time it had before s until
+s + R + B + S, while the instance's own health (what history judges) runs as above.
 `on_reimage: fail` ends at s + R + B with provisioning failed, vmHealth unknown and the
 operation Failed with the instance's `error_code`.
 
@@ -87,6 +89,13 @@ class VmSnapshot:
     health: str | None  # None: no vmHealth reported
     health_time: float  # when `health` last changed (vmHealth's status time)
     rev: int
+    # (health, time) that vmHealth still shows after a reimage (`stale_health_seconds`)
+    stale_health: tuple[str, float] | None = None
+
+    @property
+    def shown_health(self) -> tuple[str | None, float]:
+        """The health and its time as vmHealth shows them: stale for a while after a reimage."""
+        return self.stale_health or (self.health, self.health_time)
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,7 @@ class _Vm:
     locked: bool = False  # Flexible: a resource lock on the VM (its reimage answers ScopeLocked)
     extra: bool = False  # an overprovisioned instance: Azure deletes it, the capacity omits it
     op_id: str | None = None  # the operation in flight on this instance
+    health_before: tuple[str, float] | None = None  # (health, time) when its reimage began
     gen: int = 0  # bumped when an instance's course changes; stale transitions are dropped
     was_running: bool = True  # its power was running when its current course began
     deleting: bool = False
@@ -628,6 +638,8 @@ class Backend:
             vm.op_id = op.id
             self._in_flight.add(vm.id)
             running = vm.state.power == "running"
+            state = vm.state
+            vm.health_before = (state.health, state.health_time) if state.health else None
             done = self._take_down(vm, running)
             self._schedule(done, self._reimage_done, vm, vm.gen, op, running)
             if vm.on_reimage == "preempted":  # out of service, stopping: the less kind moment
@@ -642,7 +654,8 @@ class Backend:
         vm.was_running = running
         t, gen = vm.timings, vm.gen
         if running:
-            self._set(vm, provisioning="updating", power="stopping", health=None)
+            self._set(vm, provisioning="updating", power="stopping", health=None,
+                      stale_health=None)
             self._at(vm, gen, self._t + t.reimage_seconds / 2, power="stopped")
             self._at(vm, gen, self._t + t.reimage_seconds, power="starting")
             return self._t + t.reimage_seconds + t.boot_seconds
@@ -705,6 +718,7 @@ class Backend:
             health_on = self.scenario.health_extension
             self._set(vm, provisioning="succeeded", power="running",
                       health="initializing" if health_on else "healthy")
+            self._serve_stale_health(vm, gen)
             final = "unhealthy" if vm.on_reimage == "never-healthy" else "healthy"
             at = self._t + vm.timings.health_seconds
             if vm.on_reimage == "flap":  # healthy, unhealthy, ... then healthy for good
@@ -714,6 +728,15 @@ class Backend:
                     at += 2 * vm.timings.health_seconds
             self._at(vm, gen, at, health=final)
         self._finish_part(op, vm, "Succeeded")
+
+    def _serve_stale_health(self, vm: _Vm, gen: int) -> None:
+        """For `stale_health_seconds` after a reimage ends, vmHealth keeps the value and time it
+        had before. vmHealth is an `InstanceViewStatus` whose `time` is when it was reported
+        (REST spec; Learn: health-extension, "View VMHealth"), and Azure promises no fresh report
+        by the time an operation ends: the less kind reading is an old `healthy` shown on."""
+        if vm.health_before is not None and vm.timings.stale_health_seconds > 0:
+            self._set(vm, stale_health=vm.health_before)
+            self._at(vm, gen, self._t + vm.timings.stale_health_seconds, stale_health=None)
 
     def _apply_model(self, body: dict) -> tuple[ScaleSetSnapshot, str]:
         sku = body.get("sku") if isinstance(body, dict) else None
@@ -855,7 +878,7 @@ class Backend:
                     self._finish_part(other, vm, "Canceled", dict(_PREEMPTED))
             vm.gen += 1
             vm.deleting = True
-            self._set(vm, provisioning="deleting", health=None,
+            self._set(vm, provisioning="deleting", health=None, stale_health=None,
                       power="stopping" if vm.state.power == "running" else vm.state.power)
             if op is not None:
                 op.pending.add(vm.id)

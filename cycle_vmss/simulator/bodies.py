@@ -20,10 +20,15 @@ _POWER_DISPLAY = {
     "running": "VM running", "starting": "VM starting", "stopping": "VM stopping",
     "stopped": "VM stopped", "deallocating": "VM deallocating", "deallocated": "VM deallocated",
 }
+# vmHealth's `level` and `displayStatus` as Azure sets them: unhealthy is `Error` (the vmHealth
+# body quoted in Azure/azure-cli#15018), unknown `Warning` (Learn: health-extension, "View
+# VMHealth"); the others `Info`.
 _HEALTH_DISPLAY = {
-    "healthy": "The VM is reporting healthy.", "unhealthy": "The VM is reporting unhealthy.",
-    "initializing": "The VM health is initializing.", "unknown": "The VM health is unknown.",
+    "healthy": "The VM is reporting healthy.",
+    "unhealthy": "The VM is reporting itself as unhealthy or is unreachable",
+    "initializing": "The VM health is initializing.", "unknown": "The VM health is unknown",
 }
+_HEALTH_LEVEL = {"unhealthy": "Error", "unknown": "Warning"}
 
 
 def iso(t: float) -> str:
@@ -251,10 +256,12 @@ def instance_view(scenario: Scenario, snapshot: VmSnapshot, *, health: bool = Tr
     }
     if _flexible(scenario):
         view["isVMInStandbyPool"] = snapshot.standby
-    if health and scenario.health_extension and snapshot.health is not None:
-        view["vmHealth"] = {"status": {"code": f"HealthState/{snapshot.health}", "level": "Info",
-                                       "displayStatus": _HEALTH_DISPLAY[snapshot.health],
-                                       "time": iso(snapshot.health_time)}}
+    shown, reported = snapshot.shown_health  # stale for a while after a reimage
+    if health and scenario.health_extension and shown is not None:
+        view["vmHealth"] = {"status": {"code": f"HealthState/{shown}",
+                                       "level": _HEALTH_LEVEL.get(shown, "Info"),
+                                       "displayStatus": _HEALTH_DISPLAY[shown],
+                                       "time": iso(reported)}}
     return view
 
 

@@ -44,7 +44,9 @@ class ScenarioError(ValueError):
 class Timings:
     """Seconds each phase lasts. A reimage: power `stopping` for the first half of
     `reimage_seconds`, `stopped` for the second half, `starting` for `boot_seconds` (then the
-    operation succeeds), vmHealth `initializing` for `health_seconds`."""
+    operation succeeds), vmHealth `initializing` for `health_seconds`. For
+    `stale_health_seconds` after a reimage ends, vmHealth still shows the value and time it had
+    before the reimage (Azure may show an old health just after an operation)."""
 
     reimage_seconds: float = 3
     boot_seconds: float = 1
@@ -54,6 +56,7 @@ class Timings:
     # Overprovisioning: Azure starts deleting its extra instances this long after the requested
     # ones succeeded (the extras are ready meanwhile).
     overprovision_delete_seconds: float = 2
+    stale_health_seconds: float = 0
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,28 @@ def test_done_needs_the_operation_to_succeed_and_a_later_ready_observation():
     assert d.changed == ("0",) and d.start == ("1",)
 
 
+def test_after_a_reimage_only_health_reported_since_it_ended_counts():
+    vms = [vm(i) for i in range(3)]
+    run = record_started(state(vms, mu="1"), "0", 0)
+    # Provisioning succeeded at 15 (Azure's time): the reimage ended then.
+    stale = replace(vm(0), provisioning_time=15.0, health_time=-100.0)
+    d = decide(obs(20, stale, vm(1), vm(2)), {"0": OK}, run, PLAN, 20)
+    assert d.run.tracks["0"].status is Status.IN_FLIGHT and d.start == ()  # old healthy: not done
+    fresh = replace(stale, health_time=18.0)
+    d = decide(obs(30, fresh, vm(1), vm(2)), {}, d.run, PLAN, 30)
+    assert d.run.tracks["0"].status is Status.DONE and d.start == ("1",)
+    # Still stale at the timeout: the failure says why a `healthy` did not count.
+    d = decide(obs(1800, stale, vm(1), vm(2)), {"0": OK}, run, PLAN, 1800)
+    assert d.run.failure.code == "NotReady"
+    assert d.run.failure.message.endswith(
+        "health healthy (that health was reported before the reimage ended)")
+    # Health source none, and a list that carries no health, do not judge health at all.
+    for plan, listed in ((replace(PLAN, health_source=HealthSource.NONE), stale),
+                         (PLAN, replace(stale, health=None, health_time=None, health_listed=False))):
+        d = decide(obs(20, listed, vm(1), vm(2)), {"0": OK}, run, plan, 20)
+        assert d.run.tracks["0"].status is Status.DONE
+
+
 def test_min_ready_seconds_must_pass_without_a_break():
     plan = replace(PLAN, min_ready_seconds=60)
     vms = [vm(i) for i in range(3)]

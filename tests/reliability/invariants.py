@@ -376,7 +376,9 @@ def benign(case: Case) -> bool:
     t = s["timings"]
     faults = s.get("faults", {})
     throttled = faults.get("throttle_reads_every") or faults.get("throttle_writes_every")
-    slowest = (max(t["reimage_seconds"] + t["boot_seconds"] + t["health_seconds"], t["create_seconds"])
+    # A fresh health is seen once it is reported and the stale one is no longer shown.
+    seen_healthy = max(t["health_seconds"], t.get("stale_health_seconds", 0))
+    slowest = (max(t["reimage_seconds"] + t["boot_seconds"] + seen_healthy, t["create_seconds"])
                + int(case.setting("min_ready_seconds", "0"))
                + 3 * int(case.setting("poll_interval_seconds", "10"))
                + (8 * faults.get("retry_after_seconds", 1) if throttled else 0))

@@ -49,7 +49,8 @@ def cases(draw) -> Case:
     extension = draw(st.sampled_from([True, True, True, False]))
     timings = {"reimage_seconds": draw(st.integers(1, 60)), "boot_seconds": draw(st.integers(0, 20)),
                "health_seconds": draw(st.integers(0, 20)), "create_seconds": draw(st.integers(1, 60)),
-               "delete_seconds": draw(st.integers(1, 20))}
+               "delete_seconds": draw(st.integers(1, 20)),
+               "stale_health_seconds": draw(st.sampled_from([0, 0, 5, 30, 120]))}
     specials = dict(draw(st.lists(st.tuples(st.sampled_from(ids), st.sampled_from(TRAITS)), max_size=6)))
     instances = []
     for i, iid in enumerate(ids):
@@ -137,6 +138,7 @@ def _tally(case: Case, backend, report: dict) -> None:
     STATS["throttled (429)"] += backend.throttled
     STATS["server errors (5xx)"] += backend.server_errors
     STATS["409 on a first reimage"] += backend.conflicts
+    STATS["stale health"] += bool(case.scenario["timings"].get("stale_health_seconds"))
     specials = Counter(s.get("on_reimage") or s.get("power") or s.get("health")
                        or ("protected" if s.get("protect_from_scale_set_actions") else None)
                        for s in case.scenario["instances"])
@@ -254,7 +256,7 @@ def test_every_randomized_run_keeps_the_six_invariants(capsys):
         print("\nrandomized runs: " + ", ".join(f"{k} {v}" for k, v in sorted(STATS.items())))
     assert STATS["examples"] >= hypothesis_settings.default.max_examples
     missing = [kind for kind in ("throttled (429)", "server errors (5xx)", "409 on a first reimage",
-                                 "events health", "events delete", "events add", "events preempt",
+                                 "stale health", "events health", "events delete", "events add", "events preempt",
                                  "reimages preempted", "repairs", "instances overprovisioned",
                                  "ids reused",
                                  *(f"instances {trait}" for trait in TALLIED_TRAITS))

@@ -49,7 +49,8 @@ def test_list_instances_reads_every_page_one_request_each():
     assert [i.id for i in instances] == ["0", "1", "2", "3", "4"]
     assert instances[0] == Instance(id="0", name=f"{NAME}_0", zone="1", fault_domain=0,
                                     provisioning="succeeded", power="running", health="healthy",
-                                    protected=False,
+                                    protected=False, provisioning_time=backend.start,
+                                    health_time=backend.start,
                                     time_created=datetime.fromtimestamp(backend.start, timezone.utc))
     assert instances[2].protected and instances[3].power == "deallocated"
     assert instances[3].health is None and instances[4].zone is None
