@@ -15,11 +15,12 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+import base64
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from . import bodies, routes
 from .backend import Backend, ScaleSetSnapshot, VmSnapshot
@@ -298,16 +299,17 @@ class SimulatorApp:
             p["rg"], p["name"], payload.get("serviceName"), payload.get("action")))
 
     def list_instances(self, request: Request) -> Response:
+        request, after = self._page_request(request)
         p = request.params
         expand = self._expand_instance_view(request)
-        return self._paged(request, lambda after: self.backend.list_instances(
-            p["rg"], p["name"], after=after),
-            lambda vm: bodies.scale_set_vm(self.scenario, vm, expand=expand))
+        return self._paged(request, self.backend.list_instances(p["rg"], p["name"], after=after),
+                           lambda vm: bodies.scale_set_vm(self.scenario, vm, expand=expand))
 
     def list_vms(self, request: Request) -> Response:
         """Flexible: `virtualMachines?$filter='virtualMachineScaleSet/id' eq '...'&$expand=instanceView`."""
+        request, after = self._page_request(request)
         expand = self._expand_instance_view(request)
-        return self._paged(request, lambda after: self.backend.list_vms(
+        return self._paged(request, self.backend.list_vms(
             request.params["rg"], vmss_filter=request.param("$filter"),
             expand_instance_view=expand, after=after),
             lambda vm: bodies.vm(self.scenario, vm, expand=expand, listed=True))
@@ -328,18 +330,37 @@ class SimulatorApp:
         op_id = self.backend.reimage_vm(p["rg"], p["vm_name"])
         return self._accepted_reimage(request, p["vm_name"], op_id)
 
-    def _paged(self, request: Request, fetch, render) -> Response:
-        """One page from `fetch(after)`, each instance as `render` shows it, with a nextLink
-        while more follow; the opaque token names the last instance listed."""
-        vms, after = fetch(request.param("$skiptoken") or None)
+    # Compute writes a list's nextLink as the path, `api-version` and an opaque `$skiptoken`
+    # alone ("virtualMachines?api-version=2016-03-30&$skiptoken=...", quoted by a Compute
+    # engineer in Azure/azure-xplat-cli#2961): `$filter` and `$expand` live in the token, so
+    # a client that rebuilt the next request from its own parameters would lose them. The SDK
+    # follows nextLink verbatim, absolute.
+    @staticmethod
+    def _page_request(request: Request) -> tuple[Request, str | None]:
+        """The request a page answers and the last instance already listed: a `$skiptoken`
+        brings back the first page's `$filter` and `$expand`, whatever the URL carries."""
+        token = request.param("$skiptoken")
+        if not token:
+            return request, None
+        try:
+            state = json.loads(base64.urlsafe_b64decode(token.encode()))
+            query, after = dict(state["query"]), str(state["after"])
+        except (ValueError, KeyError, TypeError):
+            raise BadRequest(f"The value '{token}' of parameter '$skiptoken' is not valid.",
+                             code="InvalidParameter", target="$skiptoken") from None
+        query["api-version"] = request.param("api-version") or ""
+        return replace(request, query=query), after
+
+    def _paged(self, request: Request, page_and_after, render) -> Response:
+        """One page, each instance as `render` shows it, with a nextLink while more follow."""
+        vms, after = page_and_after
         page: dict[str, Any] = {"value": [render(vm) for vm in vms]}
         if after is not None:
-            # Absolute, with every parameter the client sent (api-version included): the SDK
-            # follows nextLink verbatim.
-            kept = [(k, v) for k, v in request.query.items() if k.lower() != "$skiptoken"]
-            query = "&".join(f"{k}={quote(v, safe='')}" for k, v in kept)
-            page["nextLink"] = (f"{self._base(request)}{request.path}?{query}"
-                                f"&$skiptoken={quote(after, safe='')}")
+            kept = {k: v for k, v in request.query.items() if k.lower() != "api-version"}
+            token = base64.urlsafe_b64encode(
+                json.dumps({"query": kept, "after": after}).encode()).decode()
+            page["nextLink"] = (f"{self._base(request)}{request.path}"
+                                f"?api-version={request.param('api-version')}&$skiptoken={token}")
         return Response.json(200, page)
 
     def get_instance(self, request: Request) -> Response:

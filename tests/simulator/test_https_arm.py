@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import parse_qsl
 
 import pytest
 import requests
@@ -47,9 +48,14 @@ def test_list_follows_absolute_next_links_across_pages(simulator, compute_client
                         params={"api-version": "2026-04-01", "$expand": "instanceView"},
                         headers=_bearer(secret_credential, sim), timeout=10).json()
     assert len(page["value"]) == 2
-    assert page["nextLink"].startswith(_vmss_url(sim, "/virtualMachines?"))
-    assert "api-version=2026-04-01" in page["nextLink"]
-    assert "$expand=instanceView" in page["nextLink"]
+    # As Compute writes it: absolute, api-version and an opaque $skiptoken that carries $expand
+    next_url, query = page["nextLink"].split("?")
+    assert next_url == _vmss_url(sim, "/virtualMachines")
+    assert [k for k, _ in parse_qsl(query)] == ["api-version", "$skiptoken"]
+    second = requests.get(page["nextLink"], verify=sim.info["ca_bundle"],
+                          headers=_bearer(secret_credential, sim), timeout=10).json()
+    assert [vm["instanceId"] for vm in second["value"]] == ["2", "3"]
+    assert all("instanceView" in vm["properties"] for vm in second["value"])
 
 
 def test_instance_views_carry_the_recorded_keys_and_vm_health_only_with_the_extension(
