@@ -29,6 +29,15 @@ that is running, unprotected, idle and unhealthy for `grace_minutes` after its l
 (provisioning succeeded) is repaired, at most 5% of the set at once (one under 20 instances),
 unless `setOrchestrationServiceState` suspended AutomaticRepairs: `Replace` deletes it and creates
 a new instance (a new id), `Reimage` and `Restart` take it down and up like a preempting operation.
+
+The model (SPEC: `latest_model_applied`, `model_update`, `manualupgrade`): a `model_update` event
+leaves every instance off the latest model (`latestModelApplied` false; instances created later
+are on it). `manualupgrade` naming instances (REST: VirtualMachineScaleSets_UpdateInstances, 202
+and an operation) takes each down and up as a reimage does, for `manual_upgrade_seconds`, and
+then it is on the latest model. Azure may restart an instance for a model change (an image
+change re-creates its OS disk); the simulator always takes it out of service, the less kind
+reading. A reimage keeps the model. Each instance's OS disk carries the time it was provisioned
+(`os_disk_time`), which a reimage moves to its end: it provisions a new OS disk from the image.
 """
 
 from __future__ import annotations
@@ -62,6 +71,8 @@ _ALLOCATION_FAILED = ("Allocation failed. We do not have sufficient capacity for
                       "size in this region. Read more about improving likelihood of allocation "
                       "success at http://aka.ms/allocation-guidance")
 _VM_CORES = 2  # of the simulated VM size, Standard_D2s_v3 (bodies.VM_SIZE)
+# An instance there from the start got its OS disk this long before (a scenario may say when).
+_INITIAL_DISK_AGE = 86400.0
 
 
 def _id_key(instance_id: str) -> tuple:
@@ -91,6 +102,8 @@ class VmSnapshot:
     rev: int
     # (health, time) that vmHealth still shows after a reimage (`stale_health_seconds`)
     stale_health: tuple[str, float] | None = None
+    latest_model_applied: bool = True
+    os_disk_time: float = 0.0  # when its OS disk was provisioned
 
     @property
     def shown_health(self) -> tuple[str | None, float]:
@@ -316,6 +329,33 @@ class Backend:
             self._advance()
             return op.id
 
+    def manual_upgrade(self, rg: str, name: str, instance_ids: list) -> str:
+        """`manualupgrade`: bring the named instances to the latest model. Uniform only: on a
+        Flexible set the VMs are standalone and Azure has no such call for them (the less kind
+        reading where Learn says nothing)."""
+        with self._lock:
+            self._advance()
+            self._uniform_only(rg, name, "manualUpgrade.POST")
+            vms = [self._find_vm(rg, name, str(i)) for i in instance_ids]
+            for vm in vms:
+                self._check_idle(vm)
+            op = self._new_op("manualupgrade")
+            for vm in vms:
+                self._takeouts.append({"time": self._t, "instance": vm.id,
+                                       "was_ready": self._ready.get(vm.id, False),
+                                       "others_ready": sum(1 for i, r in self._ready.items()
+                                                           if r and i != vm.id)})
+                self._hist[vm.id]["manual_upgrades"].append(
+                    {"op": op.id, "start": self._t, "end": None, "status": "InProgress"})
+                op.pending.add(vm.id)
+                vm.op_id = op.id
+                running = vm.state.power == "running"
+                done = self._take_down(vm, running, vm.timings.manual_upgrade_seconds)
+                self._schedule(done, self._upgrade_done, vm, vm.gen, op, running)
+            self._settle()
+            self._advance()
+            return op.id
+
     # --- Flexible: the instances are ordinary VMs (Microsoft.Compute/virtualMachines) ---------
 
     def list_vms(self, rg: str, *, vmss_filter: str | None, expand_instance_view: bool,
@@ -489,6 +529,7 @@ class Backend:
                 instances[instance_id] = {
                     "not_ready": [list(i) for i in h["not_ready"]],
                     "reimages": [dict(r) for r in h["reimages"]],
+                    "manual_upgrades": [dict(r) for r in h["manual_upgrades"]],
                     "created": h["created"], "deleted": h["deleted"], "zone": h["zone"],
                 }
                 for key in ("created_by", "deleted_by"):  # see _create and _begin_deletes
@@ -548,13 +589,15 @@ class Backend:
             standby=spec.standby, error_code=spec.error_code, time_created=self._t,
             provisioning="succeeded", provisioning_time=self._t, power=spec.power,
             health=spec.health if spec.power == "running" else None, health_time=self._t,
-            rev=self._rev)
+            rev=self._rev, latest_model_applied=spec.latest_model_applied,
+            os_disk_time=self.start + spec.os_disk_time if spec.os_disk_time is not None
+            else self._t if created is not None else self.start - _INITIAL_DISK_AGE)
         vm = _Vm(state, on_reimage=spec.on_reimage, timings=spec.timings, created=created,
                  locked=spec.locked)
         self._vms[vm.id] = vm
         self._order = None
-        self._hist[vm.id] = {"not_ready": [], "reimages": [], "created": created, "deleted": None,
-                             "zone": spec.zone}
+        self._hist[vm.id] = {"not_ready": [], "reimages": [], "manual_upgrades": [],
+                             "created": created, "deleted": None, "zone": spec.zone}
         suffix = self._suffix(spec.id)
         if suffix.isdigit():
             self._next_id = max(self._next_id, int(suffix) + 1)
@@ -591,7 +634,8 @@ class Backend:
         if vm.op_id == op.id:
             vm.op_id = None
         self._in_flight.discard(vm.id)
-        for record in reversed(self._hist[vm.id]["reimages"]):
+        records = self._hist[vm.id]["manual_upgrades" if op.kind == "manualupgrade" else "reimages"]
+        for record in reversed(records):
             if record["op"] == op.id and record["end"] is None:
                 record["end"], record["status"] = self._t, status
                 break
@@ -647,21 +691,23 @@ class Backend:
                                vm, vm.gen, op)
         self._settle()
 
-    def _take_down(self, vm: _Vm, running: bool) -> float:
-        """Start the out-of-service course of a reimage (or of Azure's own operation) on `vm`
-        now; returns when it ends (after power starting and boot, for a running instance)."""
+    def _take_down(self, vm: _Vm, running: bool, seconds: float | None = None) -> float:
+        """Start the out-of-service course of a reimage (or of Azure's own operation, or a
+        manual upgrade: `seconds` instead of `reimage_seconds`) on `vm` now; returns when it
+        ends (after power starting and boot, for a running instance)."""
         vm.gen += 1
         vm.was_running = running
         t, gen = vm.timings, vm.gen
+        down = t.reimage_seconds if seconds is None else seconds
         if running:
             self._set(vm, provisioning="updating", power="stopping", health=None,
                       stale_health=None)
-            self._at(vm, gen, self._t + t.reimage_seconds / 2, power="stopped")
-            self._at(vm, gen, self._t + t.reimage_seconds, power="starting")
-            return self._t + t.reimage_seconds + t.boot_seconds
+            self._at(vm, gen, self._t + down / 2, power="stopped")
+            self._at(vm, gen, self._t + down, power="starting")
+            return self._t + down + t.boot_seconds
         # a stopped or deallocated instance is reimaged where it stands
         self._set(vm, provisioning="updating")
-        return self._t + t.reimage_seconds
+        return self._t + down
 
     def _at(self, vm: _Vm, gen: int, at: float, **changes) -> None:
         self._schedule(at, self._transition, vm, gen, changes)
@@ -702,9 +748,16 @@ class Backend:
             self._set(vm, provisioning="succeeded")
         self._finish_part(op, vm, "Succeeded")
 
+    def _upgrade_done(self, vm: _Vm, gen: int, op: _Operation, was_running: bool) -> None:
+        if vm.gen != gen or vm.id not in self._vms:
+            return
+        self._set(vm, latest_model_applied=True)
+        self._azure_course_done(vm, gen, op, was_running)
+
     def _reimage_done(self, vm: _Vm, gen: int, op: _Operation, was_running: bool) -> None:
         if vm.gen != gen or vm.id not in self._vms:
             return
+        self._set(vm, os_disk_time=self._t)  # a new OS disk, even when an extension then fails
         if vm.on_reimage == "fail":
             back_on = {"power": "running", "health": "unknown"} if was_running else {}
             self._set(vm, provisioning="failed", **back_on)
@@ -924,6 +977,10 @@ class Backend:
             # Instances created by someone else are busy until created, like any others.
             self._create(event.add_instances, self._new_op("create"), by="event")
             self._set_capacity_value(len(self._live()))
+        elif event.model_update:
+            for vm in self._live():
+                if vm.state.latest_model_applied:
+                    self._set(vm, latest_model_applied=False)
         elif event.preempt_operation is not None:
             vm = self._vms.get(self._vm_key(event.preempt_operation))
             op = self._ops.get(vm.op_id) if vm is not None and vm.op_id else None

@@ -215,7 +215,7 @@ def scale_set_vm(scenario: Scenario, snapshot: VmSnapshot, *, expand: bool) -> d
         "instanceId": snapshot.id,
         "sku": {"name": VM_SIZE, "tier": "Standard"},
         "properties": {
-            "latestModelApplied": True,
+            "latestModelApplied": snapshot.latest_model_applied,
             "modelDefinitionApplied": "VirtualMachineScaleSet",
             "vmId": snapshot.vm_id,
             "hardwareProfile": {"vmSize": VM_SIZE},
@@ -254,6 +254,12 @@ def instance_view(scenario: Scenario, snapshot: VmSnapshot, *, health: bool = Tr
         "statuses": [provisioning, {"code": f"PowerState/{snapshot.power}", "level": "Info",
                                     "displayStatus": _POWER_DISPLAY[snapshot.power]}],
     }
+    # The OS disk, as recorded (azure-recordings/vmss_vm_instance_view.json `disks`): its
+    # ProvisioningState time is when it was provisioned, which a reimage moves.
+    view["disks"] = [{"name": f"{snapshot.computer_name}_OsDisk_1",
+                      "statuses": [{"code": "ProvisioningState/succeeded", "level": "Info",
+                                    "displayStatus": "Provisioning succeeded",
+                                    "time": iso(snapshot.os_disk_time)}]}]
     if _flexible(scenario):
         view["isVMInStandbyPool"] = snapshot.standby
     shown, reported = snapshot.shown_health  # stale for a while after a reimage

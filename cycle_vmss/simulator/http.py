@@ -287,6 +287,13 @@ class SimulatorApp:
         return self._accepted(request, self.backend.reimage_set(p["rg"], p["name"], ids,
                                                                 all_disks=all_disks))
 
+    def manual_upgrade(self, request: Request) -> Response:
+        """`{"instanceIds": [...]}` (REST: VirtualMachineScaleSets_UpdateInstances): 202 and an
+        operation, as Compute's other POSTs on instances."""
+        p = request.params
+        ids = self._instance_ids(self._json_body(request, required=True), required=True)
+        return self._accepted(request, self.backend.manual_upgrade(p["rg"], p["name"], ids))
+
     def reimage_set_all(self, request: Request) -> Response:
         return self.reimage_set(request, all_disks=True)
 
@@ -480,7 +487,7 @@ class SimulatorApp:
 def _scope(path: str) -> str:
     """The ARM scope a 403 names: the resource path without the action suffix."""
     return re.sub(r"/(reimage|reimageall|delete|instanceView|rollingUpgrades/latest|"
-                  r"setOrchestrationServiceState)/?$", "", path,
+                  r"setOrchestrationServiceState|manualupgrade)/?$", "", path,
                   flags=re.IGNORECASE)
 
 

@@ -66,6 +66,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", VMSS + "/delete", "delete_instances", action=f"{_VMSS_ACTION}/delete/action"),
     Route("POST", VMSS + "/reimage", "reimage_set", action=f"{_VMSS_ACTION}/reimage/action"),
     Route("POST", VMSS + "/reimageall", "reimage_set_all", action=f"{_VMSS_ACTION}/reimageall/action"),
+    # Learn, "Modify a scale set": POST .../manualupgrade (REST: UpdateInstances)
+    Route("POST", VMSS + "/manualupgrade", "manual_upgrade",
+          action=f"{_VMSS_ACTION}/manualUpgrade/action"),
     Route("POST", VMSS + "/setOrchestrationServiceState", "set_orchestration_service_state",
           action=f"{_VMSS_ACTION}/setOrchestrationServiceState/action"),
     Route("GET", VMSS + "/virtualMachines", "list_instances", action=f"{_VM_ACTION}/read"),

@@ -46,13 +46,16 @@ class Timings:
     `reimage_seconds`, `stopped` for the second half, `starting` for `boot_seconds` (then the
     operation succeeds), vmHealth `initializing` for `health_seconds`. For
     `stale_health_seconds` after a reimage ends, vmHealth still shows the value and time it had
-    before the reimage (Azure may show an old health just after an operation)."""
+    before the reimage (Azure may show an old health just after an operation). A manual
+    upgrade to the latest model takes the instance down and up like a reimage, for
+    `manual_upgrade_seconds` instead of `reimage_seconds`."""
 
     reimage_seconds: float = 3
     boot_seconds: float = 1
     health_seconds: float = 1
     create_seconds: float = 3
     delete_seconds: float = 1
+    manual_upgrade_seconds: float = 2
     # Overprovisioning: Azure starts deleting its extra instances this long after the requested
     # ones succeeded (the extras are ready meanwhile).
     overprovision_delete_seconds: float = 2
@@ -91,6 +94,11 @@ class InstanceSpec:
     # scale-set actions applies to both kinds of set.
     locked: bool = False
     standby: bool = False
+    latest_model_applied: bool = True
+    # When its OS disk was provisioned, in seconds from the simulator's start (negative: before
+    # it); None: a day before the start (an instance created later: then). A reimage moves it
+    # to the reimage's end.
+    os_disk_time: float | None = None
 
 
 @dataclass(frozen=True)
@@ -107,7 +115,8 @@ class AutomaticRepairs:
 class Event:
     """Exactly one of: `health` (for `instance`, optionally only `for_seconds`),
     `delete_instance`, `add_instances`, `preempt_operation` (an instance whose reimage ends
-    Canceled / OperationPreempted)."""
+    Canceled / OperationPreempted), `model_update` (the set's model changes: every instance is
+    then not on the latest model)."""
 
     at_seconds: float
     instance: str | None = None
@@ -116,6 +125,7 @@ class Event:
     delete_instance: str | None = None
     add_instances: int | None = None
     preempt_operation: str | None = None
+    model_update: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -164,9 +174,10 @@ _TOP_KEYS = (
 )
 _INSTANCE_KEYS = (
     "id", "zone", "fault_domain", "power", "health", "protect_from_scale_set_actions",
-    "locked", "standby", "on_reimage", "error_code", "timings",
+    "locked", "standby", "on_reimage", "error_code", "timings", "latest_model_applied",
+    "os_disk_time",
 )
-_EVENT_KINDS = ("health", "delete_instance", "add_instances", "preempt_operation")
+_EVENT_KINDS = ("health", "delete_instance", "add_instances", "preempt_operation", "model_update")
 _EVENT_KEYS = ("at_seconds", "instance", "for_seconds", *_EVENT_KINDS)
 _DEFAULT_INSTANCE_COUNT = 6
 
@@ -212,6 +223,12 @@ def _int(value: Any, where: str, minimum: int = 0) -> int:
 def _seconds(value: Any, where: str, unit: str = "seconds") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise _fail(where, value, f"a number of {unit} >= 0")
+    return float(value)
+
+
+def _offset(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _fail(where, value, "a number of seconds from the start (negative: before it)")
     return float(value)
 
 
@@ -294,6 +311,10 @@ def _instances(value: Any, zones: tuple[str, ...], timings: Timings) -> tuple[In
             on_reimage=_choice(obj.get("on_reimage", "ok"), ON_REIMAGE, f"{where}.on_reimage"),
             error_code=_str(obj.get("error_code", DEFAULT_ERROR_CODE), f"{where}.error_code"),
             timings=_timings(obj.get("timings", {}), timings, f"{where}.timings"),
+            latest_model_applied=_bool(obj.get("latest_model_applied", True),
+                                       f"{where}.latest_model_applied"),
+            os_disk_time=None if obj.get("os_disk_time") is None else _offset(
+                obj["os_disk_time"], f"{where}.os_disk_time"),
         ))
     seen: set[str] = set()
     for spec in specs:
@@ -334,6 +355,10 @@ def _events(value: Any) -> tuple[Event, ...]:
                     raise ScenarioError(f"scenario: {where}.{key} only applies to a 'health' event")
             if kinds == ["delete_instance"]:
                 event = Event(event.at_seconds, delete_instance=_id(obj["delete_instance"], f"{where}.delete_instance"))
+            elif kinds == ["model_update"]:
+                if obj["model_update"] is not True:
+                    raise _fail(f"{where}.model_update", obj["model_update"], "true")
+                event = Event(event.at_seconds, model_update=True)
             elif kinds == ["preempt_operation"]:
                 event = Event(event.at_seconds, preempt_operation=_id(
                     obj["preempt_operation"], f"{where}.preempt_operation"))

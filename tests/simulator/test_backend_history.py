@@ -21,8 +21,8 @@ def test_intervals_are_exact_even_when_observed_late():
     assert history["instances"]["0"]["reimages"][0]["start"] == t0
     assert history["instances"]["0"]["reimages"][0]["end"] == t0 + 4
     assert history["instances"]["0"]["reimages"][0]["status"] == "Succeeded"
-    assert history["instances"]["1"] == {"not_ready": [], "reimages": [], "created": None, "deleted": None,
-                                         "zone": "2"}
+    assert history["instances"]["1"] == {"not_ready": [], "reimages": [], "manual_upgrades": [],
+                                         "created": None, "deleted": None, "zone": "2"}
 
 
 def test_one_at_a_time_keeps_max_not_ready_at_one():
