@@ -191,11 +191,31 @@ def _view_states(view: Any) -> dict:
 
 
 def _observed(props: Any) -> dict:
-    """Provisioning, power and health from a VM's expanded instance view (either kind of VM)."""
-    observed = _view_states(props.instance_view if props is not None else None)
+    """Provisioning, power, health and the OS disk's time from a VM's expanded instance view
+    (either kind of VM)."""
+    view = props.instance_view if props is not None else None
+    observed = _view_states(view)
     if not observed["provisioning"] and props is not None and props.provisioning_state:
         observed["provisioning"] = props.provisioning_state.lower()
+    observed["os_disk_time"] = _os_disk_time(props, view)
     return observed
+
+
+def _os_disk_time(props: Any, view: Any) -> float | None:
+    """When the OS disk was provisioned: its instance-view status `ProvisioningState/succeeded`
+    time. A reimage gives the instance a new OS disk from the image (a new disk name, as the
+    recorded bodies show), so the time moves to the reimage. The OS disk is the one named in
+    the storage profile; without one, the first disk listed (Azure lists it first)."""
+    disks = (view.disks or []) if view is not None else []
+    profile = props.storage_profile if props is not None else None
+    name = profile.os_disk.name if profile is not None and profile.os_disk is not None else None
+    disk = next((d for d in disks if name and d.name == name), disks[0] if disks else None)
+    if disk is None:
+        return None
+    for status in disk.statuses or []:
+        if (status.code or "").lower().startswith("provisioningstate/succeeded"):
+            return _epoch(status.time)
+    return None
 
 
 def instance_from_sdk(vm: Any) -> Instance:
@@ -210,6 +230,7 @@ def instance_from_sdk(vm: Any) -> Instance:
         fault_domain=view.platform_fault_domain if view is not None else None,
         protected=bool(protection and protection.protect_from_scale_set_actions),
         time_created=props.time_created if props is not None else None,
+        latest_model_applied=props.latest_model_applied if props is not None else None,
         **_observed(props),
     )
 
@@ -423,6 +444,16 @@ class AzureComputePort(ComputePort):
         vms = self.client.virtual_machine_scale_set_vms
         begin = vms.begin_reimage_all if all_disks else vms.begin_reimage
         poller = self._call(begin, self.resource_group, self.scale_set_name, instance_id,
+                            polling_interval=self.polling_interval)
+        return PolledOperation(poller, what)
+
+    def begin_manual_upgrade(self, instance_id: str) -> Operation:
+        what = f"the upgrade of instance {instance_id} to the latest model"
+        if self._flexible() is not None:  # preflight refuses apply-latest-model there first
+            raise ValueError("a Flexible scale set's VMs have no latest-model upgrade")
+        poller = self._call(self.client.virtual_machine_scale_sets.begin_update_instances,
+                            self.resource_group, self.scale_set_name,
+                            VirtualMachineScaleSetVMInstanceRequiredIDs(instance_ids=[instance_id]),
                             polling_interval=self.polling_interval)
         return PolledOperation(poller, what)
 

@@ -136,6 +136,8 @@ def run(settings: Settings, cancelled: threading.Event | None = None, *, credent
         print(line)
     if settings.report_file:
         print(f"report: {os.path.abspath(settings.report_file)}")
+    if (resume := report.continue_line("--skip-reimaged-since")) is not None:
+        print(resume)
     code = exit_code(report)
     if code in (1, 2):
         print(f"{PROG}: error: {report.message or report.result}", file=sys.stderr)

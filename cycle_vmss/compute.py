@@ -40,6 +40,11 @@ class Instance:
     # vmHealth (when the health was reported); None when Azure gave none.
     provisioning_time: float | None = None
     health_time: float | None = None
+    # When its OS disk was last provisioned (the disk's ProvisioningState time: a reimage moves
+    # it), Azure's clock; None when Azure gave none.
+    os_disk_time: float | None = None
+    # latestModelApplied: None where Azure gives no such signal (a Flexible set's VMs)
+    latest_model_applied: bool | None = None
 
     @property
     def in_service_candidate(self) -> bool:
@@ -183,6 +188,10 @@ class ComputePort(ABC):
     @abstractmethod
     def begin_reimage(self, instance_id: str, *, all_disks: bool = False) -> Operation:
         """Reimage exactly one instance. Raises `Conflict` if it is busy."""
+
+    @abstractmethod
+    def begin_manual_upgrade(self, instance_id: str) -> Operation:
+        """Bring exactly one instance to the scale set's latest model (`manualUpgrade`)."""
 
     @abstractmethod
     def begin_set_capacity(self, capacity: int) -> Operation: ...

@@ -17,7 +17,12 @@ The rules (for users: the rolling rules in docs/how-it-works.md):
 - Ready ones never take a zone's last ready instance while another zone can give one
   (`spread_order`), so a zone goes wholly out of service only when nothing else is left.
 - An instance that became protected, stopped or deallocated before its turn is skipped then
-  (once no operation runs on it: an automatic repair stops an instance for a while).
+  (once no operation runs on it: an automatic repair stops an instance for a while); so is one
+  whose OS disk is newer than `skip-reimaged-since`.
+- An instance on which an operation still runs (provisioning `updating`: say, the reimage a
+  cancelled run left behind) is never asked to reimage: it waits, unready, until it settles.
+- With `stop-after` N, at most N reimages are ever started; once they are over, the run is
+  paused (or succeeded, when nothing was left).
 - A 409 (busy) or 429 on the reimage request means Azure did not accept it: the instance stays
   pending and is tried again on a later pass; if it is still refused `timeout-minutes` after the
   first refusal, the run fails naming it. Any other error whose outcome is unknown (5xx after
@@ -57,6 +62,7 @@ ACTIVE = (Status.PENDING, Status.IN_FLIGHT)
 OUT_OF_SCOPE = "out of scope"  # skip reason: not named by instance-ids
 LOCKED = "locked"  # skip reason: a resource lock refused the reimage (409 ScopeLocked)
 STANDBY = "in standby pool"
+REIMAGED_SINCE = "reimaged-since"  # skip reason: its OS disk is newer than skip-reimaged-since
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ class Track:
     gone: float | None = None  # done or failed, then deleted by someone else: left N0 at
     refused_since: float | None = None  # first 409/429 on the reimage request
     preempted: tuple[str, str] | None = None  # (code, line) of the preemption it was asked again after
+    model_upgraded: bool = False  # brought to the latest model before its reimage
     error_code: str | None = None
     error_message: str | None = None
     last: Instance | None = None  # last observation of it
@@ -97,6 +104,8 @@ class Plan:
     timeout_seconds: float
     min_ready_seconds: float
     ignore_availability: bool = False
+    reimaged_since: float | None = None  # skip-reimaged-since, resolved (Azure's clock)
+    stop_after: int | None = None  # stop-after, resolved to a count of reimages
 
 
 @dataclass(frozen=True)
@@ -128,10 +137,16 @@ class RunState:
     def in_flight(self) -> list[str]:
         return list(self.by_status.get(Status.IN_FLIGHT, ()))
 
+    @functools.cached_property
+    def started(self) -> int:
+        """Reimages this run started (one asked again after a preemption counts once)."""
+        return sum(1 for t in self.tracks.values() if t.started is not None)
+
 
 class Outcome(str, Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    PAUSED = "paused"  # stop-after reached with instances left
 
 
 @dataclass(frozen=True)
@@ -211,8 +226,11 @@ def plan_order(instances: tuple[Instance, ...], reimage_ids: set[str], source: H
                                                                count.zone_ready, window)]
 
 
-def skip_reason(inst: Instance) -> str | None:
+def skip_reason(inst: Instance, reimaged_since: float | None = None) -> str | None:
     """Why an instance in scope is never touched, or None."""
+    if (reimaged_since is not None and inst.os_disk_time is not None
+            and inst.os_disk_time >= reimaged_since):
+        return REIMAGED_SINCE
     if inst.protected:
         return "protected from scale-set actions"
     if inst.standby:
@@ -236,12 +254,12 @@ def decide(observation: Observation, operations: Mapping[str, OperationStatus], 
     run, changed, next_check = _observe(run, seen, operations, plan, observation.time, now)
     count = _count(observation.instances, frozenset(run.in_flight()), plan.health_source)
     pending = run.by_status.get(Status.PENDING, ())
-    if run.failure is not None or not pending:
-        outcome, waiting = _finishing(run)
+    stopped = plan.stop_after is not None and run.started >= plan.stop_after
+    if run.failure is not None or not pending or stopped:
+        outcome, waiting = _finishing(run, plan.stop_after if pending else None)
         return Decision(replace(run, blocked_since=None), (), waiting, outcome, changed,
                         count.ready, next_check)
-    start, waiting, ready = _choose_starts([seen[i] for i in pending], run, count,
-                                           plan.health_source)
+    start, waiting, ready = _choose_starts([seen[i] for i in pending], run, count, plan)
     run = _forget_unasked_refusals(run, start)
     if start or run.in_flight():
         return Decision(replace(run, blocked_since=None), start, waiting, None, changed, ready,
@@ -308,9 +326,10 @@ def _advance(track: Track, inst: Instance | None, status: OperationStatus | None
         # A refused instance is asked again; `record_refused` fails it when Azure still refuses
         # it `timeout-minutes` after the first time (time it spent unasked, behind the budget or
         # slow passes, is not held against it).
-        reason = skip_reason(inst)
-        # An operation still runs on it (Azure's repair, the one that preempted our reimage): it
-        # may be stopping only for now, so it is judged once that operation has ended.
+        reason = skip_reason(inst, plan.reimaged_since)
+        # An operation still runs on it (Azure's repair, the one that preempted our reimage, a
+        # cancelled run's reimage): it may be stopping only for now, and its OS disk is not yet
+        # what it will be, so it is judged once that operation has ended.
         if reason and inst.provisioning != "updating":
             return replace(t, status=Status.SKIPPED, reason=reason)
     return t
@@ -347,8 +366,9 @@ def _count(instances: tuple[Instance, ...], ours: frozenset[str], source: Health
     return _Count(ready, zone_out, zone_ready, tuple(unready))
 
 
-def _finishing(run: RunState) -> tuple[Outcome | None, str]:
-    """With the run failed, or nothing left to start: watch what is in flight, then finish."""
+def _finishing(run: RunState, stop_after: int | None) -> tuple[Outcome | None, str]:
+    """With the run failed, nothing left to start, or `stop_after` (given while instances are
+    left) reimages started: watch what is in flight, then finish."""
     in_flight = run.in_flight()
     if run.failure is not None:
         if in_flight:
@@ -356,21 +376,28 @@ def _finishing(run: RunState) -> tuple[Outcome | None, str]:
                           f"reimage starts; watching {len(in_flight)} in flight: {_names(in_flight)}")
         return Outcome.FAILED, ""
     if in_flight:
-        return None, f"all started; {len(in_flight)} in flight: {_names(in_flight)}"
-    return Outcome.SUCCEEDED, ""
+        started = (f"stop-after {stop_after} reached" if stop_after is not None
+                   else "all started")
+        return None, f"{started}; {len(in_flight)} in flight: {_names(in_flight)}"
+    return (Outcome.PAUSED if stop_after is not None else Outcome.SUCCEEDED), ""
 
 
 def _choose_starts(pending: list[Instance], run: RunState, count: _Count,
-                   source: HealthSource) -> tuple[tuple[str, ...], str, int]:
+                   plan: Plan) -> tuple[tuple[str, ...], str, int]:
     """The reimages to start now (unready ones first, at no cost to the budget; then ready ones
     spread over zones while R_min others stay ready), why no more start, and the ready count
-    once they are out."""
+    once they are out. None starts on an instance where an operation still runs."""
+    source = plan.health_source
     budget, in_flight = run.budget, run.in_flight()
     slots = budget.max_in_flight - len(in_flight)
+    if plan.stop_after is not None:
+        slots = min(slots, plan.stop_after - run.started)
     start: list[str] = []
     ready, waiting = count.ready, ""
+    busy = [i.id for i in pending if i.provisioning == "updating"]
     if slots > 0:
-        unready = sorted((i for i in pending if not is_ready(i, source)),
+        unready = sorted((i for i in pending if not is_ready(i, source)
+                          and i.provisioning != "updating"),
                          key=lambda i: (id_key(_zone(i)), _in_zone_key(i)))
         start = [i.id for i in unready[:slots]]
     if len(start) < slots:
@@ -384,9 +411,13 @@ def _choose_starts(pending: list[Instance], run: RunState, count: _Count,
                 break
             start.append(inst.id)
             ready -= 1
-    if len(start) >= slots and len(start) < len(pending) and not waiting:
+    if len(start) >= slots and len(start) < len(pending) - len(busy) and not waiting:
         waiting = (f"in-flight cap: {len(in_flight) + len(start)} of {budget.max_in_flight} "
                    f"reimages in flight")
+    if busy:
+        waiting = "; ".join(filter(None, (f"an operation still runs on {_names(busy)} "
+                                          f"(provisioning updating): waiting for it to end",
+                                          waiting)))
     return tuple(start), waiting, ready
 
 
@@ -403,8 +434,15 @@ def _forget_unasked_refusals(run: RunState, start: tuple[str, ...]) -> RunState:
 def _blocked_failure(pending: list[Instance], budget: ResolvedBudget, count: _Count,
                      plan: Plan) -> Failure:
     """Blocked for `timeout-minutes`: names the instance that would go next and the blockers."""
-    head = spread_order([i for i in pending if is_ready(i, plan.health_source)], count.zone_out,
-                        count.zone_ready, limit=1)[0]
+    ready = [i for i in pending if is_ready(i, plan.health_source)]
+    if not ready:  # only instances that an operation still holds
+        busy = [i.id for i in pending if i.provisioning == "updating"]
+        head = next(i for i in pending if i.id == min(busy, key=id_key))
+        return Failure(head.id, "Blocked",
+                       f"an operation still ran on {_names(busy)} (provisioning updating) "
+                       f"{_minutes(plan.timeout_seconds)} after the run began waiting for it; "
+                       f"not asked to reimage while it runs", states(head))
+    head = spread_order(ready, count.zone_out, count.zone_ready, limit=1)[0]
     return Failure(head.id, "Blocked",
                    f"instance {head.id} could not start for {_minutes(plan.timeout_seconds)}: "
                    f"{count.ready} ready, R_min {budget.r_min}; unready instances "
@@ -493,9 +531,9 @@ def needs_list(run: RunState, operations: Mapping[str, OperationStatus], plan: P
 # --- what the engine records after acting: also pure -------------------------------------------
 
 
-def record_started(run: RunState, tid: str, now: float) -> RunState:
+def record_started(run: RunState, tid: str, now: float, *, model_upgraded: bool = False) -> RunState:
     t = replace(run.tracks[tid], status=Status.IN_FLIGHT, started=now, op_state=OperationState.IN_PROGRESS,
-                refused_since=None)
+                refused_since=None, model_upgraded=model_upgraded)
     return replace(run, tracks={**run.tracks, tid: t}, blocked_since=None)
 
 

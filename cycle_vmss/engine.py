@@ -27,6 +27,7 @@ from .decide import (
 )
 from .events import Event, Listener, NullListener
 from .health import states
+from .model_upgrade import UpgradeThenReimage
 from .preflight import PreflightStop, preflight
 from .report import InstanceRow, Report, exit_code
 from .settings import Settings
@@ -86,9 +87,7 @@ class _Rollout:
     def run(self) -> Report:
         result, message, failure = "succeeded", "", None
         try:
-            message = self._execute()
-            if self.s.dry_run:
-                result = "dry-run"
+            result, message = self._execute()
         except _Stop as stop:
             result, message, failure = stop.result, stop.message, stop.failure
         except AzureError as err:  # a call outside the rules' own handling
@@ -106,7 +105,8 @@ class _Rollout:
         self._emit("finished", message=message, data=report.as_dict())
         return report
 
-    def _execute(self) -> str:
+    def _execute(self) -> tuple[str, str]:
+        """The run from preflight to restore: its result and its one line."""
         self._phase("preflight")
         instances = self._preflight()
         if not self._pending():  # issue 6: bad input, like any other refusal (exit 2)
@@ -114,8 +114,9 @@ class _Rollout:
                                    f"{self.s.resource_group} has nothing to reimage: "
                                    f"{self._skip_summary() or 'it has no instances'}; "
                                    f"nothing was changed")
+        self._warn_old_models()
         if self.s.dry_run:
-            return self._dry_run_message()
+            return "dry-run", self._dry_run_message()
         surged = self._surge()
         self._phase("rolling")
         # Without a surge nothing changed since preflight's list: the first pass decides on it.
@@ -128,9 +129,15 @@ class _Rollout:
         removed = self.run_state.count(Status.REMOVED)
         extra = f"; {removed} removed by someone else" if removed else ""
         skipped = self._skip_summary()
-        return (f"reimaged {done} instance{'s' if done != 1 else ''} of scale set "
-                f"{self.s.scale_set_name} in {_duration(self.clock.now() - self.start)}"
-                f"{extra}{'; skipped ' + skipped if skipped else ''}")
+        if outcome is Outcome.PAUSED:
+            left = len(self._pending())
+            return "paused", (f"paused after {done} reimage{'s' if done != 1 else ''} (stop-after "
+                              f"{self.s.stop_after}) of scale set {self.s.scale_set_name} in "
+                              f"{_duration(self.clock.now() - self.start)}; {left} "
+                              f"instance{'s' if left != 1 else ''} not started{extra}")
+        return "succeeded", (f"reimaged {done} instance{'s' if done != 1 else ''} of scale set "
+                             f"{self.s.scale_set_name} in {_duration(self.clock.now() - self.start)}"
+                             f"{extra}{'; skipped ' + skipped if skipped else ''}")
 
     # --- preflight ---------------------------------------------------------------------------
 
@@ -163,10 +170,35 @@ class _Rollout:
         n = len(self._pending())
         surge = (f"surge capacity {self.capacity['before']} -> {p['surgeTo']}" if p["surgeTo"]
                  else "no surge")
+        stop_after = self.plan.stop_after
+        if stop_after is not None and stop_after < n:
+            order = p["order"]
+            what = (f"would reimage {stop_after} of {n} instances ({short(order[:stop_after])}), "
+                    f"then pause (stop-after {self.s.stop_after}) before "
+                    f"{short(order[stop_after:])}")
+        else:
+            what = f"would reimage {n} instance{'s' if n != 1 else ''}"
+        upgrades = self._old_models() if self.s.apply_latest_model else []
+        upgrade = (f"; first upgrade {short(upgrades)} to the latest model" if upgrades else "")
         skipped = self._skip_summary()
-        return (f"dry run: would reimage {n} instance{'s' if n != 1 else ''}, at most "
-                f"{p['maxInFlight']} at a time with at least {p['rMin']} of N0={p['n0']} ready, "
-                f"{surge}{'; skip ' + skipped if skipped else ''}; nothing was changed")
+        return (f"dry run: {what}, at most {p['maxInFlight']} at a time with at least "
+                f"{p['rMin']} of N0={p['n0']} ready, {surge}{upgrade}"
+                f"{'; skip ' + skipped if skipped else ''}; nothing was changed")
+
+    def _old_models(self) -> list[str]:
+        """Instances to reimage that Azure says are not on the scale set's latest model."""
+        return [tid for tid in self._pending()
+                if self.run_state.tracks[tid].last.latest_model_applied is False]
+
+    def _warn_old_models(self) -> None:
+        old = self._old_models()
+        if old and not self.s.apply_latest_model:
+            many = len(old) != 1
+            self.warnings.append(
+                f"instance{'s' if many else ''} {short(old)} {'are' if many else 'is'} not on the "
+                f"scale set's latest model, and a reimage keeps an instance's model: set "
+                f"apply-latest-model: true to bring {'them' if many else 'it'} to it in the "
+                f"same run")
 
     # --- surge and restore -------------------------------------------------------------------
 
@@ -432,8 +464,14 @@ class _Rollout:
     def _start(self, tid: str) -> bool:
         """Ask Azure to reimage one instance; False when no further start should follow."""
         now = self.clock.now()
+        last = self.run_state.tracks[tid].last
+        upgrade = self.s.apply_latest_model and last is not None and last.latest_model_applied is False
         try:
-            op = self.port.begin_reimage(tid, all_disks=self.s.reimage_all)
+            if upgrade:  # to the latest model first, in the same time out of service
+                op = UpgradeThenReimage(self.port, tid, self.port.begin_manual_upgrade(tid),
+                                        all_disks=self.s.reimage_all)
+            else:
+                op = self.port.begin_reimage(tid, all_disks=self.s.reimage_all)
         except NotFound:
             self.run_state = record_gone(self.run_state, tid, now, self.plan)
             self._emit("removed", tid, "deleted by someone else before its reimage")
@@ -471,8 +509,8 @@ class _Rollout:
         self.wrote = True
         self.ops[tid] = op
         op.add_done_callback(self._operation_finished)
-        self.run_state = record_started(self.run_state, tid, now)
-        self._emit("started", tid)
+        self.run_state = record_started(self.run_state, tid, now, model_upgraded=upgrade)
+        self._emit("started", tid, "upgrading to the latest model, then reimaging" if upgrade else "")
         return True
 
     def _apply(self, d: Decision) -> None:
@@ -603,7 +641,8 @@ class _Rollout:
         return Report.finished(self.s, self.scale_set, start=self.start, end=self.clock.now(),
                                result=result, message=message, failure=failure,
                                plan=self.plan_report, capacity=self.capacity,
-                               requests=self.port.counts, warnings=self.warnings, instances=rows)
+                               requests=self.port.counts, warnings=self.warnings, instances=rows,
+                               reimaged_since=self.plan.reimaged_since if self.plan else None)
 
 
 def _identity(instance: Instance) -> tuple:

@@ -26,7 +26,9 @@ from cycle_vmss.timeline import mermaid_gantt
 ANNOTATIONS_PER_TYPE = 10  # GitHub shows at most 10 errors and 10 warnings per step
 SUMMARY_LIMIT = 1_000_000  # GitHub refuses a step summary over 1 MiB; keep a margin
 DEFAULT_REPORT_NAME = "cycle-vmss-report.json"
-_ICONS = {"succeeded": "✅", "dry-run": "📝", "failed": "❌", "refused": "⛔", "cancelled": "⏹️"}
+_ICONS = {"succeeded": "✅", "paused": "⏸️", "dry-run": "📝", "failed": "❌", "refused": "⛔",
+          "cancelled": "⏹️"}
+CONTINUE_SETTING = "skip-reimaged-since:"  # as a workflow's `with:` spells it
 
 
 # --- time -----------------------------------------------------------------------------------
@@ -133,7 +135,7 @@ class GitHubLog:
         if e.kind == "started":
             self._started += 1
             self._group(f"Reimage instance {e.instance_id} (#{self._started})")
-            text = "reimage started"
+            text = e.message or "reimage started"
         elif e.kind == "plan":
             p = e.data
             text = (f"plan: {p.get('n0')} in service at the start, max unavailable "
@@ -171,6 +173,8 @@ class GitHubLog:
                     f"instance {row.id}: {row.action}{extra}; out of service "
                     f"{duration_text(row.out_of_service_seconds)}; {_states(row.last_states)}"))
             self._write(_no_command(f"{report.result}: {report.message}"))
+            if (resume := report.continue_line(CONTINUE_SETTING)) is not None:
+                self._write(_no_command(resume))
         self.close()
 
 
@@ -360,6 +364,8 @@ def summary_markdown(report: Report, max_rows: int | None = None) -> str:
     if found:
         cause, fix = found
         out += _paragraph(cause, "**Cause:** ") + _paragraph(fix, "**Fix:** ")
+    if (resume := report.continue_line(CONTINUE_SETTING)) is not None:
+        out += _paragraph(resume, "**Continue:** ")
 
     out += ["### Settings", "", "| Input | Value |", "|---|---|"]
     out += _settings_rows(report.settings)

@@ -200,6 +200,8 @@ def summary_markdown(report: Report) -> str:
         lines += ["", f"**Failed:** instance {_cell(failure.instance_id)}: "
                       f"{_cell(failure.code)} {_cell(failure.message)} "
                       f"(last states {_cell(state_slashes(failure.states))})"]
+    if (resume := report.continue_line("skipReimagedSince:")) is not None:
+        lines += ["", f"**Continue:** {_cell(resume)}"]
     if report.warnings:
         lines += ["", "#### Warnings", ""] + [f"- {_cell(w)}" for w in report.warnings]
 
@@ -255,6 +257,8 @@ def publish(report: Report, report_file: str | None, environ: Mapping[str, str] 
         emit(command("task.setvariable", value, variable=name, isOutput="true"))
     for warning in report.warnings:
         emit(command("task.logissue", warning, type="warning"))
+    if (resume := report.continue_line("skipReimagedSince:")) is not None:
+        emit(plain(resume))
 
     path = _summary_path(report, environ)
     markdown = summary_markdown(report)

@@ -19,7 +19,7 @@ from .compute import AuthenticationFailed, AzureError, ComputePort, Forbidden, I
 from .decide import OUT_OF_SCOPE, Plan, RunState, Status, Track, id_key, plan_order, short, skip_reason
 from .health import HealthSourceRefused, Readiness, describe, readiness, resolve_source
 from .report import out_of_scope_line
-from .settings import HealthSource, Settings
+from .settings import Budget, HealthSource, Settings
 
 Emit = Callable[..., None]  # (kind, instance_id=None, message="", data=None): one run event
 Wait = Callable[[str, int], bool]  # (why, ready instances): sleep one poll; False when cancelled
@@ -57,16 +57,22 @@ def preflight(settings: Settings, port: ComputePort, clock: Clock, emit: Emit, w
             raise PreflightStop("refused", f"instance-ids: {', '.join(missing)} "
                                            f"{'is' if len(missing) == 1 else 'are'} not in {where} "
                                            f"(its instances: {short(sorted(ids, key=id_key))})")
+        since = (s.skip_reimaged_since.resolve(clock.now())
+                 if s.skip_reimaged_since is not None else None)
         plan = Plan(source, s.timeout_minutes * 60.0, float(s.min_ready_seconds),
-                    s.ignore_availability)
+                    s.ignore_availability, reimaged_since=since)
+        _check_model(s, ss, scope, instances, where)
+        instances = _await_operations(scope, port, ss, clock, wait, instances, plan, where)
         ready = 0
         if not s.ignore_initial_health:
             instances, ready = _initial_health_gate(scope, port, ss, clock, wait, instances, plan,
                                                     where)
     except PreflightStop as stop:
         raise PreflightStop(stop.result, stop.message, ss) from None
-    run = _first_state(s, scope, instances)
+    run = _first_state(s, scope, instances, plan.reimaged_since)
     pending = {t.id for t in run.tracks.values() if t.status is Status.PENDING}
+    if s.stop_after is not None:
+        plan = replace(plan, stop_after=resolve_stop_after(s.stop_after, len(pending)))
     budget = run.budget
     report = {
         "n0": budget.n0, "maxUnavailable": budget.unavailable, "maxSurge": budget.surge,
@@ -167,7 +173,7 @@ def _initial_health_gate(scope: frozenset[str] | None, port: ComputePort, ss: Sc
     source = plan.health_source
     while True:
         checked = [i for i in instances if (scope is None or i.id in scope)
-                   and skip_reason(i) is None]
+                   and skip_reason(i, plan.reimaged_since) is None]
         verdicts = {i.id: readiness(i, source) for i in checked}
         ready = sum(1 for i in instances if readiness(i, source) is Readiness.READY)
         unready = [i for i in checked if verdicts[i.id] is not Readiness.READY]
@@ -188,12 +194,61 @@ def _initial_health_gate(scope: frozenset[str] | None, port: ComputePort, ss: Sc
         instances = _list(port, ss, where)
 
 
-def _first_state(s: Settings, scope: frozenset[str] | None, instances: tuple[Instance, ...]) -> RunState:
+def _await_operations(scope: frozenset[str] | None, port: ComputePort, ss: ScaleSet,
+                      clock: Clock, wait: Wait, instances: tuple[Instance, ...], plan: Plan,
+                      where: str) -> tuple[Instance, ...]:
+    """Wait (reading only, up to timeout-minutes) while an operation still runs on an in-scope
+    instance: the reimage a cancelled run left behind ends on its own, and only then do its
+    states and its OS disk's time say whether it is done. After the timeout the run goes on;
+    the rules never ask such an instance to reimage while the operation runs."""
+    deadline = clock.now() + plan.timeout_seconds
+    while True:
+        busy = [i.id for i in instances if (scope is None or i.id in scope)
+                and i.provisioning == "updating"]
+        if not busy or clock.now() >= deadline:
+            return instances
+        if not wait(f"an operation still runs on {short(sorted(busy, key=id_key))} "
+                    f"(provisioning updating); waiting for it to end before the plan", 0):
+            raise PreflightStop("cancelled", "cancelled during preflight; nothing was changed")
+        instances = _list(port, ss, where)
+
+
+def _check_model(s: Settings, ss: ScaleSet, scope: frozenset[str] | None,
+                 instances: tuple[Instance, ...], where: str) -> None:
+    """apply-latest-model needs Azure's per-instance latest-model signal."""
+    if not s.apply_latest_model:
+        return
+    unknown = [i.id for i in instances if (scope is None or i.id in scope)
+               and i.latest_model_applied is None]
+    if unknown:
+        why = (" (a Flexible set's instances are VM resources, which carry no latestModelApplied "
+               "flag)" if ss.orchestration_mode == "Flexible" else "")
+        raise PreflightStop("refused", f"apply-latest-model: true is not possible on {where}: "
+                                       f"Azure does not say whether its instances "
+                                       f"{short(sorted(unknown, key=id_key))} are on the latest "
+                                       f"model{why}; set apply-latest-model: false; nothing was "
+                                       f"changed")
+
+
+def resolve_stop_after(stop_after: Budget, to_reimage: int) -> int:
+    """stop-after as a count: N, or N% of the instances to reimage, rounded up."""
+    if stop_after.percent:
+        return max(1, -(-stop_after.value * to_reimage // 100))
+    return stop_after.value
+
+
+def _first_state(s: Settings, scope: frozenset[str] | None, instances: tuple[Instance, ...],
+                 reimaged_since: float | None) -> RunState:
     """A track for every instance of the set (pending, or skipped with its reason) and the
     budget resolved against N0, the instances in service now."""
     tracks: dict[str, Track] = {}
     for inst in sorted(instances, key=lambda i: id_key(i.id)):
-        reason = skip_reason(inst) if scope is None or inst.id in scope else OUT_OF_SCOPE
+        if scope is not None and inst.id not in scope:
+            reason: str | None = OUT_OF_SCOPE
+        elif inst.provisioning == "updating":  # judged once its operation ends (`decide`)
+            reason = None
+        else:
+            reason = skip_reason(inst, reimaged_since)
         tracks[inst.id] = Track(inst.id, Status.SKIPPED if reason else Status.PENDING, reason,
                                 in_n0=inst.in_service_candidate, last=inst)
     n0 = sum(1 for i in instances if i.in_service_candidate)

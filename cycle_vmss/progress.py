@@ -45,7 +45,7 @@ def describe(event: Event) -> str | None:
     if kind == "skipped":  # one instance, or (no id) the instances outside instance-ids
         return f"instance {iid}: skipped ({event.message})" if iid is not None else event.message
     if kind == "started":
-        return f"instance {iid}: reimage started"
+        return f"instance {iid}: {event.message or 'reimage started'}"
     if kind == "state":
         return f"instance {iid}: {state_slashes(d)}"
     if kind == "done":
@@ -213,7 +213,7 @@ def print_summary(report: Report, stream: IO[str] | None = None) -> None:
     if not console.is_terminal:  # a log has no width; do not truncate the table to 80 columns
         console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=True, width=200)
     result = report.result
-    style = {"succeeded": "bold green", "dry-run": "bold cyan", "failed": "bold red",
+    style = {"succeeded": "bold green", "paused": "bold cyan", "dry-run": "bold cyan", "failed": "bold red",
              "refused": "bold red", "cancelled": "bold yellow"}.get(result, "bold")
     # A failure or refusal is said once, on stderr, by the front end: not repeated here.
     headline = {"refused": "nothing was changed (the error is below)",

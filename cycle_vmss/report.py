@@ -27,10 +27,12 @@ TOOL = "cycle-vmss"
 # The report file's format, described by schemas/run-report.schema.json. Reports before it had
 # no key: they are version 1, of the same shape.
 SCHEMA_VERSION = 2
-EXIT_CODES = {"succeeded": 0, "dry-run": 0, "failed": 1, "refused": 2, "cancelled": 130}
+EXIT_CODES = {"succeeded": 0, "paused": 0, "dry-run": 0, "failed": 1, "refused": 2, "cancelled": 130}
 # The step outputs by their action names; Azure Pipelines spells them in camelCase (`settings.camel`).
 OUTPUTS = ("result", "reimaged-instances", "failed-instances", "skipped-instances",
-           "duration-seconds", "report-file")
+           "remaining-instances", "started-at", "duration-seconds", "report-file")
+# Instances in scope that a run which ended early left to the next one.
+REMAINING = ("not-started", "in-flight", "failed")
 PHASE_TITLES = {"preflight": "Preflight (read only)", "surge": "Surge: raise capacity",
                 "rolling": "Rolling reimage", "restore": "Restore capacity", "results": "Results"}
 
@@ -81,6 +83,7 @@ class InstanceRow:
     out_of_service_seconds: float | None = None
     last_states: Mapping[str, str | None] | None = None
     error: InstanceError | None = None
+    model_upgraded: bool = False
 
     @classmethod
     def of(cls, track: Track, first: Instance) -> InstanceRow:
@@ -97,7 +100,8 @@ class InstanceRow:
                    reimage_start=track.started, reimage_end=track.op_end, ready_time=ready,
                    reimage_seconds=_seconds(track.started, track.op_end),
                    out_of_service_seconds=_seconds(track.started, ready),
-                   last_states=states(track.last or first), error=error)
+                   last_states=states(track.last or first), error=error,
+                   model_upgraded=track.model_upgraded)
 
     @property
     def in_scope(self) -> bool:
@@ -114,6 +118,7 @@ class InstanceRow:
             "lastStates": None if self.last_states is None else dict(self.last_states),
             "error": None if self.error is None else {"code": self.error.code,
                                                       "message": self.error.message},
+            "modelUpgraded": self.model_upgraded,
         }
 
 
@@ -129,7 +134,7 @@ class Report:
     """What a run did (times are epoch seconds). `settings` is `Settings.as_report()`; `plan` the
     engine's plan event data; both are empty when the run was refused before they existed."""
 
-    result: str  # succeeded | dry-run | failed | refused | cancelled
+    result: str  # succeeded | paused | dry-run | failed | refused | cancelled
     message: str
     resource_group: str | None
     scale_set: str | None
@@ -145,6 +150,9 @@ class Report:
     requests: RequestCounts = field(default_factory=RequestCounts)
     warnings: tuple[str, ...] = ()
     instances: tuple[InstanceRow, ...] = ()
+    # The skip-reimaged-since that continues a run which ended with instances left: its own
+    # skip-reimaged-since, or else its start. None when nothing is left.
+    continue_since: float | None = None
     version: str = __version__
 
     @classmethod
@@ -152,9 +160,13 @@ class Report:
                  result: str, message: str, failure: Failure | None,
                  plan: Mapping[str, object] | None, capacity: Mapping[str, int | None],
                  requests: RequestCounts, warnings: list[str],
-                 instances: list[InstanceRow]) -> Report:
-        """The report of a run the engine ran (whatever its result)."""
+                 instances: list[InstanceRow], reimaged_since: float | None = None) -> Report:
+        """The report of a run the engine ran (whatever its result). `reimaged_since` is the
+        run's own skip-reimaged-since, resolved."""
+        left = result in ("paused", "failed", "cancelled") and any(
+            row.in_scope and row.action in REMAINING for row in instances)
         return cls(
+            continue_since=(reimaged_since if reimaged_since is not None else start) if left else None,
             result=result, message=message, resource_group=settings.resource_group,
             scale_set=settings.scale_set_name, start_time=start, end_time=end,
             duration_seconds=round(end - start, 1),
@@ -192,9 +204,24 @@ class Report:
     def out_of_scope_line(self) -> str | None:
         return out_of_scope_line([row.id for row in self.instances if not row.in_scope])
 
-    def ids(self, action: str) -> list[str]:
-        """Ids of the instances in scope with `action` ("reimaged", "failed", "skipped", ...)."""
-        return [row.id for row in self.instances if row.action == action and row.in_scope]
+    def ids(self, *actions: str) -> list[str]:
+        """Ids of the instances in scope with one of `actions` ("reimaged", "failed", ...)."""
+        return [row.id for row in self.instances if row.action in actions and row.in_scope]
+
+    @property
+    def remaining(self) -> list[str]:
+        """The instances in scope left for a next run (none unless it can continue this one)."""
+        return self.ids(*REMAINING) if self.continue_since is not None else []
+
+    def continue_line(self, setting: str) -> str | None:
+        """What continues this run, with skip-reimaged-since spelled as the front end spells it
+        (`--skip-reimaged-since`, `skip-reimaged-since:`); None when nothing is left."""
+        if self.continue_since is None:
+            return None
+        left = self.remaining
+        return (f"{len(left)} instance{'s' if len(left) != 1 else ''} not reimaged "
+                f"({short(left)}); to continue where this run stopped, skipping every instance "
+                f"reimaged since it began, run again with {setting} {iso(self.continue_since)}")
 
     def as_dict(self) -> dict:
         """The JSON run report (keys and order as `cycle_vmss.events` documents them; the schema
@@ -218,6 +245,9 @@ class Report:
                          "throttled": self.requests.throttled},
             "warnings": list(self.warnings),
             "instances": [row.as_dict() for row in self.instances],
+            "continueWith": (None if self.continue_since is None
+                             else {"skipReimagedSince": iso(self.continue_since),
+                                   "remainingInstances": self.remaining}),
         }
 
     def to_json(self) -> str:
@@ -245,6 +275,8 @@ class Report:
             "reimaged-instances": json.dumps(self.ids("reimaged")),
             "failed-instances": json.dumps(self.ids("failed")),
             "skipped-instances": json.dumps(self.ids("skipped")),
+            "remaining-instances": json.dumps(self.remaining),
+            "started-at": iso(self.start_time) or "",
             "duration-seconds": str(int(round(self.duration_seconds))),
             "report-file": shown,
         }

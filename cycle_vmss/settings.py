@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, fields
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Callable, Mapping
 
@@ -146,6 +147,59 @@ def _report_file(raw: str) -> str:
     return path
 
 
+@dataclass(frozen=True)
+class Since:
+    """`skip-reimaged-since`: a UTC time, or a duration back from the run's start."""
+
+    at: datetime | None = None
+    back: timedelta | None = None
+
+    def resolve(self, started: float) -> float:
+        """Epoch seconds: the time itself, or `back` before `started`."""
+        if self.at is not None:
+            return self.at.timestamp()
+        return started - self.back.total_seconds()  # type: ignore[union-attr]
+
+    def __str__(self) -> str:
+        if self.at is not None:
+            return self.at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        seconds = int(self.back.total_seconds())  # type: ignore[union-attr]
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if seconds % size == 0:
+                return f"{seconds // size}{unit}"
+        return f"{seconds}s"
+
+
+_DURATION = re.compile(r"^(\d{1,6})([mhd])$")
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(raw: str) -> Since | None:
+    """`2026-12-04T10:00:00Z` (ISO 8601 with an offset: a time without one is ambiguous) or
+    `90m`, `12h`, `7d` back from the run's start."""
+    raw = raw.strip()
+    duration = _DURATION.match(raw)
+    if duration:
+        n = int(duration.group(1))
+        return Since(back=timedelta(seconds=n * _UNIT_SECONDS[duration.group(2)])) if n else None
+    try:
+        at = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw)
+    except ValueError:
+        return None
+    return Since(at=at) if at.tzinfo is not None and "T" in raw.upper() else None
+
+
+def _since(raw: str) -> Since:
+    return _accepted(parse_since(raw))  # type: ignore[return-value]
+
+
+def _stop_after(raw: str) -> Budget:
+    budget = parse_budget(raw)
+    if budget is None or budget.value < 1:
+        raise Refused()
+    return budget
+
+
 def _https_url(raw: str) -> str:
     return _matching(_HTTPS)(raw).rstrip("/")
 
@@ -232,6 +286,18 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 _instance_ids, WHAT, "Instances in scope; if not given, all."),
     SettingSpec("reimage_all", "reimage-all", "reimageAll", "false", BOOLEAN, _boolean, WHAT,
                 "Reimage OS and data disks (the reimageall operation)."),
+    SettingSpec("apply_latest_model", "apply-latest-model", "applyLatestModel", "false", BOOLEAN,
+                _boolean, WHAT, "Bring instances not on the scale set's latest model to it "
+                "(manual upgrade) just before their reimage, in the same time out of service."),
+    SettingSpec("skip_reimaged_since", "skip-reimaged-since", "skipReimagedSince", "",
+                "a UTC time with its offset such as 2026-12-04T10:00:00Z, or a duration back "
+                "from now: 90m, 12h or 7d", _since, WHAT,
+                "Skip instances whose OS disk is newer than this: how a run continues where "
+                "another stopped.", "TIME|DURATION"),
+    SettingSpec("stop_after", "stop-after", "stopAfter", "",
+                "a whole number >= 1 or a percentage from 1% to 100% of the instances to reimage",
+                _stop_after, RUN, "End the run, paused, once this many reimages are done "
+                "(a canary).", "N|N%"),
     SettingSpec("dry_run", "dry-run", "dryRun", "false", BOOLEAN, _boolean, RUN,
                 "Preflight and plan only; no write call."),
     SettingSpec("report_file", "report-file", "reportFile", "", "a file path whose folder exists",
@@ -261,6 +327,9 @@ class Settings:
     health_source: HealthSource = HealthSource.AUTO
     instance_ids: tuple[str, ...] | None = None
     reimage_all: bool = False
+    apply_latest_model: bool = False
+    skip_reimaged_since: Since | None = None
+    stop_after: Budget | None = None
     dry_run: bool = False
     report_file: str | None = None
     arm_endpoint: str | None = None
@@ -270,7 +339,7 @@ class Settings:
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, Budget):
+            if isinstance(value, (Budget, Since)):
                 value = str(value)
             elif isinstance(value, Enum):
                 value = value.value

@@ -28,9 +28,9 @@ from cycle_vmss.settings import build_settings, camel
 
 REPORT_KEYS = ["tool", "version", "schemaVersion", "subscriptionId", "resourceGroup", "scaleSet",
                "orchestrationMode", "settings", "startTime", "endTime", "durationSeconds", "result", "message", "failure",
-               "plan", "capacity", "requests", "warnings", "instances"]
+               "plan", "capacity", "requests", "warnings", "instances", "continueWith"]
 ROW_KEYS = ["id", "name", "zone", "faultDomain", "action", "reason", "reimageStart", "reimageEnd",
-            "readyTime", "reimageSeconds", "outOfServiceSeconds", "lastStates", "error"]
+            "readyTime", "reimageSeconds", "outOfServiceSeconds", "lastStates", "error", "modelUpgraded"]
 
 
 def test_the_json_form_has_every_key_in_order_and_is_plain_json():
@@ -102,7 +102,8 @@ def test_the_report_file_output_is_workspace_relative_inside_it_else_absolute(tm
 
 def test_pipelines_spell_the_outputs_in_camel_case():
     assert [camel(name) for name in OUTPUTS] == ["result", "reimagedInstances", "failedInstances",
-                                                 "skippedInstances", "durationSeconds", "reportFile"]
+                                                 "skippedInstances", "remainingInstances", "startedAt",
+                                                 "durationSeconds", "reportFile"]
 
 
 def test_report_file_is_written_whole(tmp_path):

@@ -226,6 +226,15 @@ class SimulatorComputePort(ComputePort):
                                          all_disks=all_disks), status=202)
         return SimulatorOperation(self, op_id)
 
+    def begin_manual_upgrade(self, instance_id: str) -> Operation:
+        if self._flexible() is not None:  # preflight refuses apply-latest-model there first
+            raise ValueError("a Flexible scale set's VMs have no latest-model upgrade")
+        op_id = self._call(
+            "write", "POST", self._path(routes.VMSS, "/manualupgrade"),
+            lambda: self.backend.manual_upgrade(self.resource_group, self.scale_set_name,
+                                                [instance_id]), status=202)
+        return SimulatorOperation(self, op_id)
+
     def begin_set_capacity(self, capacity: int) -> Operation:
         _, op_id = self._call(
             "write", "PATCH", self._path(routes.VMSS),

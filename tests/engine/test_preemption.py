@@ -36,8 +36,11 @@ def test_the_decision_asks_a_preempted_instance_once_more_then_fails_it():
     again = d.run.tracks["1"]
     assert (again.status, again.started, again.error_code) == (Status.PENDING, None, "OperationPreempted")
     assert d.changed == ("1",) and d.outcome is None
-    assert d.start == ("1",)  # unready: first, at no cost to the budget
+    assert d.start == ()  # Azure's operation still holds it (updating): never asked meanwhile
+    assert "an operation still runs on 1 (provisioning updating)" in d.waiting
     assert d.run.failure is None
+    d = decide(obs(15, vm(0), vm(1, health="unhealthy"), vm(2), vm(3)), {}, d.run, PLAN, 15)
+    assert d.start == ("1",)  # settled, unready: first, at no cost to the budget
 
     d = decide(obs(20, vm(0), down(1), vm(2), vm(3)), {"1": PREEMPTION},
                record_started(d.run, "1", 10), PLAN, 20)

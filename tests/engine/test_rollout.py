@@ -489,11 +489,11 @@ def test_report_has_the_documented_shape():
     assert set(r) == {"tool", "version", "schemaVersion", "subscriptionId", "resourceGroup",
                       "scaleSet", "orchestrationMode", "settings", "startTime", "endTime",
                       "durationSeconds", "result", "message", "failure", "plan", "capacity",
-                      "requests", "warnings", "instances"}
+                      "requests", "warnings", "instances", "continueWith"}
     assert set(r["plan"]) >= {"n0", "maxUnavailable", "maxSurge", "rMin", "maxInFlight", "order", "surgeTo"}
     assert set(r["instances"][0]) == {"id", "name", "zone", "faultDomain", "action", "reason",
                                       "reimageStart", "reimageEnd", "readyTime", "reimageSeconds",
-                                      "outOfServiceSeconds", "lastStates", "error"}
+                                      "outOfServiceSeconds", "lastStates", "error", "modelUpgraded"}
     row = r["instances"][0]
     assert row["name"] == "vmss-demo_0" and row["reimageStart"].endswith("Z")
     assert row["lastStates"] == {"provisioning": "succeeded", "power": "running", "health": "healthy"}

@@ -75,7 +75,8 @@ def test_a_rollout_sets_outputs_progress_and_a_summary(agent):
     assert run.returncode == 0, run.stdout + run.stderr
     outputs = run.outputs()
     assert sorted(outputs) == ["durationSeconds", "failedInstances", "reimagedInstances",
-                               "reportFile", "result", "skippedInstances"]
+                               "remainingInstances", "reportFile", "result", "skippedInstances",
+                               "startedAt"]
     assert outputs["reportFile"] == str(report) and json.loads(report.read_text())["result"] == "succeeded"
     assert (outputs["result"], outputs["failedInstances"], outputs["skippedInstances"]) == \
         ("succeeded", "[]", json.dumps([ids[3]]))

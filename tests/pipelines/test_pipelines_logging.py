@@ -125,7 +125,8 @@ def test_publish_sets_outputs_uploads_a_summary_and_fails_the_task(tmp_path):
                for l in got if l.startswith("##vso[task.setvariable")}
     assert all("isOutput=true;" in l for l in got if l.startswith("##vso[task.setvariable"))
     assert outputs == {"result": "failed", "reimagedInstances": '["0"]', "failedInstances": '["2"]',
-                       "skippedInstances": '["5"]', "durationSeconds": "600", "reportFile": ""}
+                       "skippedInstances": '["5"]', "remainingInstances": "[]",
+                       "startedAt": "2025-01-01T00:00:00Z", "durationSeconds": "600", "reportFile": ""}
     assert "##vso[task.logissue type=warning;]instance 5 was skipped: deallocated" in got
     assert f"##vso[task.uploadsummary]{path}" in got
     assert path.startswith(str(tmp_path)) and path.endswith(".md")

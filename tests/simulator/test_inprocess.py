@@ -50,7 +50,8 @@ def test_list_instances_reads_every_page_one_request_each():
     assert instances[0] == Instance(id="0", name=f"{NAME}_0", zone="1", fault_domain=0,
                                     provisioning="succeeded", power="running", health="healthy",
                                     protected=False, provisioning_time=backend.start,
-                                    health_time=backend.start,
+                                    health_time=backend.start, latest_model_applied=True,
+                                    os_disk_time=backend.start - 86400,
                                     time_created=datetime.fromtimestamp(backend.start, timezone.utc))
     assert instances[2].protected and instances[3].power == "deallocated"
     assert instances[3].health is None and instances[4].zone is None
