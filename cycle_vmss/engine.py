@@ -500,7 +500,9 @@ class _Rollout:
                     return False
                 self._wait_event(f"instance {tid}: Azure refused the reimage for now ({err}); "
                                  f"trying again on the next pass")
-                return True
+                # The rest of this pass's order counted it out of service (its zone gave one):
+                # the next pass decides again, on a new list.
+                return False
             unknown = err.status is None or err.status >= 500
             self.run_state = record_start_failed(self.run_state, tid, now, err.code, str(err),
                                                  outcome_unknown=unknown)

@@ -229,7 +229,9 @@ def check(case: Case, backend, report: dict) -> Record:
 
     n0 = rec.n0_at(t0)
     budget = budget_for(case, n0)
-    removed_from_n0 = {i: h["instances"][i]["deleted"] for i in rec.deleted_by_event
+    # An instance someone else deletes leaves N0 as its deletion begins (the engine sees it
+    # `deleting` and counts it removed), not when the deletion ends.
+    removed_from_n0 = {i: at for i, at in rec.deleted_by_event.items()
                        if h["instances"][i]["deleted"] is not None and rec.exists(i, t0)
                        and not rec.deleting(i, t0) and rec.spec(i).get("power", "running") == "running"}
     removed_from_n0.update({i: at for i, at in rec.replaced.items() if at > t0 and i not in removed_from_n0

@@ -235,6 +235,32 @@ BASE = {"resource_group": RG, "scale_set_name": NAME}
     scenario={"instances": [{"id": str(i), "zone": "1"} for i in range(6)] + [{"id": "6", "zone": "2"}],
               "zones": ["1", "2", "3"], "health_extension": True, "faults": {}, "timings": FAST, "events": []},
     raw={**BASE, "max_unavailable": "15%", "max_surge": "1", "poll_interval_seconds": "1", "timeout_minutes": "1"}))
+@example(Case(  # a 409 on instance 1 (zone 2): the pass went on as if zone 2 had given it, and
+    # took zone 1's last ready instance
+    scenario={"instances": [{"id": str(i), "zone": str(i % 3 + 1)} for i in range(22)],
+              "zones": ["1", "2", "3"], "health_extension": True, "events": [], "page_size": 100,
+              "timings": {**FAST, "reimage_seconds": 1, "boot_seconds": 0, "health_seconds": 0},
+              "faults": {"seed": 0, "conflict_first_reimage": ["1"]}},
+    raw={**BASE, "max_unavailable": "20", "max_surge": "2", "poll_interval_seconds": "1",
+         "timeout_minutes": "1"}))
+@example(Case(  # zone 2's only instance must wait while zone 1's 0, refused once (409), can go
+    scenario={"instances": [{"id": "0", "zone": "1"}, {"id": "1", "zone": "2"},
+                            *({"id": str(i), "zone": "1"} for i in range(2, 16))],
+              "zones": ["1", "2", "3"], "health_extension": True, "events": [], "page_size": 100,
+              "timings": FAST, "faults": {"seed": 0, "conflict_first_reimage": 1},
+              "automatic_repairs": {"grace_minutes": 1, "action": "Replace"}},
+    raw={**BASE, "max_unavailable": "0", "max_surge": "1", "poll_interval_seconds": "1",
+         "timeout_minutes": "1", "instance_ids": "0 1"}))
+@example(Case(  # instance 0, not yet reimaged, deleted by someone else from 10 s to 12 s: the
+    # engine lowered N0 at 10 s, as it saw 0 deleting; the check lowered it only at 12 s
+    scenario={"instances": [{"id": "0"}, {"id": "1"}], "zones": [], "health_extension": False,
+              "events": [{"at_seconds": 0, "instance": "0", "health": "unhealthy"},
+                         {"at_seconds": 10, "delete_instance": "0"}, {"at_seconds": 0, "add_instances": 1}],
+              "faults": {"throttle_reads_every": 3, "throttle_writes_every": 2, "retry_after_seconds": 1,
+                         "seed": 0},
+              "timings": {**FAST, "delete_seconds": 2}},
+    raw={**BASE, "max_unavailable": "0", "max_surge": "1", "timeout_minutes": "1",
+         "poll_interval_seconds": "6", "health_source": "none"}))
 @given(cases())
 def keeps_the_six_invariants(case: Case):
     note(f"scenario={case.scenario!r}")
