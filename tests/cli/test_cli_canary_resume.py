@@ -66,3 +66,16 @@ def test_a_dry_run_names_what_it_would_upgrade_skip_and_stop_before(simulate):
     assert "first upgrade 0 to the latest model" in line
     assert "skip 1 (reimaged-since)" in line
     assert not [r for r in arm_requests(sim) if r["method"] in WRITE_METHODS]
+
+
+def test_stop_after_one_then_the_printed_setting_reimages_the_rest(simulate):
+    sim = simulate({"instances": 3})
+    canary = run_cli(sim, "--stop-after", "1")
+    assert canary.returncode == 0, canary.stdout + canary.stderr
+    assert "PAUSED" in canary.stdout
+    (since,) = CONTINUE.findall(canary.stdout)
+    assert sum(reimage_counts(sim).values()) == 1
+
+    rest = run_cli(sim, "--skip-reimaged-since", since)
+    assert rest.returncode == 0, rest.stdout + rest.stderr
+    assert set(reimage_counts(sim).values()) == {1}
