@@ -27,7 +27,7 @@ schemas/run-report.schema.json):
   "subscriptionId": "...", "resourceGroup": "rg", "scaleSet": "vmss", "orchestrationMode": "Uniform",
   "settings": {<Settings.as_report()>},
   "startTime": "...", "endTime": "...", "durationSeconds": 123.4,
-  "result": "succeeded" | "failed" | "cancelled" | "refused" | "dry-run",
+  "result": "succeeded" | "paused" | "failed" | "cancelled" | "refused" | "dry-run",
   "message": "one line saying what happened",
   "failure": null | {"instanceId": "3", "code": "OSProvisioningTimedOut", "message": "...",
                      "states": {"provisioning": "failed", "power": "running", "health": null}},
@@ -40,12 +40,13 @@ schemas/run-report.schema.json):
     {"id": "0", "name": "vmss_0", "zone": "1", "faultDomain": 0,
      "action": "reimaged" | "skipped" | "failed" | "removed" | "in-flight" | "not-started",
      "reason": null | "protected from scale-set actions" | "deallocated" | "stopped" | "out of scope"
-               | "locked" | "in standby pool"  (the last two on Flexible sets),
+               | "locked" | "in standby pool"  (the last two on Flexible sets) | "reimaged-since",
      "reimageStart": "...", "reimageEnd": "...", "readyTime": "...",
      "reimageSeconds": 200.0, "outOfServiceSeconds": 260.0,
      "lastStates": {"provisioning": "succeeded", "power": "running", "health": "healthy"},
-     "error": null | {"code": "...", "message": "..."}}
-  ]
+     "error": null | {"code": "...", "message": "..."}, "modelUpgraded": false}
+  ],
+  "continueWith": null | {"skipReimagedSince": "...", "remainingInstances": ["3", ...]}
 }
 """
 
