@@ -47,6 +47,12 @@ class Instance:
     latest_model_applied: bool | None = None
 
     @property
+    def busy(self) -> bool:
+        """An operation still runs on it (provisioning updating: a reimage, an upgrade, a
+        repair): its states, and its OS disk, are not yet what they will be."""
+        return self.provisioning == "updating"
+
+    @property
     def in_service_candidate(self) -> bool:
         """Not stopped, deallocated or parked in a standby pool: it counts towards N0."""
         return not self.standby and self.power not in ("stopped", "stopping", "deallocated",

@@ -330,7 +330,7 @@ def _advance(track: Track, inst: Instance | None, status: OperationStatus | None
         # An operation still runs on it (Azure's repair, the one that preempted our reimage, a
         # cancelled run's reimage): it may be stopping only for now, and its OS disk is not yet
         # what it will be, so it is judged once that operation has ended.
-        if reason and inst.provisioning != "updating":
+        if reason and not inst.busy:
             return replace(t, status=Status.SKIPPED, reason=reason)
     return t
 
@@ -394,10 +394,10 @@ def _choose_starts(pending: list[Instance], run: RunState, count: _Count,
         slots = min(slots, plan.stop_after - run.started)
     start: list[str] = []
     ready, waiting = count.ready, ""
-    busy = [i.id for i in pending if i.provisioning == "updating"]
+    busy = [i.id for i in pending if i.busy]
     if slots > 0:
         unready = sorted((i for i in pending if not is_ready(i, source)
-                          and i.provisioning != "updating"),
+                          and not i.busy),
                          key=lambda i: (id_key(_zone(i)), _in_zone_key(i)))
         start = [i.id for i in unready[:slots]]
     if len(start) < slots:
@@ -436,7 +436,7 @@ def _blocked_failure(pending: list[Instance], budget: ResolvedBudget, count: _Co
     """Blocked for `timeout-minutes`: names the instance that would go next and the blockers."""
     ready = [i for i in pending if is_ready(i, plan.health_source)]
     if not ready:  # only instances that an operation still holds
-        busy = [i.id for i in pending if i.provisioning == "updating"]
+        busy = [i.id for i in pending if i.busy]
         head = next(i for i in pending if i.id == min(busy, key=id_key))
         return Failure(head.id, "Blocked",
                        f"an operation still ran on {_names(busy)} (provisioning updating) "

@@ -204,7 +204,7 @@ def _await_operations(scope: frozenset[str] | None, port: ComputePort, ss: Scale
     deadline = clock.now() + plan.timeout_seconds
     while True:
         busy = [i.id for i in instances if (scope is None or i.id in scope)
-                and i.provisioning == "updating"]
+                and i.busy]
         if not busy or clock.now() >= deadline:
             return instances
         if not wait(f"an operation still runs on {short(sorted(busy, key=id_key))} "
@@ -245,7 +245,7 @@ def _first_state(s: Settings, scope: frozenset[str] | None, instances: tuple[Ins
     for inst in sorted(instances, key=lambda i: id_key(i.id)):
         if scope is not None and inst.id not in scope:
             reason: str | None = OUT_OF_SCOPE
-        elif inst.provisioning == "updating":  # judged once its operation ends (`decide`)
+        elif inst.busy:  # judged once its operation ends (`decide`)
             reason = None
         else:
             reason = skip_reason(inst, reimaged_since)
