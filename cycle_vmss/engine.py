@@ -22,8 +22,8 @@ from .compute import (
     Observation, Operation, OperationState, OperationStatus, ScaleSet,
 )
 from .decide import (
-    LOCKED, OUT_OF_SCOPE, Decision, Failure, Outcome, Plan, RunState, Status, decide, id_key, needs_list,
-    record_gone, record_locked, record_refused, record_start_failed, record_started, short,
+    LOCKED, OUT_OF_SCOPE, REIMAGED_SINCE, Decision, Failure, Outcome, Plan, RunState, Status, decide,
+    id_key, needs_list, record_gone, record_locked, record_refused, record_start_failed, record_started, short,
 )
 from .events import Event, Listener, NullListener
 from .health import states
@@ -109,11 +109,18 @@ class _Rollout:
         """The run from preflight to restore: its result and its one line."""
         self._phase("preflight")
         instances = self._preflight()
-        if not self._pending():  # issue 6: bad input, like any other refusal (exit 2)
-            raise _Stop("refused", f"scale set {self.s.scale_set_name} in resource group "
-                                   f"{self.s.resource_group} has nothing to reimage: "
-                                   f"{self._skip_summary() or 'it has no instances'}; "
-                                   f"nothing was changed")
+        if not self._pending():
+            if not any(t.reason == REIMAGED_SINCE for t in self.run_state.tracks.values()):
+                # issue 6: bad input, like any other refusal (exit 2)
+                raise _Stop("refused", f"scale set {self.s.scale_set_name} in resource group "
+                                       f"{self.s.resource_group} has nothing to reimage: "
+                                       f"{self._skip_summary() or 'it has no instances'}; "
+                                       f"nothing was changed")
+            # A continuing run whose instances were all reimaged meanwhile (a cancelled run's
+            # reimages go on in Azure): what it was asked to do is done, so it succeeds.
+            return ("dry-run" if self.s.dry_run else "succeeded"), (
+                f"scale set {self.s.scale_set_name} has nothing left to reimage: skipped "
+                f"{self._skip_summary()}; nothing was changed")
         self._warn_old_models()
         if self.s.dry_run:
             return "dry-run", self._dry_run_message()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from cycle_vmss.decide import Outcome, REIMAGED_SINCE, Status, decide, record_started
+from cycle_vmss.report import EXIT_CODES
 
 from .conftest import assert_budget_kept, rollout
 from .test_decide import PLAN, down, obs, state, vm
@@ -121,6 +122,36 @@ def test_a_cancelled_run_is_continued_by_the_setting_it_printed_each_instance_re
     history = backend.history()["instances"]
     assert all(len(rec["reimages"]) == 1 for rec in history.values()), history
     assert second["continueWith"] is None
+
+
+def test_continuing_a_run_whose_last_reimages_finished_meanwhile_succeeds_without_a_write():
+    import threading
+
+    from cycle_vmss.clock import VirtualClock
+    from cycle_vmss.simulator.backend import Backend
+
+    clock = VirtualClock()
+    backend = Backend({"instances": 3, "timings": {"reimage_seconds": 30}}, clock)
+    cancel = threading.Event()
+    started = []
+
+    def on_event(e):
+        if e.kind == "started":
+            started.append(e.instance_id)
+            if len(started) == 3:
+                cancel.set()  # the last one in flight: Azure finishes it after the cancel
+    first = _run_on(backend, clock, cancel, on_event, poll_interval_seconds="5")
+    assert first["result"] == "cancelled" and first["continueWith"] is not None
+    writes = len([r for r in backend.requests() if r["method"] != "GET"])
+
+    second = _run_on(backend, clock, poll_interval_seconds="5",
+                     skip_reimaged_since=first["continueWith"]["skipReimagedSince"])
+    # Done is done: a continuing stage must not fail because nothing was left for it.
+    assert second["result"] == "succeeded", second["message"]
+    assert "nothing left to reimage" in second["message"]
+    assert EXIT_CODES[second["result"]] == 0 and second["continueWith"] is None
+    assert len([r for r in backend.requests() if r["method"] != "GET"]) == writes
+    assert all(len(rec["reimages"]) == 1 for rec in backend.history()["instances"].values())
 
 
 def test_skip_reimaged_since_a_duration_skips_instances_with_a_newer_os_disk():
