@@ -185,7 +185,8 @@ class Backend:
         self._names: dict[str, str] = {}
         for spec in self.scenario.instances:
             self._names[spec.id] = self._new_name(spec.id)
-        self.faults = FaultInjector(self.scenario.faults, clock.now, self.randomness, self._vm_key)
+        self.faults = FaultInjector(self.scenario.faults, clock.now, self.randomness, self._vm_key,
+                                    compute_limits=self.scenario.compute_limits)
         self.start = clock.now()
         self._t = self.start  # the instant the state machine stands at
         self._queue: list = []

@@ -164,12 +164,13 @@ class SimulatorApp:
                 raise NotFound(f"The subscription '{subscription}' could not be found.",
                                code="SubscriptionNotFound")
             self.identity.authorize_arm(claims, route.action, _scope(req.path))
-            self.faults.admit(kind)
+            self.faults.admit(kind, route.method, req.path)
             return getattr(self, route.handler)(req)
 
         response = self._guarded(checked, request)
         if response.status != 401:  # an error's own headers (a 429's bucket at 0) win
-            response.headers = {**self.faults.ratelimit_headers(kind), **response.headers}
+            response.headers = {**self.faults.ratelimit_headers(kind, route.method, request.path),
+                                **response.headers}
         return response
 
     # -- helpers -----------------------------------------------------------------------------

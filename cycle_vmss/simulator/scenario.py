@@ -25,6 +25,8 @@ FLEXIBLE_VM_NAMES = ("index", "guid")
 SCALE_OUT_ERRORS = ("AllocationFailed", "quota")
 UPGRADE_MODES = ("Manual", "Automatic", "Rolling")
 REPAIR_ACTIONS = ("Replace", "Reimage", "Restart")  # automaticRepairsPolicy.repairAction
+# "azure": Compute's documented token buckets, per resource and per subscription (faults.py).
+COMPUTE_LIMITS = ("none", "azure")
 FAULT_DOMAIN_COUNT = 5  # Azure's default spread for a regional set
 
 # Deterministic identities so a client can be configured before the simulator starts.
@@ -159,6 +161,7 @@ class Scenario:
     client_id: str = DEFAULT_CLIENT_ID
     client_secret: str = DEFAULT_CLIENT_SECRET
     github_oidc_token: str = DEFAULT_GITHUB_OIDC_TOKEN  # bearer for the OIDC request URL
+    compute_limits: str = "none"
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -170,7 +173,7 @@ _TOP_KEYS = (
     "instances", "zones", "faults", "events", "rolling_upgrade_in_progress",
     "flexible_vm_names", "flexible_list_omits_health", "tenant_id",
     "client_id", "client_secret", "github_oidc_token", "overprovision", "reuse_instance_ids",
-    "scale_out_error", "automatic_repairs",
+    "scale_out_error", "automatic_repairs", "compute_limits",
 )
 _INSTANCE_KEYS = (
     "id", "zone", "fault_domain", "power", "health", "protect_from_scale_set_actions",
@@ -390,6 +393,8 @@ def scenario_from_dict(data: dict) -> Scenario:
         out["orchestration_mode"] = _choice(data["orchestration_mode"], ORCHESTRATION_MODES, "orchestration_mode")
     if "upgrade_mode" in data:
         out["upgrade_mode"] = _choice(data["upgrade_mode"], UPGRADE_MODES, "upgrade_mode")
+    if "compute_limits" in data:
+        out["compute_limits"] = _choice(data["compute_limits"], COMPUTE_LIMITS, "compute_limits")
     if "flexible_vm_names" in data:
         out["flexible_vm_names"] = _choice(data["flexible_vm_names"], FLEXIBLE_VM_NAMES,
                                            "flexible_vm_names")
