@@ -2,9 +2,11 @@
 
 Everything Azure-specific stays here: the SDK's paging for the instance list, its long-running
 operation pollers (each advances in its own thread, honouring Retry-After), azure-core's retry
-policy for 429 and 5xx, and the translation of SDK errors into `cycle_vmss.compute` errors.
+policy for 429 and 5xx (bounded: a long Retry-After comes back as `Throttled`, for the engine to
+wait out), and the translation of SDK errors into `cycle_vmss.compute` errors.
 A per-retry pipeline policy counts every real HTTP request, retries and operation polls
-included, so the report's request counts are what Azure actually saw. The SDK's models map to
+included, so the report's request counts are what Azure actually saw; it also keeps what Azure
+said is left of its write budgets. The SDK's models map to
 the engine's observations in module-level functions, which the simulator's in-process port
 reuses on the bodies the simulator would send.
 """
@@ -13,8 +15,11 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import replace
-from typing import Any, Callable, TypeVar
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable, Mapping, TypeVar
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
@@ -26,9 +31,10 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.core.pipeline import PipelineRequest, PipelineResponse
-from azure.core.pipeline.policies import HTTPPolicy
+from azure.core.pipeline.policies import HTTPPolicy, RetryPolicy
 from azure.core.polling import LROPoller
 from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.core.polling.arm_polling import ARMPolling
 from azure.mgmt.compute.models import (
     Sku,
     VirtualMachineScaleSetUpdate,
@@ -50,6 +56,7 @@ from cycle_vmss.compute import (
     OperationStatus,
     RequestCounts,
     ScaleSet,
+    Throttled,
     preempted,
 )
 from cycle_vmss.credentials import PUBLIC_ARM_ENDPOINT, credential_scope
@@ -57,13 +64,76 @@ from cycle_vmss.credentials import PUBLIC_ARM_ENDPOINT, credential_scope
 _READ_METHODS = ("GET", "HEAD")
 T = TypeVar("T")
 
+# azure-core's defaults sleep a whole Retry-After (Azure sends 60 to 1200 s), up to three times,
+# inside one SDK call, deaf to cancel and to the run's timeouts. So an answer (429, 5xx) is
+# retried at most SDK_RETRIES times, a lost connection at most SDK_CONNECT_RETRIES times (a
+# network blip of a few seconds is ridden out), each wait (Retry-After or backoff) at most
+# SDK_WAIT_MAX: no SDK call sleeps more than 5 s in all, and a longer Retry-After is the
+# engine's to wait.
+SDK_RETRIES = 2
+SDK_CONNECT_RETRIES = 3
+SDK_WAIT_MAX = 1.0
+# A 429 without Retry-After: "users can successfully invoke API calls 1 min after getting
+# throttled" (Microsoft Learn, Compute throttling limits).
+DEFAULT_RETRY_AFTER = 60.0
+# Gauges in x-ms-ratelimit-remaining-resource that are not a request budget: Azure shows the
+# scale set's queue at 0 on answers that throttle nothing (azure-recordings,
+# vmss_vm_reimage_post_202_headers.json).
+_NOT_BUDGETS = ("VmssQueuedVMOperations",)
+
+
+def retry_after(headers: Mapping[str, str]) -> float:
+    """Seconds a 429's Retry-After asks for (delta-seconds or an HTTP date)."""
+    value = headers.get("Retry-After")
+    if value is None:
+        return DEFAULT_RETRY_AFTER
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max((parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds(), 0.0)
+    except (TypeError, ValueError):
+        return DEFAULT_RETRY_AFTER
+
+
+def budget_left(header: str | None) -> int | None:
+    """The fewest requests left in the budgets of an x-ms-ratelimit-remaining-resource value
+    (`Microsoft.Compute/<bucket>;<count>,...`); None when it names none."""
+    counts = []
+    for part in (header or "").split(","):
+        name, _, count = part.strip().rpartition(";")
+        if name and not name.endswith(_NOT_BUDGETS) and count.isdigit():
+            counts.append(int(count))
+    return min(counts, default=None)
+
+
+class BoundedRetryPolicy(RetryPolicy):
+    """azure-core's retry policy with every wait bounded. Its knobs bound the backoff
+    (`retry_backoff_max`) but not a Retry-After, which it sleeps whole: so a response whose
+    Retry-After is longer than SDK_WAIT_MAX is not retried here; it goes back to the caller
+    (a `Throttled` error, or a status poll that `_PatientPolling` asks again later)."""
+
+    def __init__(self) -> None:
+        super().__init__(retry_total=SDK_RETRIES + SDK_CONNECT_RETRIES,
+                         retry_connect=SDK_CONNECT_RETRIES, retry_read=SDK_CONNECT_RETRIES,
+                         retry_status=SDK_RETRIES, retry_backoff_max=SDK_WAIT_MAX)
+
+    def is_retry(self, settings: dict, response: PipelineResponse) -> bool:
+        wait = self.get_retry_after(response)
+        if wait is not None and wait > SDK_WAIT_MAX:
+            return False
+        return super().is_retry(settings, response)
+
 
 class RequestCounter(HTTPPolicy):
-    """Counts each HTTP attempt (placed after the retry policy, so retries count too)."""
+    """Counts each HTTP attempt (placed after the retry policy, so retries count too), and
+    keeps what the answer to the last accepted write said is left of Azure's write budgets."""
 
     def __init__(self, counts: RequestCounts) -> None:
         super().__init__()
         self.counts = counts
+        self.writes_left: int | None = None
         self._lock = threading.Lock()  # pollers run in their own threads
 
     def send(self, request: PipelineRequest) -> PipelineResponse:
@@ -74,10 +144,58 @@ class RequestCounter(HTTPPolicy):
             else:
                 self.counts.writes += 1
         response = self.next.send(request)
-        if response.http_response.status_code == 429:
+        status = response.http_response.status_code
+        if status == 429:
             with self._lock:
                 self.counts.throttled += 1
+        elif not is_read and status < 400:
+            self.writes_left = budget_left(
+                response.http_response.headers.get("x-ms-ratelimit-remaining-resource"))
         return response
+
+
+def throttled_poll(asked: float, left: float) -> Throttled:
+    """What `Operation.status()` raises while its status poll waits out a Retry-After of
+    `asked` seconds, `left` of them still to go."""
+    return Throttled(f"Azure throttled the status poll (Retry-After {asked:.0f} s)",
+                     code="TooManyRequests", retry_after=left)
+
+
+class _PatientPolling(ARMPolling):
+    """ARMPolling that rides out a throttled status poll: azure-core would end the operation
+    as failed on the 429; this asks again once its Retry-After has passed, and meanwhile
+    `throttled()` says so. Its waits end when the port closes (the run is over), and the
+    poller's thread is a daemon: a poller asleep in a long Retry-After never holds up a cancel
+    or the process's exit."""
+
+    def __init__(self, closed: threading.Event, interval: float, endpoint: str) -> None:
+        super().__init__(interval, path_format_arguments={"endpoint": endpoint})
+        self._closed = closed
+        self._quiet: tuple[float, float] | None = None  # (Retry-After, monotonic end) while waiting
+
+    def request_status(self, status_link: str) -> PipelineResponse:
+        while True:
+            response = super().request_status(status_link)
+            if response.http_response.status_code != 429:
+                return response
+            delay = retry_after(response.http_response.headers)
+            self._quiet = (delay, time.monotonic() + delay)
+            try:
+                self._sleep(delay)
+            finally:
+                self._quiet = None
+
+    def throttled(self) -> Throttled | None:
+        """While the poll waits out a Retry-After: the error saying so, else None."""
+        quiet = self._quiet  # set and cleared by the poller's thread
+        if quiet is None:
+            return None
+        asked, until = quiet
+        return throttled_poll(asked, max(until - time.monotonic(), 0.0))
+
+    def _sleep(self, delay: float) -> None:
+        if self._closed.wait(delay):
+            raise SdkAzureError("stopped following the operation: the run is over")
 
 
 def _one_line(text: str | None) -> str:
@@ -152,6 +270,9 @@ def map_error(err: SdkAzureError, arm_endpoint: str = PUBLIC_ARM_ENDPOINT) -> Az
         return AuthenticationFailed(said, code=code or "Unauthorized", status=status)
     if status == 403:
         return Forbidden(said, code=code or "AuthorizationFailed", status=status)
+    if isinstance(err, HttpResponseError) and status == 429:
+        headers = err.response.headers if err.response is not None else {}
+        return Throttled(said, code=code or "TooManyRequests", retry_after=retry_after(headers))
     if isinstance(err, ResourceNotFoundError) or status == 404:
         return NotFound(said, code=code or "NotFound", status=404)
     if (isinstance(err, ResourceExistsError) or status == 409) and code == "ScopeLocked":
@@ -308,9 +429,10 @@ def rolling_forward(latest: Any) -> bool:
 class PolledOperation(Operation):
     """An accepted long-running operation; its LROPoller polls in its own thread."""
 
-    def __init__(self, poller: LROPoller, what: str) -> None:
+    def __init__(self, poller: LROPoller, what: str, polling: _PatientPolling) -> None:
         self.poller = poller
         self.what = what
+        self._polling = polling
         self._final: OperationStatus | None = None
         # Set by the poller's thread when polling has ended, before any callback of the engine's
         # runs: `poller.done()` stays False until that thread has exited, after the callbacks.
@@ -326,6 +448,9 @@ class PolledOperation(Operation):
         if self._final is not None:
             return self._final
         if not (self._ended.is_set() or self.poller.done()):
+            throttled = self._polling.throttled()
+            if throttled is not None:
+                raise throttled
             return OperationStatus(OperationState.IN_PROGRESS)
         try:
             self.poller.result(timeout=0)  # polling has ended: returns or re-raises at once
@@ -357,13 +482,24 @@ class AzureComputePort(ComputePort):
         self.polling_interval = polling_interval
         self.counts = RequestCounts()
         self.scale_set: ScaleSet | None = None  # as preflight read it: its mode picks the APIs
+        self._counter = RequestCounter(self.counts)
+        self._closed = threading.Event()  # ends the pollers' waits
         if connection_verify is not None:
             client_kwargs["connection_verify"] = connection_verify
         self.client = ComputeManagementClient(
             credential, subscription_id, base_url=self.arm_endpoint,
             credential_scopes=[credential_scope(self.arm_endpoint)],
-            per_retry_policies=[RequestCounter(self.counts)],
+            retry_policy=BoundedRetryPolicy(), per_retry_policies=[self._counter],
             polling_interval=polling_interval, **client_kwargs)
+
+    @property
+    def writes_left(self) -> int | None:
+        return self._counter.writes_left
+
+    def _begin(self, what: str, begin: Callable[..., LROPoller], *args: Any) -> PolledOperation:
+        """Start a long-running operation, followed by its own poller that rides out throttling."""
+        polling = _PatientPolling(self._closed, self.polling_interval, self.arm_endpoint)
+        return PolledOperation(self._call(begin, *args, polling=polling), what, polling)
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
@@ -438,40 +574,32 @@ class AzureComputePort(ComputePort):
         if self._flexible() is not None:
             if all_disks:  # preflight refuses reimage-all on Flexible before any write
                 raise ValueError("a Flexible scale set's VMs have no reimageall operation")
-            poller = self._call(self.client.virtual_machines.begin_reimage, self.resource_group,
-                                instance_id, polling_interval=self.polling_interval)
-            return PolledOperation(poller, what)
+            return self._begin(what, self.client.virtual_machines.begin_reimage,
+                               self.resource_group, instance_id)
         vms = self.client.virtual_machine_scale_set_vms
         begin = vms.begin_reimage_all if all_disks else vms.begin_reimage
-        poller = self._call(begin, self.resource_group, self.scale_set_name, instance_id,
-                            polling_interval=self.polling_interval)
-        return PolledOperation(poller, what)
+        return self._begin(what, begin, self.resource_group, self.scale_set_name, instance_id)
 
     def begin_manual_upgrade(self, instance_id: str) -> Operation:
         what = f"the upgrade of instance {instance_id} to the latest model"
         if self._flexible() is not None:  # preflight refuses apply-latest-model there first
             raise ValueError("a Flexible scale set's VMs have no latest-model upgrade")
-        poller = self._call(self.client.virtual_machine_scale_sets.begin_update_instances,
-                            self.resource_group, self.scale_set_name,
-                            VirtualMachineScaleSetVMInstanceRequiredIDs(instance_ids=[instance_id]),
-                            polling_interval=self.polling_interval)
-        return PolledOperation(poller, what)
+        return self._begin(what, self.client.virtual_machine_scale_sets.begin_update_instances,
+                           self.resource_group, self.scale_set_name,
+                           VirtualMachineScaleSetVMInstanceRequiredIDs(instance_ids=[instance_id]))
 
     def begin_set_capacity(self, capacity: int) -> Operation:
         what = f"the capacity change to {capacity}"
-        poller = self._call(self.client.virtual_machine_scale_sets.begin_update,
-                            self.resource_group, self.scale_set_name,
-                            VirtualMachineScaleSetUpdate(sku=Sku(capacity=capacity)),
-                            polling_interval=self.polling_interval)
-        return PolledOperation(poller, what)
+        return self._begin(what, self.client.virtual_machine_scale_sets.begin_update,
+                           self.resource_group, self.scale_set_name,
+                           VirtualMachineScaleSetUpdate(sku=Sku(capacity=capacity)))
 
     def begin_delete_instances(self, instance_ids: list[str]) -> Operation:
         what = f"the deletion of instances {', '.join(instance_ids)}"
-        poller = self._call(self.client.virtual_machine_scale_sets.begin_delete_instances,
-                            self.resource_group, self.scale_set_name,
-                            VirtualMachineScaleSetVMInstanceRequiredIDs(instance_ids=list(instance_ids)),
-                            polling_interval=self.polling_interval)
-        return PolledOperation(poller, what)
+        return self._begin(what, self.client.virtual_machine_scale_sets.begin_delete_instances,
+                           self.resource_group, self.scale_set_name,
+                           VirtualMachineScaleSetVMInstanceRequiredIDs(instance_ids=list(instance_ids)))
 
     def close(self) -> None:
+        self._closed.set()
         self.client.close()

@@ -112,7 +112,8 @@ class OperationStatus:
 
 class Operation(ABC):
     """A long-running Azure operation already accepted by ARM. `status()` never blocks for
-    long: it reports what is known now (the SDK's poller advances in its own thread)."""
+    long: it reports what is known now (the SDK's poller advances in its own thread), or raises
+    `Throttled` (`retry_after`: the seconds left) while Azure has its status poll wait."""
 
     @abstractmethod
     def status(self) -> OperationStatus: ...
@@ -150,6 +151,16 @@ class Conflict(AzureError):
     """409: another operation is in flight on that resource."""
 
 
+class Throttled(AzureError):
+    """429: Azure asks to be left alone for `retry_after` seconds (its Retry-After). The SDK does
+    not wait that out itself when it is long: the engine does, between passes, where cancel and
+    the timeouts still hold."""
+
+    def __init__(self, message: str, *, retry_after: float, code: str | None = None):
+        super().__init__(message, code=code, status=429)
+        self.retry_after = retry_after
+
+
 class Locked(Conflict):
     """409 ScopeLocked: an ARM resource lock (how Flexible sets protect an instance) refuses
     the write. Unlike a busy 409, asking again will not help until someone removes the lock."""
@@ -168,6 +179,9 @@ class ComputePort(ABC):
 
     counts: RequestCounts
     subscription_id: str  # the one it talks to, for messages
+    # The fewest requests Azure said are left in the budgets its answer to the last accepted
+    # write named (`x-ms-ratelimit-remaining-resource`); None before any, or when it named none.
+    writes_left: int | None = None
 
     @abstractmethod
     def get_scale_set(self) -> ScaleSet: ...

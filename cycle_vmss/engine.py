@@ -4,7 +4,9 @@
 rolling pass observes (the status of every in-flight reimage, then one paged list of the set),
 asks the pure `decide` what the rules allow, acts on the answer and sleeps until the next poll.
 A pass whose list could only answer "wait" (the pure `needs_list`) stops at the statuses; an
-operation whose SDK poller calls back ends the sleep early. The clock is injected, so the same
+operation whose SDK poller calls back ends the sleep early. A throttled request (429) is waited
+out here, between passes, for its Retry-After but never past the run's next deadline; writes are
+paced by what Azure says is left of its write budgets. The clock is injected, so the same
 engine runs against Azure in real time and against the simulator's backend in virtual time.
 `run_rollout` never raises for Azure or preflight problems: the report's `result` says what
 happened (`exit_code` maps it to the exit codes).
@@ -12,6 +14,7 @@ happened (`exit_code` maps it to the exit codes).
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import replace
 from typing import Callable, TypeVar
@@ -19,7 +22,7 @@ from typing import Callable, TypeVar
 from .clock import Clock
 from .compute import (
     AuthenticationFailed, AzureError, ComputePort, Conflict, Forbidden, Instance, Locked, NotFound,
-    Observation, Operation, OperationState, OperationStatus, ScaleSet,
+    Observation, Operation, OperationState, OperationStatus, ScaleSet, Throttled,
 )
 from .decide import (
     LOCKED, OUT_OF_SCOPE, REIMAGED_SINCE, Decision, Failure, Outcome, Plan, RunState, Status, decide,
@@ -35,6 +38,14 @@ from .settings import Settings
 HEARTBEAT_SECONDS = 60.0
 EARLY_GAP = 0.5  # of the poll interval: the least time between a list and one a finish brings forward
 SLEEP_SLICE = 1.0  # a cancel is noticed within this much clock time even on a clock that ignores it
+# Write pacing, from what the answer to the last write said is left of Azure's write budgets
+# (x-ms-ratelimit-remaining-resource): below WRITE_RESERVE the next write waits for one token to
+# come back at the slowest documented refill (4 a minute: Microsoft Learn, Compute throttling
+# limits), and with none left for a whole refill minute ("users can successfully invoke API
+# calls 1 min after getting throttled").
+WRITE_RESERVE = 2
+WRITE_REFILL_SECONDS = 15.0
+WRITE_EMPTY_SECONDS = 60.0
 
 __all__ = ["run_rollout", "exit_code"]
 
@@ -81,6 +92,8 @@ class _Rollout:
         self.last_waiting = ""
         self.last_heartbeat = self.start
         self.last_ready = 0
+        self.writes_not_before = self.start  # pacing, or a throttled write's Retry-After
+        self.throttled_polls: set[str] = set()  # in-flight instances whose status poll waits
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -166,11 +179,12 @@ class _Rollout:
         self.scale_set = scale_set
         self.capacity = dict.fromkeys(("before", "during", "after"), scale_set.capacity)
 
-    def _preflight_wait(self, message: str, ready: int) -> bool:
-        """Preflight waits for initializing health: the heartbeat tells how many are ready."""
+    def _preflight_wait(self, message: str, ready: int, seconds: float | None = None) -> bool:
+        """Preflight waits for initializing health (a poll) or a throttled read (`seconds`):
+        the heartbeat tells how many are ready."""
         self.last_ready = ready
         self._wait_event(message)
-        return self._sleep(self.s.poll_interval_seconds)
+        return self._sleep(self.s.poll_interval_seconds if seconds is None else seconds)
 
     def _dry_run_message(self) -> str:
         p = self.plan_report
@@ -218,8 +232,8 @@ class _Rollout:
         # instance others added or removed meanwhile is not undone (or doubled) by ours; and the
         # instances there now are known, so others' earlier additions are never taken as ours.
         known = {_identity(i) for i in self.first.values()}
-        # Read again until they answer: a guess from preflight's capacity could scale in
-        # someone else's instances.
+        # Read again until they answer (a throttled read waits its Retry-After): a guess from
+        # preflight's capacity could scale in someone else's instances.
         try:
             current = self._read(self.port.get_scale_set, "reading the capacity").capacity
             known |= {_identity(i) for i in self._read(self.port.list_instances,
@@ -230,7 +244,7 @@ class _Rollout:
         target = current + budget.surge
         self._emit("capacity", data={"from": current, "to": target})
         try:
-            op = self.port.begin_set_capacity(target)
+            op = self._paced(lambda: self.port.begin_set_capacity(target), "raise the capacity")
         except (Forbidden, AuthenticationFailed, Locked) as err:  # a lock on the set: not allowed
             raise _Stop("failed" if self.wrote else "refused",
                         f"cannot raise the capacity: {err}") from None
@@ -308,17 +322,21 @@ class _Rollout:
         self._emit("capacity", data={"from": self.capacity["during"], "to": now_capacity})
         self.capacity["after"] = now_capacity
 
-    def _read(self, read: Callable[[], T], what: str) -> T:
-        """A read of the surge or restore, asked again each poll while it fails (a 5xx, a
-        throttled answer), up to timeout-minutes; then its error stands."""
-        deadline = self.clock.now() + self.plan.timeout_seconds
+    def _read(self, read: Callable[[], T], what: str, deadline: float | None = None) -> T:
+        """A read of the surge or restore, asked again while it fails (each poll after a 5xx,
+        after its Retry-After when throttled), up to `deadline` (default: timeout-minutes from
+        now); then its error stands."""
+        if deadline is None:
+            deadline = self.clock.now() + self.plan.timeout_seconds
         while True:
             try:
                 return read()
             except AzureError as err:
-                if self.clock.now() >= deadline:
+                now = self.clock.now()
+                if now >= deadline:
                     raise AzureError(f"{what}: {err}", code=err.code, status=err.status) from None
-            if not self._sleep(self.s.poll_interval_seconds):
+                pause = err.retry_after if isinstance(err, Throttled) else self.s.poll_interval_seconds
+            if not self._sleep_until(min(now + pause, deadline), heartbeat=True):
                 raise _Stop("cancelled", f"cancelled while {what}")
 
     def _restore_failed(self, what: str) -> _Stop:
@@ -330,7 +348,7 @@ class _Rollout:
         """Start a scale-set operation of the surge or restore and follow it to its end; one
         that cannot start or fails is an AzureError saying `what`."""
         try:
-            op = start()
+            op = self._paced(start, what)
         except AzureError as err:
             raise AzureError(f"{what}: {err}", code=err.code, status=err.status) from None
         status, _ = self._await(op, what)
@@ -340,7 +358,9 @@ class _Rollout:
 
     def _await(self, op: Operation, what: str):
         """Follow one scale-set operation to its end: each check is a pass (its status, then one
-        list), so the new instances are seen as they appear. Bounded by timeout-minutes."""
+        list), so the new instances are seen as they appear. A throttled status or list is
+        waited out before the next read, so the operation's own poll is the first read Azure
+        sees after it. Bounded by timeout-minutes."""
         deadline = self.clock.now() + self.plan.timeout_seconds
         while True:
             if not self._sleep(self.s.poll_interval_seconds):
@@ -350,7 +370,14 @@ class _Rollout:
                 instances = self.port.list_instances()
             except AzureError as err:
                 if self.clock.now() >= deadline:
-                    raise _Stop("failed", f"{what}: {err}") from None
+                    raise _Stop("failed", f"{what}: {err}",
+                                Failure(None, err.code or "RequestFailed", str(err))) from None
+                if isinstance(err, Throttled):
+                    until = min(self.clock.now() + err.retry_after, deadline)
+                    self._wait_event(f"{what}: {err}; asking again in "
+                                     f"{_duration(until - self.clock.now())}")
+                    if not self._sleep_until(until, heartbeat=True):
+                        raise _Stop("cancelled", f"cancelled while {what}")
                 continue
             self._observe_states(instances)
             if status.finished:
@@ -368,11 +395,16 @@ class _Rollout:
         deadline = self.clock.now() + self.plan.timeout_seconds
         while True:
             try:
-                capacity = self.port.get_scale_set().capacity
-                instances = self.port.list_instances()
+                # Each read asked again on its own while it fails (a throttled one after its
+                # Retry-After): a check needs both, and asking both again after either failed
+                # could meet a refusal every time.
+                capacity = self._read(lambda: self.port.get_scale_set().capacity,
+                                      "reading the capacity", deadline)
+                instances = self._read(self.port.list_instances, "listing the instances",
+                                       deadline)
             except AzureError as err:
-                if self.clock.now() >= deadline:
-                    raise _Stop("failed", f"{what}: {err}") from None
+                raise _Stop("failed", f"{what}: {err}",
+                            Failure(None, err.code or "RequestFailed", str(err))) from None
             else:
                 self._observe_states(instances)
                 count = sum(1 for i in instances if not i.standby)  # standby VMs are not capacity
@@ -415,8 +447,19 @@ class _Rollout:
                     raise _Stop("failed", f"cannot list the instances of scale set "
                                           f"{self.s.scale_set_name} for {self.s.timeout_minutes} "
                                           f"minutes: {err}") from None
-                self._wait_event(f"cannot list the instances ({err}); trying again")
-                if not self._sleep_until(pass_start + poll, heartbeat=True):
+                until = pass_start + poll
+                if isinstance(err, Throttled):
+                    # Azure's Retry-After, cut to the first deadline (the list's own included),
+                    # and never less than a poll.
+                    deadline = min(_next_deadline(self.run_state, self.plan),
+                                   list_failing_since + self.plan.timeout_seconds)
+                    until = max(min(pass_start + err.retry_after, deadline), until)
+                    self._wait_event(f"Azure throttled the list of instances (Retry-After "
+                                     f"{err.retry_after:.0f} s); listing again in "
+                                     f"{_duration(until - pass_start)}")
+                else:
+                    self._wait_event(f"cannot list the instances ({err}); trying again")
+                if not self._sleep_until(until, heartbeat=True):
                     raise self._cancel()
                 continue
             list_failing_since = None
@@ -427,16 +470,20 @@ class _Rollout:
             self._apply(d)
             if d.outcome is not None:
                 return d.outcome
+            held = False  # a start waits for the write pacing or a throttle's Retry-After
             for tid in d.start:
                 if self.cancelled.is_set():
                     raise self._cancel()
-                if not self._start(tid):
+                held = self.clock.now() < self.writes_not_before
+                if held or not self._start(tid):
                     break
             if d.waiting:  # after this pass's starts: it says why no more start now
                 self._wait_event(d.waiting)
             wake = pass_start + poll
             if d.next_check is not None:
                 wake = min(wake, max(d.next_check, self.clock.now()))
+            if held:
+                wake = min(wake, self.writes_not_before)
             if self.run_state.failure is not None and not self.run_state.in_flight():
                 continue  # a start just failed with nothing else in flight: finish now
             # A finished operation ends the sleep (SDK pollers call back), but never sooner than
@@ -459,13 +506,21 @@ class _Rollout:
                      if (v := views.get(i.id)) else i for i in instances)
 
     def _statuses(self) -> dict[str, OperationStatus]:
-        """The status of each in-flight reimage; one that cannot be read is asked next pass."""
+        """The status of each in-flight reimage; one that cannot be read is asked next pass
+        (one whose poll Azure throttles is said once, with its Retry-After)."""
         statuses = {}
         for tid in self.run_state.in_flight():
             try:
                 statuses[tid] = self.ops[tid].status()
+            except Throttled as err:
+                if tid not in self.throttled_polls:
+                    self.throttled_polls.add(tid)
+                    self._wait_event(f"instance {tid}, its reimage: {err}; asking again in "
+                                     f"{_duration(err.retry_after)}")
             except AzureError:
                 pass
+            else:
+                self.throttled_polls.discard(tid)
         return statuses
 
     def _start(self, tid: str) -> bool:
@@ -497,8 +552,22 @@ class _Rollout:
                                                  outcome_unknown=False)
             self._emit_failed(tid)
             return False
+        except Throttled as err:
+            # Not accepted: nothing started. No write goes out before its Retry-After has
+            # passed, or the first deadline (this instance's refusal timeout among them).
+            self.run_state = record_refused(self.run_state, tid, now, err.code, str(err),
+                                            timeout_seconds=self.plan.timeout_seconds)
+            if self.run_state.tracks[tid].status is Status.FAILED:
+                self._emit_failed(tid)
+                return False
+            self.writes_not_before = min(now + err.retry_after,
+                                         _next_deadline(self.run_state, self.plan))
+            self._wait_event(f"instance {tid}: Azure throttled the reimage request "
+                             f"(Retry-After {err.retry_after:.0f} s); no reimage request for "
+                             f"{_duration(self.writes_not_before - now)}")
+            return False
         except AzureError as err:
-            if isinstance(err, Conflict) or err.status in (409, 429):
+            if isinstance(err, Conflict) or err.status == 409:
                 # Not accepted (busy or throttled): nothing started; a later pass asks again.
                 self.run_state = record_refused(self.run_state, tid, now, err.code, str(err),
                                                 timeout_seconds=self.plan.timeout_seconds)
@@ -520,7 +589,39 @@ class _Rollout:
         op.add_done_callback(self._operation_finished)
         self.run_state = record_started(self.run_state, tid, now, model_upgraded=upgrade)
         self._emit("started", tid, "upgrading to the latest model, then reimaging" if upgrade else "")
+        self._pace_writes()
         return True
+
+    def _pace_writes(self) -> None:
+        """After an accepted write: hold the next one while Azure's write budget runs low."""
+        pause = write_pause(self.port.writes_left)
+        if pause:
+            self.writes_not_before = self.clock.now() + pause
+            self._wait_event(f"pacing writes: Azure says {self.port.writes_left} left in a write "
+                             f"budget; the next write waits {pause:.0f} s")
+
+    def _paced(self, call: Callable[[], Operation], what: str) -> Operation:
+        """A write outside the rolling passes (a capacity change, a delete): sent once the
+        pacing allows, and after a 429 asked again once its Retry-After has passed, for up to
+        timeout-minutes (then the 429 is raised). The waits are cancel-aware."""
+        deadline = self.clock.now() + self.plan.timeout_seconds
+        while True:
+            held = self.clock.now() < self.writes_not_before
+            if held and not self._sleep_until(self.writes_not_before, heartbeat=True):
+                raise self._cancel()
+            try:
+                op = call()
+            except Throttled as err:
+                now = self.clock.now()
+                if now >= deadline:
+                    raise
+                self.writes_not_before = min(now + err.retry_after, deadline)
+                self._wait_event(f"Azure throttled the request to {what} (Retry-After "
+                                 f"{err.retry_after:.0f} s); asking again in "
+                                 f"{_duration(self.writes_not_before - now)}")
+                continue
+            self._pace_writes()
+            return op
 
     def _apply(self, d: Decision) -> None:
         old = self.run_state
@@ -673,6 +774,23 @@ def _scale_out_advice(code: str, said: str) -> str:
     else:
         advice = "fix what Azure said"
     return f"{advice}, or run with max-surge 0 to reimage without a surge"
+
+
+def write_pause(writes_left: int | None) -> float:
+    """Seconds the next write waits after one whose answer said `writes_left` requests are left
+    in a write budget (None: Azure said nothing)."""
+    if writes_left is None or writes_left >= WRITE_RESERVE:
+        return 0.0
+    return WRITE_REFILL_SECONDS if writes_left > 0 else WRITE_EMPTY_SECONDS
+
+
+def _next_deadline(run: RunState, plan: Plan) -> float:
+    """The first instant a timeout-minutes rule can end the run: an in-flight instance's, a
+    refused instance's or the blocked clock's (inf when none runs)."""
+    clocks = [run.tracks[tid].started for tid in run.in_flight()]
+    clocks += [run.tracks[tid].refused_since for tid in run.refused]
+    clocks.append(run.blocked_since)
+    return min((c for c in clocks if c is not None), default=math.inf) + plan.timeout_seconds
 
 
 def _duration(seconds: float) -> str:

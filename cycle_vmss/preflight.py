@@ -1,9 +1,10 @@
 """Preflight: read the scale set and settle the plan, changing nothing.
 
 `preflight(...)` reads the set, its rolling-upgrade status and its instances, checks the settings
-against them, waits (reading only) while the health of in-scope instances is still initializing,
-and returns the plan, the budget and the first run state as one frozen `Preflight`; the engine
-then runs the loop from it. Every refusal is one `PreflightStop` with the message for the report.
+against them, waits (reading only) while the health of in-scope instances is still initializing
+or a read is throttled, and returns the plan, the budget and the first run state as one frozen
+`Preflight`; the engine then runs the loop from it. Every refusal is one `PreflightStop` with
+the message for the report.
 Preflight announces the plan and the skipped instances through `emit`, and waits through `wait`,
 which the engine gives it (so the heartbeat and cancellation work as in the rest of the run).
 """
@@ -11,18 +12,22 @@ which the engine gives it (so the heartbeat and cancellation work as in the rest
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Mapping
+from typing import Callable, Mapping, TypeVar
 
 from .budget import resolve_budget
 from .clock import Clock
-from .compute import AuthenticationFailed, AzureError, ComputePort, Forbidden, Instance, NotFound, ScaleSet
+from .compute import (
+    AuthenticationFailed, AzureError, ComputePort, Forbidden, Instance, NotFound, ScaleSet, Throttled,
+)
 from .decide import OUT_OF_SCOPE, Plan, RunState, Status, Track, id_key, plan_order, short, skip_reason
 from .health import HealthSourceRefused, Readiness, describe, readiness, resolve_source
 from .report import out_of_scope_line
 from .settings import Budget, HealthSource, Settings
 
 Emit = Callable[..., None]  # (kind, instance_id=None, message="", data=None): one run event
-Wait = Callable[[str, int], bool]  # (why, ready instances): sleep one poll; False when cancelled
+# (why, ready instances[, seconds]): sleep one poll, or that long; False when cancelled
+Wait = Callable[..., bool]
+T = TypeVar("T")
 
 
 class PreflightStop(Exception):
@@ -47,10 +52,15 @@ def preflight(settings: Settings, port: ComputePort, clock: Clock, emit: Emit, w
     """Read the set and settle the plan; raises `PreflightStop` instead of changing anything."""
     s = settings
     where = f"scale set {s.scale_set_name} in resource group {s.resource_group}"
-    ss = _read_scale_set(port, where)
+    deadline = clock.now() + s.timeout_minutes * 60.0
+
+    def patient(read: Callable[[], T]) -> T:
+        return _patient(read, clock, wait, deadline)
+
+    ss = _read_scale_set(port, where, patient)
     try:
-        source = _check(s, port, ss, where)
-        instances = _list(port, ss, where)
+        source = _check(s, port, ss, where, patient)
+        instances = _list(port, ss, where, patient)
         ids = {i.id for i in instances}
         scope, missing = _scope(s.instance_ids, instances)
         if missing:
@@ -62,11 +72,12 @@ def preflight(settings: Settings, port: ComputePort, clock: Clock, emit: Emit, w
         plan = Plan(source, s.timeout_minutes * 60.0, float(s.min_ready_seconds),
                     s.ignore_availability, reimaged_since=since)
         _check_model(s, ss, scope, instances, where)
-        instances = _await_operations(scope, port, ss, clock, wait, instances, plan, where)
+        instances = _await_operations(scope, port, ss, clock, wait, instances, plan, where,
+                                      patient)
         ready = 0
         if not s.ignore_initial_health:
             instances, ready = _initial_health_gate(scope, port, ss, clock, wait, instances, plan,
-                                                    where)
+                                                    where, patient)
     except PreflightStop as stop:
         raise PreflightStop(stop.result, stop.message, ss) from None
     run = _first_state(s, scope, instances, plan.reimaged_since)
@@ -91,9 +102,25 @@ def preflight(settings: Settings, port: ComputePort, clock: Clock, emit: Emit, w
     return Preflight(ss, instances, plan, run, report, ready)
 
 
-def _read_scale_set(port: ComputePort, where: str) -> ScaleSet:
+def _patient(read: Callable[[], T], clock: Clock, wait: Wait, deadline: float) -> T:
+    """`read()`, asked again after a 429 once its Retry-After has passed (waits cut to
+    `deadline`; past it the 429 is raised). The waits are `wait`'s, so a cancel still holds."""
+    while True:
+        try:
+            return read()
+        except Throttled as err:
+            left = deadline - clock.now()
+            if left <= 0:
+                raise
+            seconds = min(err.retry_after, left)
+            if not wait(f"Azure throttled a read (Retry-After {err.retry_after:.0f} s); "
+                        f"asking again in {seconds:.0f} s", 0, seconds):
+                raise PreflightStop("cancelled", "cancelled during preflight; nothing was changed") from None
+
+
+def _read_scale_set(port: ComputePort, where: str, patient: Callable) -> ScaleSet:
     try:
-        return port.get_scale_set()
+        return patient(port.get_scale_set)
     except NotFound as err:
         if err.code == "SubscriptionNotFound":  # not the set: the subscription itself
             raise PreflightStop("refused", f"subscription {port.subscription_id} was not found, "
@@ -108,7 +135,7 @@ def _read_scale_set(port: ComputePort, where: str) -> ScaleSet:
         raise PreflightStop("refused", f"{where}: {err}") from None
 
 
-def _check(s: Settings, port: ComputePort, ss: ScaleSet, where: str) -> HealthSource:
+def _check(s: Settings, port: ComputePort, ss: ScaleSet, where: str, patient: Callable) -> HealthSource:
     """The set can be rolled with these settings now; returns the resolved health source."""
     if ss.orchestration_mode not in ("Uniform", "Flexible"):
         raise PreflightStop("refused", f"{where} uses {ss.orchestration_mode} orchestration; "
@@ -122,7 +149,7 @@ def _check(s: Settings, port: ComputePort, ss: ScaleSet, where: str) -> HealthSo
                                        f"all-disks form; set reimage-all: false to reimage the OS "
                                        f"disks; nothing was changed")
     try:
-        upgrading = port.rolling_upgrade_in_progress()
+        upgrading = patient(port.rolling_upgrade_in_progress)
     except AzureError as err:
         raise PreflightStop("refused", f"{where}: cannot read its rolling upgrade status "
                                        f"({err})") from None
@@ -135,14 +162,14 @@ def _check(s: Settings, port: ComputePort, ss: ScaleSet, where: str) -> HealthSo
         raise PreflightStop("refused", str(err)) from None
 
 
-def _list(port: ComputePort, ss: ScaleSet, where: str) -> tuple[Instance, ...]:
+def _list(port: ComputePort, ss: ScaleSet, where: str, patient: Callable) -> tuple[Instance, ...]:
     """The set's instances, each protected one marked so. Azure does not block a user's
     reimage of a protected instance, so the run must skip it itself; a Flexible set's VM list
     shows no protection policy, the scale set's VM list does."""
     try:
-        instances = port.list_instances()
+        instances = patient(port.list_instances)
         if ss.orchestration_mode == "Flexible":
-            protected = port.protected_instances()
+            protected = patient(port.protected_instances)
             instances = tuple(replace(i, protected=True) if i.id in protected else i
                               for i in instances)
         return instances
@@ -163,9 +190,8 @@ def _scope(wanted: tuple[str, ...] | None, instances: tuple[Instance, ...]) -> t
 
 
 def _initial_health_gate(scope: frozenset[str] | None, port: ComputePort, ss: ScaleSet,
-                         clock: Clock, wait: Wait,
-                         instances: tuple[Instance, ...], plan: Plan,
-                         where: str) -> tuple[tuple[Instance, ...], int]:
+                         clock: Clock, wait: Wait, instances: tuple[Instance, ...], plan: Plan,
+                         where: str, patient: Callable) -> tuple[tuple[Instance, ...], int]:
     """Every in-scope instance ready. Health `initializing` means its probe has not decided
     yet: wait for it (up to timeout-minutes), reading only. Returns the list that passed and
     its ready count."""
@@ -191,12 +217,12 @@ def _initial_health_gate(scope: frozenset[str] | None, port: ComputePort, ss: Sc
         if not wait(f"health of {short([i.id for i in unready])} is initializing; waiting "
                     f"before the initial health check", ready):
             raise PreflightStop("cancelled", "cancelled during preflight; nothing was changed")
-        instances = _list(port, ss, where)
+        instances = _list(port, ss, where, patient)
 
 
 def _await_operations(scope: frozenset[str] | None, port: ComputePort, ss: ScaleSet,
                       clock: Clock, wait: Wait, instances: tuple[Instance, ...], plan: Plan,
-                      where: str) -> tuple[Instance, ...]:
+                      where: str, patient: Callable) -> tuple[Instance, ...]:
     """Wait (reading only, up to timeout-minutes) while an operation still runs on an in-scope
     instance: the reimage a cancelled run left behind ends on its own, and only then do its
     states and its OS disk's time say whether it is done. After the timeout the run goes on;
@@ -210,7 +236,7 @@ def _await_operations(scope: frozenset[str] | None, port: ComputePort, ss: Scale
         if not wait(f"an operation still runs on {short(sorted(busy, key=id_key))} "
                     f"(provisioning updating); waiting for it to end before the plan", 0):
             raise PreflightStop("cancelled", "cancelled during preflight; nothing was changed")
-        instances = _list(port, ss, where)
+        instances = _list(port, ss, where, patient)
 
 
 def _check_model(s: Settings, ss: ScaleSet, scope: frozenset[str] | None,

@@ -5,8 +5,8 @@ production adapter's way: each snapshot is rendered by `bodies` as HTTP would se
 deserialized with azure-mgmt-compute's models and mapped by `azure_adapter`'s functions. It
 behaves like the real SDK adapter where the engine can tell: one backend call per HTTP request
 the SDK would send (each list page, each operation-status poll), requests recorded under the
-`routes` paths HTTP would use, and azure-core's retry policy replayed on the port's clock (429
-waits `Retry-After`; 5xx backs off 0, 1.6, 3.2 ... s).
+`routes` paths HTTP would use, and the adapter's bounded retry policy replayed on the port's clock
+(a 429 waits a short `Retry-After` and raises `Throttled` for a long one; 5xx backs off 0, 1 s).
 
 Deserializing costs a third of a millisecond an instance, and the benchmark lists a thousand
 instances hundreds of times: so the port keeps what it made of each instance's snapshot until
@@ -28,8 +28,8 @@ from azure.mgmt.compute.models import (
 
 from .. import compute
 from ..azure_adapter import (
-    instance_from_sdk, instance_from_view, instance_from_vm, rolling_forward, scale_set_from_sdk,
-    unlisted_health,
+    SDK_RETRIES, SDK_WAIT_MAX, budget_left, instance_from_sdk, instance_from_view, instance_from_vm,
+    retry_after, rolling_forward, scale_set_from_sdk, throttled_poll, unlisted_health,
 )
 from ..compute import (
     ComputePort, Instance, Operation, OperationState, OperationStatus, RequestCounts, ScaleSet,
@@ -40,17 +40,18 @@ from .errors import ArmError
 
 T = TypeVar("T")
 
-# azure-core RetryPolicy defaults (what ARM clients get): at most 3 retries on an error status
-# (`retry_status`), backoff 0.8 s doubling from the second retry on, capped at 120 s; a
-# Retry-After header replaces the backoff.
-RETRY_STATUS = 3
+# The adapter's retry policy (azure-core's, bounded): at most SDK_RETRIES retries on an error
+# status, backoff 0.8 s doubling from the second retry on, capped at SDK_WAIT_MAX; a Retry-After
+# header replaces the backoff, and one longer than SDK_WAIT_MAX is not waited for here.
 BACKOFF_FACTOR = 0.8
-BACKOFF_MAX = 120.0
 _RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 
 
 def to_compute_error(error: ArmError) -> compute.AzureError:
     """The port's error for an ARM error, keeping ARM's code and HTTP status."""
+    if error.status == 429:
+        return compute.Throttled(f"({error.code}) {error.message}", code=error.code,
+                                 retry_after=retry_after(error.headers))
     kind = {404: compute.NotFound, 409: compute.Conflict, 401: compute.AuthenticationFailed,
             403: compute.Forbidden}.get(error.status, compute.AzureError)
     if error.status == 409 and error.code == "ScopeLocked":
@@ -60,12 +61,15 @@ def to_compute_error(error: ArmError) -> compute.AzureError:
 
 class SimulatorOperation(Operation):
     """An accepted operation; each `status()` is one GET of its Azure-AsyncOperation URL until
-    it has finished (then the answer is kept, as the SDK's poller keeps its result)."""
+    it has finished (then the answer is kept, as the SDK's poller keeps its result). A throttled
+    GET is not repeated before its Retry-After has passed, as the adapter's poller waits; until
+    then `status()` raises `Throttled`, as the adapter's does."""
 
     def __init__(self, port: "SimulatorComputePort", op_id: str) -> None:
         self.port = port
         self.id = op_id
         self._final: OperationStatus | None = None
+        self._quiet: tuple[float, float] = (0.0, 0.0)  # the last Retry-After, and its end
 
     def add_done_callback(self, callback: Callable[[], None]) -> None:
         """Never called back, and rightly so in virtual time: the clock moves only while the
@@ -75,8 +79,15 @@ class SimulatorOperation(Operation):
     def status(self) -> OperationStatus:
         if self._final is not None:
             return self._final
-        snapshot = self.port._call("read", "GET", self.port._operation_path(self.id),
-                                   lambda: self.port.backend.operation_status(self.id))
+        if self.port.clock.now() < self._quiet[1]:
+            asked, until = self._quiet
+            raise throttled_poll(asked, until - self.port.clock.now())
+        try:
+            snapshot = self.port._call("read", "GET", self.port._operation_path(self.id),
+                                       lambda: self.port.backend.operation_status(self.id))
+        except compute.Throttled as throttled:
+            self._quiet = (throttled.retry_after, self.port.clock.now() + throttled.retry_after)
+            raise throttled_poll(throttled.retry_after, throttled.retry_after) from None
         body = bodies.operation(snapshot)  # what the SDK's poller reads
         error = body.get("error") or {}
         state = (OperationState.PREEMPTED if compute.preempted(body["status"], error.get("code"))
@@ -259,22 +270,26 @@ class SimulatorComputePort(ComputePort):
             else:
                 self.counts.writes += 1
             try:
-                self.backend.faults.admit(kind)
+                self.backend.faults.admit(kind, method, path)
                 result = fn()
             except ArmError as exc:
                 self.backend.record_request(method, path, exc.status)
                 if exc.status == 429:
                     self.counts.throttled += 1
-                if exc.status not in _RETRY_STATUSES or retries >= RETRY_STATUS:
+                wait = float(exc.headers["Retry-After"]) if "Retry-After" in exc.headers else None
+                if (exc.status not in _RETRY_STATUSES or retries >= SDK_RETRIES
+                        or (wait is not None and wait > SDK_WAIT_MAX)):
                     raise to_compute_error(exc) from None
                 retries += 1
-                retry_after = exc.headers.get("Retry-After")
-                if retry_after is not None:
-                    self.clock.sleep(float(retry_after))
+                if wait is not None:
+                    self.clock.sleep(wait)
                 elif retries > 1:
-                    self.clock.sleep(min(BACKOFF_FACTOR * 2 ** (retries - 1), BACKOFF_MAX))
+                    self.clock.sleep(min(BACKOFF_FACTOR * 2 ** (retries - 1), SDK_WAIT_MAX))
                 continue
             self.backend.record_request(method, path, status)
+            if kind == "write":
+                self.writes_left = budget_left(self.backend.faults.ratelimit_headers(
+                    kind, method, path)["x-ms-ratelimit-remaining-resource"])
             return result
 
     def _path(self, template: str, suffix: str = "", **params: str) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -43,6 +45,14 @@ def run_cli(sim, *args: str, env: dict | None = None, timeout: float = 60,
     argv = [sys.executable, "-m", "cycle_vmss", *args] if bare else cli_args(sim, *args)
     return subprocess.run(argv, cwd=REPO, env=env if env is not None else clean_env(sim),
                           capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def interrupt(proc: subprocess.Popen) -> tuple[str, str, float]:
+    """SIGINT to a running CLI: its stdout, its stderr and the seconds it took to exit."""
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    return out, err, time.monotonic() - sent
 
 
 def instance_id(sim, scenario_id: str) -> str:

@@ -4,7 +4,6 @@ real SDK: what a user sees (exit code, stdout, stderr, report file) and what Azu
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from .conftest import (
     clean_env,
     cli_args,
     instance_id,
+    interrupt,
     reimage_posts,
     run_cli,
 )
@@ -319,10 +319,7 @@ def test_sigint_mid_run_leaves_a_report_and_exits_130_within_3_seconds(simulate,
             if "reimage started" in line:
                 break
         time.sleep(0.5)
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
-        elapsed = time.monotonic() - sent
+        out, err, elapsed = interrupt(proc)
     finally:
         if proc.poll() is None:
             proc.kill()

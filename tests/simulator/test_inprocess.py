@@ -115,30 +115,52 @@ def test_rolling_upgrade_in_progress():
     assert make({"rolling_upgrade_in_progress": True})[0].rolling_upgrade_in_progress() is True
 
 
-def test_throttled_requests_wait_retry_after_on_the_clock_and_are_retried():
+def test_a_short_retry_after_is_waited_on_the_clock_and_retried():
     port, backend, clock = make({"faults": {"throttle_reads_every": 2, "throttle_writes_every": 1,
-                                            "retry_after_seconds": 30}})
+                                            "retry_after_seconds": 1}})
     port.get_scale_set()
     start = clock.now()
     assert len(port.list_instances()) == 6  # the second read is throttled, then retried
-    assert clock.now() - start == 30
+    assert clock.now() - start == 1
     assert (port.counts.reads, port.counts.throttled) == (3, 1)
     assert [s for _, _, s in paths(backend)] == [200, 429, 200]
-    # every write throttled: the SDK gives up after its 3 status retries
-    with pytest.raises(compute.AzureError) as info:
+    # every write throttled: the port gives up after its 2 retries
+    with pytest.raises(compute.Throttled) as info:
         port.begin_reimage("0")
-    assert (info.value.status, info.value.code) == (429, "OperationNotAllowed")
-    assert port.counts.writes == 4 and port.counts.throttled == 5
-    assert clock.now() - start == 30 + 3 * 30
+    assert (info.value.status, info.value.code, info.value.retry_after) == (429, "OperationNotAllowed", 1)
+    assert port.counts.writes == 3 and port.counts.throttled == 4
+    assert clock.now() - start == 1 + 2 * 1
 
 
-def test_server_errors_are_retried_with_azure_cores_backoff():
+def test_a_long_retry_after_is_not_slept_but_raised_as_throttled():
+    port, backend, clock = make({"faults": {"throttle_reads_every": 1, "retry_after_seconds": 1200}})
+    start = clock.now()
+    with pytest.raises(compute.Throttled) as info:
+        port.list_instances()
+    assert info.value.retry_after == 1200 and clock.now() == start
+    assert (port.counts.reads, port.counts.throttled) == (1, 1)
+
+
+def test_a_throttled_status_poll_is_not_asked_again_before_its_retry_after():
+    port, backend, clock = make({"faults": {"throttle_reads_every": 1, "retry_after_seconds": 90}})
+    op = port.begin_reimage("0")
+    with pytest.raises(compute.Throttled) as first:  # the poll is throttled: still running
+        op.status()
+    clock.sleep(60)
+    with pytest.raises(compute.Throttled) as later:  # no request before 90 s
+        op.status()
+    assert (first.value.retry_after, later.value.retry_after) == (90, 30)
+    assert str(later.value) == "Azure throttled the status poll (Retry-After 90 s)"
+    assert port.counts.reads == 1
+
+
+def test_server_errors_are_retried_with_a_bounded_backoff():
     port, backend, clock = make({"faults": {"server_error_rate": 1.0}})
     start = clock.now()
     with pytest.raises(compute.AzureError) as info:
         port.get_scale_set()
-    assert info.value.status == 500 and port.counts.reads == 4
-    assert clock.now() - start == pytest.approx(0 + 1.6 + 3.2)
+    assert info.value.status == 500 and port.counts.reads == 3
+    assert clock.now() - start == pytest.approx(0 + 1.0)
 
 
 def test_capacity_and_delete_end_to_end():

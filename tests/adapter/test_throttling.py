@@ -1,0 +1,113 @@
+"""Throttling through the real SDK over HTTPS: no SDK call sleeps long (a long Retry-After comes
+back as `Throttled` for the engine to wait out), a throttled status poll is asked again after
+its Retry-After in the poller's thread (its operation's `status()` raises `Throttled` meanwhile),
+and what Azure says is left of its write budgets."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from azure.core.exceptions import AzureError
+
+from cycle_vmss.compute import OperationState, Throttled
+
+from .conftest import arm_requests, make_port, wait
+
+
+def test_a_long_retry_after_comes_back_as_throttled_at_once(simulate):
+    sim = simulate({"faults": {"throttle_reads_every": 1, "retry_after_seconds": 1200}})
+    port = make_port(sim)
+
+    started = time.monotonic()
+    with pytest.raises(Throttled) as caught:
+        port.list_instances()
+
+    assert time.monotonic() - started < 1  # azure-core's defaults would sleep 1200 s, 3 times
+    assert (caught.value.status, caught.value.retry_after) == (429, 1200)
+    assert "429 OperationNotAllowed" in str(caught.value)
+    assert [r["status"] for r in arm_requests(sim)] == [429]
+    assert (port.counts.reads, port.counts.throttled) == (1, 1)
+
+
+def test_a_throttled_reimage_request_starts_nothing_and_is_not_repeated(simulate):
+    sim = simulate({"faults": {"throttle_writes_every": 1, "retry_after_seconds": 600}})
+    port = make_port(sim)
+
+    with pytest.raises(Throttled) as caught:
+        port.begin_reimage("0")
+
+    assert caught.value.retry_after == 600
+    assert [(r["method"], r["status"]) for r in arm_requests(sim)] == [("POST", 429)]
+    assert sim.history()["instances"]["0"]["reimages"] == []
+
+
+def test_server_errors_are_retried_twice_within_about_a_second(simulate):
+    sim = simulate({"faults": {"server_error_rate": 1.0}})
+    port = make_port(sim)
+
+    started = time.monotonic()
+    with pytest.raises(Exception):
+        port.get_scale_set()
+
+    assert time.monotonic() - started < 2.5
+    assert [r["status"] for r in arm_requests(sim)] == [500, 500, 500]
+
+
+def test_a_throttled_status_poll_is_asked_again_after_its_retry_after(simulate):
+    # Every other read is throttled for 2 s: longer than the SDK may wait, so the poller waits.
+    sim = simulate({"faults": {"throttle_reads_every": 2, "retry_after_seconds": 2}})
+    port = make_port(sim)
+
+    op = port.begin_reimage("0")
+
+    said = []  # what status() says meanwhile: Throttled while the poll waits its Retry-After
+    deadline = time.monotonic() + 30
+    while not op.poller.done():
+        assert time.monotonic() < deadline, "operation did not finish"
+        try:
+            op.status()
+        except Throttled as throttled:
+            said.append(throttled)
+        time.sleep(0.1)
+    assert op.status().state is OperationState.SUCCEEDED  # not failed by a 429
+    assert said and all(0 <= t.retry_after <= 2 for t in said)
+    assert str(said[0]) == "Azure throttled the status poll (Retry-After 2 s)"
+    polls = [r for r in arm_requests(sim) if "/operations/" in r["path"]]
+    throttled = [i for i, r in enumerate(polls) if r["status"] == 429]
+    assert throttled and throttled[-1] < len(polls) - 1
+    for i in throttled:
+        assert polls[i + 1]["time"] - polls[i]["time"] >= 1.95  # Retry-After: 2
+    assert port.counts.throttled == len(throttled)
+
+
+def test_closing_the_port_ends_a_poller_asleep_in_a_long_retry_after(simulate):
+    sim = simulate({"faults": {"throttle_reads_every": 1, "retry_after_seconds": 1200}})
+    port = make_port(sim)
+    op = port.begin_reimage("0")
+    deadline = time.monotonic() + 10
+    while not any(r["status"] == 429 for r in arm_requests(sim)):
+        assert time.monotonic() < deadline, "no throttled poll"
+        time.sleep(0.05)
+    with pytest.raises(Throttled) as caught:  # still running, its poll waiting 1200 s
+        op.status()
+    assert 1190 < caught.value.retry_after <= 1200
+
+    closed = time.monotonic()
+    port.close()
+    with pytest.raises(AzureError, match="the run is over"):
+        op.poller.wait(5)
+
+    assert op.poller.done() and time.monotonic() - closed < 1
+
+
+@pytest.mark.parametrize("limits, left", [("azure", 11), ("none", 239)])
+def test_writes_left_is_the_fewest_the_answer_to_a_write_names(simulate, limits, left):
+    # compute_limits azure: the set's bucket of 12 for its VMs' updates; none: the
+    # VMScaleSetActions3Min window of 240 (the queue gauge, VmssQueuedVMOperations;0, is no budget).
+    port = make_port(simulate({"compute_limits": limits}))
+    assert port.writes_left is None
+
+    wait(port.begin_reimage("0"))
+
+    assert port.writes_left == left
