@@ -32,6 +32,7 @@ from azure.core.exceptions import (
 )
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import HTTPPolicy, RetryPolicy
+from azure.core.paging import ItemPaged
 from azure.core.polling import LROPoller
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.core.polling.arm_polling import ARMPolling
@@ -54,6 +55,7 @@ from cycle_vmss.compute import (
     Operation,
     OperationState,
     OperationStatus,
+    PartialList,
     RequestCounts,
     ScaleSet,
     Throttled,
@@ -484,6 +486,7 @@ class AzureComputePort(ComputePort):
         self.scale_set: ScaleSet | None = None  # as preflight read it: its mode picks the APIs
         self._counter = RequestCounter(self.counts)
         self._closed = threading.Event()  # ends the pollers' waits
+        self._partial: dict[str, PartialList] = {}  # a list throttled part way, by kind
         if connection_verify is not None:
             client_kwargs["connection_verify"] = connection_verify
         self.client = ComputeManagementClient(
@@ -534,25 +537,36 @@ class AzureComputePort(ComputePort):
     def list_instances(self) -> tuple[Instance, ...]:
         flexible = self._flexible()
         if flexible is not None:
-            def collect_vms() -> tuple[Instance, ...]:
-                pages = self.client.virtual_machines.list(
-                    self.resource_group, filter=f"'virtualMachineScaleSet/id' eq '{flexible.id}'",
-                    expand="instanceView")
-                return unlisted_health(tuple(instance_from_vm(vm) for vm in pages), flexible)
-            return self._call(collect_vms)
-
-        def collect() -> tuple[Instance, ...]:
-            pages = self.client.virtual_machine_scale_set_vms.list(
-                self.resource_group, self.scale_set_name, expand="instanceView")
-            return tuple(instance_from_sdk(vm) for vm in pages)  # the pager follows nextLink
-        return self._call(collect)
+            vms = self._read_list("vms", lambda: self.client.virtual_machines.list(
+                self.resource_group, filter=f"'virtualMachineScaleSet/id' eq '{flexible.id}'",
+                expand="instanceView"), instance_from_vm)
+            return unlisted_health(tuple(vms), flexible)
+        return tuple(self._read_list("instances", lambda: self.client.virtual_machine_scale_set_vms.list(
+            self.resource_group, self.scale_set_name, expand="instanceView"), instance_from_sdk))
 
     def protected_instances(self) -> frozenset[str]:
-        def collect() -> frozenset[str]:
-            pages = self.client.virtual_machine_scale_set_vms.list(self.resource_group,
-                                                                   self.scale_set_name)
-            return frozenset(i.id for i in map(instance_from_sdk, pages) if i.protected)
-        return self._call(collect)
+        listed = self._read_list("protection", lambda: self.client.virtual_machine_scale_set_vms.list(
+            self.resource_group, self.scale_set_name), instance_from_sdk)
+        return frozenset(i.id for i in listed if i.protected)
+
+    def _read_list(self, kind: str, pager: Callable[[], ItemPaged],
+                   convert: Callable[[Any], Instance]) -> list[Instance]:
+        """Every page of a list, following nextLink; a list throttled part way resumes at the
+        throttled page on the next call while the pages before are fresh."""
+        partial = self._partial.pop(kind, None)
+        if partial is not None and not partial.fresh(time.monotonic()):
+            partial = None
+        items = list(partial.items) if partial else []
+        first_read = partial.read_at if partial else time.monotonic()
+        try:
+            for page in pager().by_page(continuation_token=partial.resume_at if partial else None):
+                items.extend(map(convert, page))
+        except SdkAzureError as err:
+            mapped = map_error(err, self.arm_endpoint)
+            if isinstance(mapped, Throttled) and err.continuation_token:
+                self._partial[kind] = PartialList(items, err.continuation_token, first_read)
+            raise mapped from None
+        return items
 
     def instance_views(self, instance_ids: list[str]) -> tuple[Instance, ...]:
         views = []

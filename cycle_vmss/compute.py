@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Callable
+from typing import Any, Callable
 
 HEALTH_EXTENSION_TYPES = ("ApplicationHealthLinux", "ApplicationHealthWindows")
 
@@ -122,6 +122,25 @@ class Operation(ABC):
     def add_done_callback(self, callback: Callable[[], None]) -> None:
         """Call `callback` (from any thread) once the operation has ended, or at once if it
         has; an implementation that learns of the end only through `status()` never calls it."""
+
+
+# A list that Azure throttles part way resumes at the throttled page (as the SDK's own retry
+# did, in place) when its earlier pages are at most this old; older ones are read again, so a
+# list is never staler than a pass at a slow poll interval. Starting over every time, a read
+# budget that runs dry every few reads would never let a list of that many pages finish.
+LIST_RESUME_SECONDS = 120.0
+
+
+@dataclass
+class PartialList:
+    """The pages of one list read before Azure throttled the next: their items, where the
+    throttled page begins (a nextLink, or the simulator's page token), and when."""
+    items: list
+    resume_at: Any
+    read_at: float  # when its first page was read
+
+    def fresh(self, now: float) -> bool:
+        return now - self.read_at <= LIST_RESUME_SECONDS
 
 
 @dataclass

@@ -444,9 +444,10 @@ class _Rollout:
             except AzureError as err:
                 list_failing_since = list_failing_since or pass_start
                 if pass_start - list_failing_since >= self.plan.timeout_seconds:
-                    raise _Stop("failed", f"cannot list the instances of scale set "
-                                          f"{self.s.scale_set_name} for {self.s.timeout_minutes} "
-                                          f"minutes: {err}") from None
+                    said = (f"cannot list the instances of scale set {self.s.scale_set_name} "
+                            f"for {self.s.timeout_minutes} minutes: {err}")
+                    raise _Stop("failed", said,
+                                Failure(None, err.code or "ListFailed", said)) from None
                 until = pass_start + poll
                 if isinstance(err, Throttled):
                     # Azure's Retry-After, cut to the first deadline (the list's own included),

@@ -15,7 +15,7 @@ the backend gives that instance a new one (a new `rev`), and maps only what chan
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from typing import Callable, Iterable, TypeVar
 
 from azure.mgmt.compute.models import (
     RollingUpgradeStatusInfo,
@@ -32,7 +32,8 @@ from ..azure_adapter import (
     retry_after, rolling_forward, scale_set_from_sdk, throttled_poll, unlisted_health,
 )
 from ..compute import (
-    ComputePort, Instance, Operation, OperationState, OperationStatus, RequestCounts, ScaleSet,
+    ComputePort, Instance, Operation, OperationState, OperationStatus, PartialList, RequestCounts,
+    ScaleSet,
 )
 from . import bodies, routes
 from .backend import Backend, VmSnapshot
@@ -117,6 +118,7 @@ class SimulatorComputePort(ComputePort):
         # costs one comparison of the same snapshot objects
         self._pages: dict[str | None, tuple[tuple[VmSnapshot, ...], tuple[Instance, ...]]] = {}
         self._scale_set: ScaleSet | None = None  # as the last get_scale_set read it
+        self._partial: dict[str, PartialList] = {}  # a list throttled part way, by kind
 
     # --- ComputePort --------------------------------------------------------------------------
 
@@ -162,30 +164,39 @@ class SimulatorComputePort(ComputePort):
         def observe(vm: VmSnapshot) -> Instance:
             return to_instance(model(bodies.vm(self.scenario, vm, expand=True, listed=listed)))
 
-        instances: list[Instance] = []
-        after: str | None = None  # the page token: the last id of the page before
-        while True:
-            token = after
-            page, after = self._call("read", "GET", path, lambda s=token: fetch(s))
-            instances.extend(self._page_instances(token, tuple(page), observe))
-            if after is None:
-                break
+        instances = self._read_list("vms" if flexible else "instances", path, fetch,
+                                    lambda token, page: self._page_instances(token, page, observe))
         return tuple(instances) if flexible is None else unlisted_health(tuple(instances), flexible)
 
     def protected_instances(self) -> frozenset[str]:
-        path = self._path(routes.VMSS, "/virtualMachines")
-        protected: set[str] = set()
-        after: str | None = None
+        def protected(token: str | None, page: tuple[VmSnapshot, ...]) -> list[str]:
+            return [vm.id for vm in page if instance_from_sdk(VirtualMachineScaleSetVM(
+                bodies.scale_set_vm(self.scenario, vm, expand=False))).protected]
+        return frozenset(self._read_list(
+            "protection", self._path(routes.VMSS, "/virtualMachines"),
+            lambda s: self.backend.list_instances(self.resource_group, self.scale_set_name, after=s),
+            protected))
+
+    def _read_list(self, kind: str, path: str, fetch: Callable[[str | None], tuple],
+                   convert: Callable[[str | None, tuple[VmSnapshot, ...]], Iterable[T]]) -> list[T]:
+        """Every page of a list; throttled part way, the next call resumes at the throttled page
+        while the pages before are fresh, as the adapter does with a nextLink."""
+        partial = self._partial.pop(kind, None)
+        if partial is not None and not partial.fresh(self.clock.now()):
+            partial = None
+        items = list(partial.items) if partial else []
+        first_read = partial.read_at if partial else self.clock.now()
+        after: str | None = partial.resume_at if partial else None  # the last id of the page before
         while True:
             token = after
-            page, after = self._call("read", "GET", path, lambda s=token: (
-                self.backend.list_instances(self.resource_group, self.scale_set_name, after=s)))
-            for vm in page:
-                body = bodies.scale_set_vm(self.scenario, vm, expand=False)
-                if instance_from_sdk(VirtualMachineScaleSetVM(body)).protected:
-                    protected.add(vm.id)
+            try:
+                page, after = self._call("read", "GET", path, lambda s=token: fetch(s))
+            except compute.Throttled:
+                self._partial[kind] = PartialList(items, token, first_read)
+                raise
+            items.extend(convert(token, tuple(page)))
             if after is None:
-                return frozenset(protected)
+                return items
 
     def instance_views(self, instance_ids: list[str]) -> tuple[Instance, ...]:
         rg, name = self.resource_group, self.scale_set_name

@@ -10,7 +10,7 @@ import time
 import pytest
 from azure.core.exceptions import AzureError
 
-from cycle_vmss.compute import OperationState, Throttled
+from cycle_vmss.compute import LIST_RESUME_SECONDS, OperationState, Throttled
 
 from .conftest import arm_requests, make_port, wait
 
@@ -86,12 +86,14 @@ def test_closing_the_port_ends_a_poller_asleep_in_a_long_retry_after(simulate):
     port = make_port(sim)
     op = port.begin_reimage("0")
     deadline = time.monotonic() + 10
-    while not any(r["status"] == 429 for r in arm_requests(sim)):
+    while True:  # the simulator logs the 429 a moment before the poller has read it
         assert time.monotonic() < deadline, "no throttled poll"
+        try:
+            op.status()
+        except Throttled as throttled:  # still running, its poll waiting 1200 s
+            assert 1190 < throttled.retry_after <= 1200
+            break
         time.sleep(0.05)
-    with pytest.raises(Throttled) as caught:  # still running, its poll waiting 1200 s
-        op.status()
-    assert 1190 < caught.value.retry_after <= 1200
 
     closed = time.monotonic()
     port.close()
@@ -111,3 +113,35 @@ def test_writes_left_is_the_fewest_the_answer_to_a_write_names(simulate, limits,
     wait(port.begin_reimage("0"))
 
     assert port.writes_left == left
+
+
+def test_a_list_throttled_part_way_resumes_at_the_throttled_page(simulate):
+    # 12 instances, 5 to a page: 3 pages, and Azure throttles every 3rd read for 2 s. Starting
+    # the list over after each wait always met the 3rd page's 429, so no list ever finished.
+    sim = simulate({"instances": 12, "page_size": 5,
+                    "faults": {"throttle_reads_every": 3, "retry_after_seconds": 2}})
+    port = make_port(sim)
+
+    with pytest.raises(Throttled):
+        port.list_instances()
+    time.sleep(2)
+    listed = port.list_instances()
+
+    assert [i.id for i in listed] == [str(n) for n in range(12)]
+    assert [r["status"] for r in arm_requests(sim)] == [200, 200, 429, 200]  # the 3rd page, again
+    assert port.counts.reads == 4
+
+
+def test_a_list_throttled_long_ago_is_read_again_from_its_first_page(simulate, monkeypatch):
+    sim = simulate({"instances": 12, "page_size": 5,
+                    "faults": {"throttle_reads_every": 3, "retry_after_seconds": 2}})
+    port = make_port(sim)
+    with pytest.raises(Throttled):
+        port.list_instances()
+
+    later = time.monotonic() + LIST_RESUME_SECONDS + 1  # its first two pages are stale by now
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    with pytest.raises(Throttled):  # pages 1 and 2 again, and the 3rd meets the next 429
+        port.list_instances()
+
+    assert [r["status"] for r in arm_requests(sim)] == [200, 200, 429, 200, 200, 429]

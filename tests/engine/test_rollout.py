@@ -445,6 +445,17 @@ def test_throttled_reads_and_writes_are_absorbed_and_counted():
     assert all(len(run.reimages(str(i))) == 1 for i in range(6))
 
 
+def test_a_list_throttled_on_its_last_page_every_time_still_finishes(mode):
+    # 3 pages, every 3rd read throttled for 20 s, polled every 30 s: the list's 3rd read is its
+    # last page each time. Read again from its first page, the list never finished (the run was
+    # refused at preflight); resumed at the throttled page, it succeeds.
+    run = rollout({"instances": 12, "page_size": 5, "timings": {"reimage_seconds": 30},
+                   "faults": {"throttle_reads_every": 3, "retry_after_seconds": 20}},
+                  mode=mode, poll_interval_seconds="30", timeout_minutes="5", max_unavailable="4")
+    assert run.report["result"] == "succeeded", run.report["message"]
+    assert all(len(run.reimages(str(i))) == 1 for i in range(12))
+
+
 # --- cancellation --------------------------------------------------------------------------------
 
 

@@ -89,7 +89,10 @@ def cases(draw) -> Case:
         events.append(event)
 
     faults = {"seed": draw(st.integers(0, 2 ** 16)),
-              "retry_after_seconds": draw(st.integers(1, 30)),
+              # Azure's Retry-After runs from seconds to 20 minutes; a long one is waited in the
+              # engine (virtual time), never inside an SDK call.
+              "retry_after_seconds": draw(st.one_of(st.integers(1, 30), st.integers(1, 30),
+                                                    st.integers(1, 30), st.sampled_from([60, 300, 1200]))),
               "throttle_reads_every": draw(st.sampled_from([0, 0, 3, 7, 20])),
               "throttle_writes_every": draw(st.sampled_from([0, 0, 2, 3, 5])),
               "server_error_rate": draw(st.sampled_from([0.0, 0.0, 0.0, 0.02, 0.1]))}
@@ -101,7 +104,8 @@ def cases(draw) -> Case:
     page_size = draw(st.sampled_from([100, 100, 7, 25]))
     scenario = {"instances": instances, "zones": zones, "health_extension": extension,
                 "timings": timings, "events": events, "faults": faults, "page_size": page_size,
-                "overprovision": draw(st.booleans()), "reuse_instance_ids": draw(st.booleans())}
+                "overprovision": draw(st.booleans()), "reuse_instance_ids": draw(st.booleans()),
+                "compute_limits": draw(st.sampled_from(["none", "none", "azure"]))}
     if draw(st.integers(0, 2)) == 0:
         scenario["automatic_repairs"] = {"grace_minutes": draw(st.sampled_from([1, 5, 10, 30])),
                                          "action": draw(st.sampled_from(["Replace", "Reimage", "Restart"]))}
@@ -139,6 +143,12 @@ def _tally(case: Case, backend, report: dict) -> None:
     STATS["server errors (5xx)"] += backend.server_errors
     STATS["409 on a first reimage"] += backend.conflicts
     STATS["stale health"] += bool(case.scenario["timings"].get("stale_health_seconds"))
+    faults = case.scenario.get("faults", {})
+    every = faults.get("throttle_reads_every") or faults.get("throttle_writes_every")
+    if every and faults.get("retry_after_seconds", 1) >= 60:
+        STATS["long Retry-After (429)"] += backend.throttled
+    elif not every and case.scenario.get("compute_limits") == "azure":
+        STATS["token buckets (429)"] += backend.throttled
     specials = Counter(s.get("on_reimage") or s.get("power") or s.get("health")
                        or ("protected" if s.get("protect_from_scale_set_actions") else None)
                        for s in case.scenario["instances"])
@@ -281,7 +291,8 @@ def test_every_randomized_run_keeps_the_six_invariants(capsys):
     with capsys.disabled():
         print("\nrandomized runs: " + ", ".join(f"{k} {v}" for k, v in sorted(STATS.items())))
     assert STATS["examples"] >= hypothesis_settings.default.max_examples
-    missing = [kind for kind in ("throttled (429)", "server errors (5xx)", "409 on a first reimage",
+    missing = [kind for kind in ("throttled (429)", "long Retry-After (429)", "token buckets (429)",
+                                 "server errors (5xx)", "409 on a first reimage",
                                  "stale health", "events health", "events delete", "events add", "events preempt",
                                  "reimages preempted", "repairs", "instances overprovisioned",
                                  "ids reused",
