@@ -37,6 +37,7 @@ from azure.core.polling import LROPoller
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.core.polling.arm_polling import ARMPolling
 from azure.mgmt.compute.models import (
+    OrchestrationServiceStateInput,
     Sku,
     VirtualMachineScaleSetUpdate,
     VirtualMachineScaleSetVMInstanceRequiredIDs,
@@ -418,7 +419,21 @@ def scale_set_from_sdk(vmss: Any, subscription_id: str, resource_group: str,
         capacity=int(vmss.sku.capacity or 0) if vmss.sku is not None else 0,
         upgrade_mode=str(upgrade.value if hasattr(upgrade, "value") else upgrade or "Manual"),
         health_extension=health,
+        provisioning=str(props.provisioning_state or "").lower() if props is not None else "",
+        automatic_repairs=bool(props is not None and props.automatic_repairs_policy is not None
+                               and props.automatic_repairs_policy.enabled),
     )
+
+
+def repairs_state(view: Any) -> str | None:
+    """The AutomaticRepairs `serviceState` of a `VirtualMachineScaleSetInstanceView`'s
+    `orchestrationServices` (REST spec example VirtualMachineScaleSet_GetInstanceView), or None."""
+    for service in view.orchestration_services or []:
+        name = getattr(service.service_name, "value", service.service_name)
+        if str(name).lower() == "automaticrepairs":
+            state = service.service_state
+            return str(getattr(state, "value", state))
+    return None
 
 
 def rolling_forward(latest: Any) -> bool:
@@ -499,10 +514,11 @@ class AzureComputePort(ComputePort):
     def writes_left(self) -> int | None:
         return self._counter.writes_left
 
-    def _begin(self, what: str, begin: Callable[..., LROPoller], *args: Any) -> PolledOperation:
+    def _begin(self, what: str, begin: Callable[..., LROPoller], *args: Any,
+               **kwargs: Any) -> PolledOperation:
         """Start a long-running operation, followed by its own poller that rides out throttling."""
         polling = _PatientPolling(self._closed, self.polling_interval, self.arm_endpoint)
-        return PolledOperation(self._call(begin, *args, polling=polling), what, polling)
+        return PolledOperation(self._call(begin, *args, polling=polling, **kwargs), what, polling)
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
@@ -607,6 +623,20 @@ class AzureComputePort(ComputePort):
         return self._begin(what, self.client.virtual_machine_scale_sets.begin_update,
                            self.resource_group, self.scale_set_name,
                            VirtualMachineScaleSetUpdate(sku=Sku(capacity=capacity)))
+
+    def automatic_repairs_state(self) -> str | None:
+        return repairs_state(self._call(self.client.virtual_machine_scale_sets.get_instance_view,
+                                        self.resource_group, self.scale_set_name))
+
+    def begin_set_automatic_repairs(self, action: str, *, quick: bool = False) -> Operation:
+        # quick: a cancelled run must still end within seconds, so no retry and short network
+        # timeouts (azure-core's per-call options)
+        bounded = {"retry_total": 0, "connection_timeout": 0.5, "read_timeout": 1.0} if quick else {}
+        return self._begin(f"the {action.lower()} of automatic repairs",
+                           self.client.virtual_machine_scale_sets.begin_set_orchestration_service_state,
+                           self.resource_group, self.scale_set_name,
+                           OrchestrationServiceStateInput(service_name="AutomaticRepairs",
+                                                          action=action), **bounded)
 
     def begin_delete_instances(self, instance_ids: list[str]) -> Operation:
         what = f"the deletion of instances {', '.join(instance_ids)}"

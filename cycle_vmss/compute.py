@@ -70,6 +70,8 @@ class ScaleSet:
     capacity: int
     upgrade_mode: str = "Manual"
     health_extension: str | None = None  # type of the Application Health extension in the model
+    provisioning: str = ""  # the set's own provisioningState, lower-cased ("updating" while busy)
+    automatic_repairs: bool = False  # automaticRepairsPolicy.enabled
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,16 @@ class ComputePort(ABC):
 
     @abstractmethod
     def begin_set_capacity(self, capacity: int) -> Operation: ...
+
+    @abstractmethod
+    def automatic_repairs_state(self) -> str | None:
+        """The AutomaticRepairs `serviceState` in the set's instance view `orchestrationServices`
+        ("Running", "Suspended", "NotRunning"), or None when the view lists no such service."""
+
+    @abstractmethod
+    def begin_set_automatic_repairs(self, action: str, *, quick: bool = False) -> Operation:
+        """`setOrchestrationServiceState` AutomaticRepairs with `action` "Suspend" or "Resume".
+        `quick`: one attempt with short network timeouts, for a run that is being cancelled."""
 
     @abstractmethod
     def begin_delete_instances(self, instance_ids: list[str]) -> Operation: ...

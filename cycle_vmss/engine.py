@@ -46,6 +46,7 @@ SLEEP_SLICE = 1.0  # a cancel is noticed within this much clock time even on a c
 WRITE_RESERVE = 2
 WRITE_REFILL_SECONDS = 15.0
 WRITE_EMPTY_SECONDS = 60.0
+REPAIRS_ACTION = "Microsoft.Compute/virtualMachineScaleSets/setOrchestrationServiceState/action"
 
 __all__ = ["run_rollout", "exit_code"]
 
@@ -94,6 +95,11 @@ class _Rollout:
         self.last_ready = 0
         self.writes_not_before = self.start  # pacing, or a throttled write's Retry-After
         self.throttled_polls: set[str] = set()  # in-flight instances whose status poll waits
+        # The set's AutomaticRepairs state as preflight read it (None: not enabled), and what
+        # this run did to them: only what it suspended is ever resumed.
+        self.repairs: str | None = None
+        self.repairs_suspended = False
+        self.repairs_resumed = False
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -106,6 +112,8 @@ class _Rollout:
         except AzureError as err:  # a call outside the rules' own handling
             result = "failed" if self.wrote else "refused"
             message = f"scale set {self.s.scale_set_name} in resource group {self.s.resource_group}: {err}"
+        if self.repairs_suspended:
+            self._resume_repairs()
         if result in ("failed", "cancelled") and self.capacity["after"] != self.capacity["before"]:
             surge_ids = sorted(self.run_state.surge_ids, key=id_key) if self.run_state else []
             what = (f"delete the surge instances {', '.join(surge_ids)}" if surge_ids
@@ -135,8 +143,10 @@ class _Rollout:
                 f"scale set {self.s.scale_set_name} has nothing left to reimage: skipped "
                 f"{self._skip_summary()}; nothing was changed")
         self._warn_old_models()
+        self._warn_repairs()
         if self.s.dry_run:
             return "dry-run", self._dry_run_message()
+        self._suspend_repairs()
         surged = self._surge()
         self._phase("rolling")
         # Without a surge nothing changed since preflight's list: the first pass decides on it.
@@ -173,6 +183,7 @@ class _Rollout:
         self.first = {i.id: i for i in pre.instances}
         self.last_seen = {i.id: (i.provisioning, i.power, i.health) for i in pre.instances}
         self.last_ready = pre.ready
+        self.repairs = pre.repairs
         return pre.instances
 
     def _record_scale_set(self, scale_set: ScaleSet) -> None:
@@ -202,6 +213,8 @@ class _Rollout:
         upgrades = self._old_models() if self.s.apply_latest_model else []
         upgrade = (f"; first upgrade {short(upgrades)} to the latest model" if upgrades else "")
         skipped = self._skip_summary()
+        if self._repairs_to_suspend():
+            upgrade += "; would suspend automatic repairs for the run"
         return (f"dry run: {what}, at most {p['maxInFlight']} at a time with at least "
                 f"{p['rMin']} of N0={p['n0']} ready, {surge}{upgrade}"
                 f"{'; skip ' + skipped if skipped else ''}; nothing was changed")
@@ -220,6 +233,70 @@ class _Rollout:
                 f"scale set's latest model, and a reimage keeps an instance's model: set "
                 f"apply-latest-model: true to bring {'them' if many else 'it'} to it in the "
                 f"same run")
+
+    # --- automatic repairs -------------------------------------------------------------------
+    # Azure repairs an instance unhealthy for its grace period (30 minutes by default) after its
+    # last state change: it could replace, reimage or restart one still coming back from its
+    # reimage. So the run suspends them before its first write and resumes them at its end.
+
+    def _repairs_to_suspend(self) -> bool:
+        return self.s.suspend_automatic_repairs and self.repairs == "Running"
+
+    def _warn_repairs(self) -> None:
+        where = f"scale set {self.s.scale_set_name}"
+        if self.repairs == "Running" and not self.s.suspend_automatic_repairs:
+            self.warnings.append(f"automatic repairs are running on {where} and "
+                                 f"{self.s.setting('suspend_automatic_repairs', 'false')} leaves "
+                                 f"them on: a repair may replace an instance during the run")
+        elif self.repairs == "":
+            self.warnings.append(f"automatic repairs are enabled on {where} but Azure does not say "
+                                 f"whether they run, so the run leaves them as they are: a "
+                                 f"repair may replace an instance during the run")
+
+    def _suspend_repairs(self) -> None:
+        """Suspend the set's running automatic repairs, before any other write. Not allowed
+        to: refused, having changed nothing."""
+        if not self._repairs_to_suspend():
+            return
+        where = f"scale set {self.s.scale_set_name} in resource group {self.s.resource_group}"
+        try:
+            op = self._paced(lambda: self.port.begin_set_automatic_repairs("Suspend"),
+                             "suspend automatic repairs")
+        except (Forbidden, AuthenticationFailed):
+            raise _Stop("refused", f"{where}: not allowed to suspend its automatic repairs "
+                                   f"(this identity lacks {REPAIRS_ACTION}); grant that action, or "
+                                   f"set {self.s.setting('suspend_automatic_repairs', 'false')} to "
+                                   f"run with them on; nothing was changed") from None
+        except AzureError as err:
+            raise _Stop("refused", f"{where}: cannot suspend its automatic repairs ({err}); "
+                                   f"nothing was changed") from None
+        self.repairs_suspended = True  # accepted: from now on the run's end resumes them
+        self._wait_event("automatic repairs suspended for the run")
+        status, _ = self._await(op, "suspending automatic repairs")
+        if status.state is not OperationState.SUCCEEDED:
+            self.repairs_suspended = False
+            raise _Stop("refused", f"{where}: suspending its automatic repairs ended "
+                                   f"{status.state.value} ({status.error_code}: "
+                                   f"{status.error_message}); nothing was changed")
+
+    def _resume_repairs(self) -> None:
+        """Resume the repairs this run suspended, whatever its result. A cancelled run makes one
+        quick attempt, so the process still ends within seconds."""
+        try:
+            if self.cancelled.is_set():
+                self.port.begin_set_automatic_repairs("Resume", quick=True)
+            else:
+                self._paced(lambda: self.port.begin_set_automatic_repairs("Resume"),
+                            "resume automatic repairs")
+        except (AzureError, _Stop) as err:
+            self.warnings.append(
+                f"automatic repairs of scale set {self.s.scale_set_name} stay suspended: resuming "
+                f"them failed ({err}); resume them with `az vmss set-orchestration-service-state "
+                f"--service-name AutomaticRepairs --action Resume -g {self.s.resource_group} "
+                f"-n {self.s.scale_set_name}`")
+            return
+        self.repairs_resumed = True
+        self._wait_event("automatic repairs resumed")
 
     # --- surge and restore -------------------------------------------------------------------
 
@@ -753,7 +830,11 @@ class _Rollout:
                                result=result, message=message, failure=failure,
                                plan=self.plan_report, capacity=self.capacity,
                                requests=self.port.counts, warnings=self.warnings, instances=rows,
-                               reimaged_since=self.plan.reimaged_since if self.plan else None)
+                               reimaged_since=self.plan.reimaged_since if self.plan else None,
+                               automatic_repairs=None if self.repairs is None else {
+                                   "state": self.repairs or None,
+                                   "suspended": self.repairs_suspended,
+                                   "resumed": self.repairs_resumed})
 
 
 def _identity(instance: Instance) -> tuple:

@@ -46,7 +46,9 @@ schemas/run-report.schema.json):
      "lastStates": {"provisioning": "succeeded", "power": "running", "health": "healthy"},
      "error": null | {"code": "...", "message": "..."}, "modelUpgraded": false}
   ],
-  "continueWith": null | {"skipReimagedSince": "...", "remainingInstances": ["3", ...]}
+  "continueWith": null | {"skipReimagedSince": "...", "remainingInstances": ["3", ...]},
+  "automaticRepairs": null | {"state": "Running" | "Suspended" | ... | null, "suspended": true,
+                              "resumed": true}
 }
 """
 

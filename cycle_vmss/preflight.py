@@ -46,6 +46,9 @@ class Preflight:
     run: RunState  # every instance tracked: pending, or skipped with its reason
     report: Mapping[str, object]  # the report's `plan`
     ready: int  # ready instances in that list (0 when the initial health check was skipped)
+    # The AutomaticRepairs serviceState when the set's automatic repairs are enabled ("Running",
+    # "Suspended", ...; "" when Azure would not say); None when they are not enabled.
+    repairs: str | None = None
 
 
 def preflight(settings: Settings, port: ComputePort, clock: Clock, emit: Emit, wait: Wait) -> Preflight:
@@ -59,7 +62,9 @@ def preflight(settings: Settings, port: ComputePort, clock: Clock, emit: Emit, w
 
     ss = _read_scale_set(port, where, patient)
     try:
+        ss = _await_set_idle(s, port, ss, clock, wait, deadline, where, patient)
         source = _check(s, port, ss, where, patient)
+        repairs = _repairs_state(port, ss, patient)
         instances = _list(port, ss, where, patient)
         ids = {i.id for i in instances}
         scope, missing = _scope(s.instance_ids, instances)
@@ -99,7 +104,7 @@ def preflight(settings: Settings, port: ComputePort, clock: Clock, emit: Emit, w
             emit("skipped", t.id, t.reason or "")
     if outside:  # one line for them all, not one per instance
         emit("skipped", None, out_of_scope_line(outside) or "", data={"ids": outside})
-    return Preflight(ss, instances, plan, run, report, ready)
+    return Preflight(ss, instances, plan, run, report, ready, repairs)
 
 
 def _patient(read: Callable[[], T], clock: Clock, wait: Wait, deadline: float) -> T:
@@ -133,6 +138,33 @@ def _read_scale_set(port: ComputePort, where: str, patient: Callable) -> ScaleSe
         raise PreflightStop("refused", f"{where}: cannot read it ({err})") from None
     except AzureError as err:
         raise PreflightStop("refused", f"{where}: {err}") from None
+
+
+def _await_set_idle(s: Settings, port: ComputePort, ss: ScaleSet, clock: Clock, wait: Wait,
+                    deadline: float, where: str, patient: Callable) -> ScaleSet:
+    """Wait (reading only, up to timeout-minutes) while the set itself is Updating: a change to
+    its model or capacity is still being applied, and its instances may yet change under it."""
+    while ss.provisioning == "updating":
+        if clock.now() >= deadline:
+            raise PreflightStop("refused", f"{where} is still Updating (an operation on the whole "
+                                           f"set runs) after {s.timeout_minutes} minutes; run "
+                                           f"again once it has finished; nothing was changed")
+        if not wait(f"{where} is Updating (an operation on the whole set runs); waiting for it "
+                    f"to end before the plan", 0):
+            raise PreflightStop("cancelled", "cancelled during preflight; nothing was changed")
+        ss = _read_scale_set(port, where, patient)
+    return ss
+
+
+def _repairs_state(port: ComputePort, ss: ScaleSet, patient: Callable) -> str | None:
+    """The AutomaticRepairs serviceState of a set whose automatic repairs are enabled (None when
+    they are not); "" when its instance view will not say (a Flexible set's is refused)."""
+    if not ss.automatic_repairs:
+        return None
+    try:
+        return patient(port.automatic_repairs_state) or ""
+    except AzureError:
+        return ""
 
 
 def _check(s: Settings, port: ComputePort, ss: ScaleSet, where: str, patient: Callable) -> HealthSource:

@@ -153,6 +153,8 @@ class Report:
     # The skip-reimaged-since that continues a run which ended with instances left: its own
     # skip-reimaged-since, or else its start. None when nothing is left.
     continue_since: float | None = None
+    # The set's automatic repairs: {"state", "suspended", "resumed"}; None when not enabled.
+    automatic_repairs: Mapping[str, object] | None = None
     version: str = __version__
 
     @classmethod
@@ -160,7 +162,8 @@ class Report:
                  result: str, message: str, failure: Failure | None,
                  plan: Mapping[str, object] | None, capacity: Mapping[str, int | None],
                  requests: RequestCounts, warnings: list[str],
-                 instances: list[InstanceRow], reimaged_since: float | None = None) -> Report:
+                 instances: list[InstanceRow], reimaged_since: float | None = None,
+                 automatic_repairs: Mapping[str, object] | None = None) -> Report:
         """The report of a run the engine ran (whatever its result). `reimaged_since` is the
         run's own skip-reimaged-since, resolved."""
         left = result in ("paused", "failed", "cancelled") and any(
@@ -173,7 +176,8 @@ class Report:
             subscription_id=scale_set.subscription_id if scale_set else settings.subscription_id,
             orchestration_mode=scale_set.orchestration_mode if scale_set else None,
             settings=settings.as_report(), failure=failure, plan=plan, capacity=Capacity(**capacity),
-            requests=replace(requests), warnings=tuple(warnings), instances=tuple(instances))
+            requests=replace(requests), warnings=tuple(warnings), instances=tuple(instances),
+            automatic_repairs=automatic_repairs)
 
     @classmethod
     def refused(cls, message: str, *, settings: Settings | None = None,
@@ -248,6 +252,8 @@ class Report:
             "continueWith": (None if self.continue_since is None
                              else {"skipReimagedSince": iso(self.continue_since),
                                    "remainingInstances": self.remaining}),
+            "automaticRepairs": (None if self.automatic_repairs is None
+                                 else dict(self.automatic_repairs)),
         }
 
     def to_json(self) -> str:

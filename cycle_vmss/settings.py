@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Callable, Mapping
@@ -298,6 +298,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "a whole number >= 1 or a percentage from 1% to 100% of the instances to reimage",
                 _stop_after, RUN, "End the run, paused, once this many reimages are done "
                 "(a canary).", "N|N%"),
+    SettingSpec("suspend_automatic_repairs", "suspend-automatic-repairs", "suspendAutomaticRepairs",
+                "true", BOOLEAN, _boolean, RUN, "Suspend the scale set's automatic instance "
+                "repairs for the run and resume them at its end, so a repair never replaces an "
+                "instance still coming back from its reimage."),
     SettingSpec("dry_run", "dry-run", "dryRun", "false", BOOLEAN, _boolean, RUN,
                 "Preflight and plan only; no write call."),
     SettingSpec("report_file", "report-file", "reportFile", "", "a file path whose folder exists",
@@ -330,14 +334,25 @@ class Settings:
     apply_latest_model: bool = False
     skip_reimaged_since: Since | None = None
     stop_after: Budget | None = None
+    suspend_automatic_repairs: bool = True
     dry_run: bool = False
     report_file: str | None = None
     arm_endpoint: str | None = None
+    # How the front end names settings back to its user (not a setting itself).
+    spelling: Spelling = field(default=Spelling.ACTION, compare=False)
+
+    def setting(self, name: str, value: str) -> str:
+        """A setting with a value as this run's front end writes it: `--dry-run true`,
+        `dry-run: true` or `dryRun: true`."""
+        label = SPECS[name].label(self.spelling)
+        return f"{label} {value}" if self.spelling is Spelling.CLI else f"{label}: {value}"
 
     def as_report(self) -> dict:
         """Settings for the run report, keyed by their pipeline (camelCase) spelling."""
         out = {}
         for f in fields(self):
+            if f.name not in SPECS:
+                continue
             value = getattr(self, f.name)
             if isinstance(value, (Budget, Since)):
                 value = str(value)
@@ -378,7 +393,7 @@ def build_settings(raw: Mapping[str, str | None], spelling: Spelling = Spelling.
         raise SettingError(
             f"{SPECS['max_unavailable'].label(spelling)} and {SPECS['max_surge'].label(spelling)}",
             "0 and 0", "at least one of them above 0 (otherwise no instance could ever be taken out)")
-    return Settings(**values)  # type: ignore[arg-type]
+    return Settings(**values, spelling=spelling)  # type: ignore[arg-type]
 
 
 def raw_from_env(environ: Mapping[str, str]) -> dict[str, str]:

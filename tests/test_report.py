@@ -28,7 +28,8 @@ from cycle_vmss.settings import build_settings, camel
 
 REPORT_KEYS = ["tool", "version", "schemaVersion", "subscriptionId", "resourceGroup", "scaleSet",
                "orchestrationMode", "settings", "startTime", "endTime", "durationSeconds", "result", "message", "failure",
-               "plan", "capacity", "requests", "warnings", "instances", "continueWith"]
+               "plan", "capacity", "requests", "warnings", "instances", "continueWith",
+               "automaticRepairs"]
 ROW_KEYS = ["id", "name", "zone", "faultDomain", "action", "reason", "reimageStart", "reimageEnd",
             "readyTime", "reimageSeconds", "outOfServiceSeconds", "lastStates", "error", "modelUpgraded"]
 

@@ -163,7 +163,7 @@ class SimulatorApp:
             if subscription.lower() != self.subscription_id.lower():
                 raise NotFound(f"The subscription '{subscription}' could not be found.",
                                code="SubscriptionNotFound")
-            self.identity.authorize_arm(claims, route.action, _scope(req.path))
+            self.identity.authorize_arm(claims, route.action, routes.arm_scope(req.path))
             self.faults.admit(kind, route.method, req.path)
             return getattr(self, route.handler)(req)
 
@@ -483,13 +483,6 @@ class SimulatorApp:
 
     def simulator_history(self, request: Request) -> Response:
         return Response.json(200, self.backend.history())
-
-
-def _scope(path: str) -> str:
-    """The ARM scope a 403 names: the resource path without the action suffix."""
-    return re.sub(r"/(reimage|reimageall|delete|instanceView|rollingUpgrades/latest|"
-                  r"setOrchestrationServiceState|manualupgrade)/?$", "", path,
-                  flags=re.IGNORECASE)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -166,6 +166,7 @@ class Identity:
     token_lifetime_seconds: int = 3600
     github_token_lifetime_seconds: int = DEFAULT_GITHUB_TOKEN_LIFETIME
     forbidden_client_ids: Iterable[str] = ()
+    denied_actions: Iterable[str] = ()  # actions no principal's role grants (the scenario's)
     now: Callable[[], float] = time.time
     entra_key: JwtSigner = field(default_factory=lambda: process_key("entra"))
     github_key: JwtSigner = field(default_factory=lambda: process_key("github"))
@@ -415,14 +416,19 @@ class Identity:
         return claims
 
     def authorize_arm(self, claims: dict, action: str, scope: str) -> None:
-        """403 AuthorizationFailed for a principal without a role on the subscription."""
-        if claims.get("appid") in self._forbidden:
-            object_id = claims.get("oid")
-            raise ArmError(
-                f"The client '{object_id}' with object id '{object_id}' does not have "
-                f"authorization to perform action '{action}' over scope '{scope}' or the scope is "
-                "invalid. If access was recently granted, please refresh your credentials.",
-                code="AuthorizationFailed", status=403)
+        """403 AuthorizationFailed for a principal without a role on the subscription, or for
+        an action its role lacks (`denied_actions`)."""
+        if claims.get("appid") in self._forbidden or action in self.denied_actions:
+            raise authorization_failed(str(claims.get("oid")), action, scope)
+
+
+def authorization_failed(object_id: str, action: str, scope: str) -> ArmError:
+    """ARM's answer to a principal whose roles do not grant `action` over `scope`."""
+    return ArmError(
+        f"The client '{object_id}' with object id '{object_id}' does not have "
+        f"authorization to perform action '{action}' over scope '{scope}' or the scope is "
+        "invalid. If access was recently granted, please refresh your credentials.",
+        code="AuthorizationFailed", status=403)
 
 
 def _iso(instant: float) -> str:

@@ -22,6 +22,7 @@ from azure.mgmt.compute.models import (
     VirtualMachine,
     VirtualMachineInstanceView,
     VirtualMachineScaleSet,
+    VirtualMachineScaleSetInstanceView,
     VirtualMachineScaleSetVM,
     VirtualMachineScaleSetVMInstanceView,
 )
@@ -29,7 +30,7 @@ from azure.mgmt.compute.models import (
 from .. import compute
 from ..azure_adapter import (
     SDK_RETRIES, SDK_WAIT_MAX, budget_left, instance_from_sdk, instance_from_view, instance_from_vm,
-    retry_after, rolling_forward, scale_set_from_sdk, throttled_poll, unlisted_health,
+    repairs_state, retry_after, rolling_forward, scale_set_from_sdk, throttled_poll, unlisted_health,
 )
 from ..compute import (
     ComputePort, Instance, Operation, OperationState, OperationStatus, PartialList, RequestCounts,
@@ -38,6 +39,10 @@ from ..compute import (
 from . import bodies, routes
 from .backend import Backend, VmSnapshot
 from .errors import ArmError
+from .identity import authorization_failed
+
+# The object id a 403 names for the in-process port's caller (no token, so no real one).
+CALLER_OBJECT_ID = "00000000-0000-0000-0000-00000000cafe"
 
 T = TypeVar("T")
 
@@ -264,6 +269,20 @@ class SimulatorComputePort(ComputePort):
                                                   {"sku": {"capacity": capacity}}))
         return SimulatorOperation(self, op_id)
 
+    def automatic_repairs_state(self) -> str | None:
+        snapshot, vms = self._call(
+            "read", "GET", self._path(routes.VMSS, "/instanceView"),
+            lambda: self.backend.get_scale_set_instance_view(self.resource_group, self.scale_set_name))
+        return repairs_state(VirtualMachineScaleSetInstanceView(
+            bodies.scale_set_instance_view(self.scenario, snapshot, vms)))
+
+    def begin_set_automatic_repairs(self, action: str, *, quick: bool = False) -> Operation:
+        op_id = self._call(
+            "write", "POST", self._path(routes.VMSS, "/setOrchestrationServiceState"),
+            lambda: self.backend.set_orchestration_service_state(
+                self.resource_group, self.scale_set_name, "AutomaticRepairs", action), status=202)
+        return SimulatorOperation(self, op_id)
+
     def begin_delete_instances(self, instance_ids: list[str]) -> Operation:
         op_id = self._call(
             "write", "POST", self._path(routes.VMSS, "/delete"),
@@ -281,6 +300,7 @@ class SimulatorComputePort(ComputePort):
             else:
                 self.counts.writes += 1
             try:
+                self._authorize(method, path)
                 self.backend.faults.admit(kind, method, path)
                 result = fn()
             except ArmError as exc:
@@ -302,6 +322,12 @@ class SimulatorComputePort(ComputePort):
                 self.writes_left = budget_left(self.backend.faults.ratelimit_headers(
                     kind, method, path)["x-ms-ratelimit-remaining-resource"])
             return result
+
+    def _authorize(self, method: str, path: str) -> None:
+        """The scenario's `denied_actions`, as ARM checks them before anything else."""
+        route, _, _ = routes.match(method, path)
+        if route is not None and route.action in self.scenario.denied_actions:
+            raise authorization_failed(CALLER_OBJECT_ID, route.action, routes.arm_scope(path))
 
     def _path(self, template: str, suffix: str = "", **params: str) -> str:
         """The path HTTP would use: a `routes` template filled in for this set."""

@@ -103,6 +103,13 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+def arm_scope(path: str) -> str:
+    """The ARM scope a 403 names: the resource path without the action suffix."""
+    return re.sub(r"/(reimage|reimageall|delete|instanceView|rollingUpgrades/latest|"
+                  r"setOrchestrationServiceState|manualupgrade)/?$", "", path,
+                  flags=re.IGNORECASE)
+
+
 def match(method: str, path: str) -> tuple[Route | None, dict[str, str], list[str]]:
     """The route for `method path` and its path parameters; when none fits, the methods that
     the path does answer (to tell a 405 from a 404)."""

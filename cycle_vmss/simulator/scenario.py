@@ -162,6 +162,9 @@ class Scenario:
     client_secret: str = DEFAULT_CLIENT_SECRET
     github_oidc_token: str = DEFAULT_GITHUB_OIDC_TOKEN  # bearer for the OIDC request URL
     compute_limits: str = "none"
+    # RBAC actions the app's role lacks (`Microsoft.Compute/.../action`): ARM answers 403
+    # AuthorizationFailed for a request that needs one, whoever signed in.
+    denied_actions: tuple[str, ...] = ()
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -173,7 +176,7 @@ _TOP_KEYS = (
     "instances", "zones", "faults", "events", "rolling_upgrade_in_progress",
     "flexible_vm_names", "flexible_list_omits_health", "tenant_id",
     "client_id", "client_secret", "github_oidc_token", "overprovision", "reuse_instance_ids",
-    "scale_out_error", "automatic_repairs", "compute_limits",
+    "scale_out_error", "automatic_repairs", "compute_limits", "denied_actions",
 )
 _INSTANCE_KEYS = (
     "id", "zone", "fault_domain", "power", "health", "protect_from_scale_set_actions",
@@ -422,6 +425,12 @@ def scenario_from_dict(data: dict) -> Scenario:
         out["events"] = _events(data["events"])
     if "automatic_repairs" in data:
         out["automatic_repairs"] = _automatic_repairs(data["automatic_repairs"])
+    if "denied_actions" in data:
+        if not isinstance(data["denied_actions"], list):
+            raise _fail("denied_actions", data["denied_actions"], "a list of RBAC actions such as "
+                        "[\"Microsoft.Compute/virtualMachineScaleSets/setOrchestrationServiceState/action\"]")
+        out["denied_actions"] = tuple(_str(a, f"denied_actions[{i}]")
+                                      for i, a in enumerate(data["denied_actions"]))
     scenario = Scenario(**out)
     _check_flexible_keys(scenario)
     if scenario.overprovision and scenario.orchestration_mode != "Uniform":

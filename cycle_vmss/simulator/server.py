@@ -88,6 +88,7 @@ def running_simulator(scenario: str | dict | Scenario | None = None, *, host: st
             subscription_id=loaded.subscription_id, randomness=backend.randomness,
             token_lifetime_seconds=loaded.token_lifetime_seconds,
             github_token_lifetime_seconds=loaded.github_oidc_token_lifetime_seconds,
+            denied_actions=loaded.denied_actions,
         )
         server.app = SimulatorApp(backend, identity)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -53,6 +54,27 @@ def interrupt(proc: subprocess.Popen) -> tuple[str, str, float]:
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=10)
     return out, err, time.monotonic() - sent
+
+
+def interrupt_on(sim, needle: str, *args: str, settle: float = 0.0
+                 ) -> tuple[subprocess.Popen, str, str, str, float]:
+    """Run the CLI with `args`, wait for the first stdout line holding `needle` (a run that never
+    prints one is killed after 30 s, not left hanging), `settle` seconds more, then SIGINT it:
+    the process, that line ("" if none came), its later stdout, its stderr and the seconds it
+    took to exit."""
+    proc = subprocess.Popen(cli_args(sim, *args), cwd=REPO, env=clean_env(sim),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(30, proc.kill)
+    watchdog.start()
+    try:
+        line = next((line for line in proc.stdout if needle in line), "")
+        time.sleep(settle)
+        out, err, elapsed = interrupt(proc)
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+    return proc, line, out, err, elapsed
 
 
 def instance_id(sim, scenario_id: str) -> str:

@@ -5,34 +5,21 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 
 import pytest
 
-from .conftest import REPO, cli_args, clean_env, interrupt, reimage_posts
+from .conftest import REPO, cli_args, clean_env, interrupt_on, reimage_posts
 
 
 def test_sigint_while_azure_asks_for_1200_s_exits_130_within_3_seconds(simulate, tmp_path):
     sim = simulate({"instances": 3, "faults": {"throttle_reads_every": 7, "throttle_writes_every": 2,
                                                "retry_after_seconds": 1200}})
     report_file = tmp_path / "run.json"
-    proc = subprocess.Popen(cli_args(sim, "--report-file", str(report_file)), cwd=REPO,
-                            env=clean_env(sim), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    watchdog = threading.Timer(30, proc.kill)  # a run that never says so fails here, not hangs
-    watchdog.start()
-    try:
-        # Wait until the run waits out a Retry-After (here its reimage's status poll's).
-        throttled = next((line for line in proc.stdout if "Azure throttled" in line), "")
-        assert "(Retry-After 1200 s)" in throttled, "the run never said Azure throttled it"
-        time.sleep(1)
-        out, err, elapsed = interrupt(proc)
-    finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-
+    # Interrupted once the run waits out a Retry-After (here its reimage's status poll's).
+    proc, throttled, out, err, elapsed = interrupt_on(sim, "Azure throttled", "--report-file",
+                                                      str(report_file), settle=1)
+    assert "(Retry-After 1200 s)" in throttled, "the run never said Azure throttled it"
     assert proc.returncode == 130, err
     assert elapsed < 3, f"took {elapsed:.1f} s"
     assert "Traceback" not in err

@@ -113,7 +113,7 @@ def test_preempted_twice_fails_that_instance_naming_it_and_operation_preempted()
     assert [x["status"] for x in run.reimages("0")] == ["Canceled", "Canceled"]
 
 
-# --- automatic repairs during a run, in virtual time ----------------------------------------------
+# --- automatic repairs during a run (left on: suspend-automatic-repairs false), in virtual time ----
 
 def test_a_repair_that_replaces_an_instance_mid_run_is_a_removal_and_the_run_stays_safe():
     # Instance 5, out of scope, turns unhealthy at 10 s: it holds the budget until Azure replaces
@@ -122,7 +122,7 @@ def test_a_repair_that_replaces_an_instance_mid_run_is_a_removal_and_the_run_sta
                                             "health_seconds": 5},
                 "automatic_repairs": {"grace_minutes": 1, "action": "Replace"},
                 "events": [{"at_seconds": 10, "instance": "5", "health": "unhealthy"}]}
-    run = rollout(scenario, instance_ids="0 1 2 3 4")
+    run = rollout(scenario, instance_ids="0 1 2 3 4", suspend_automatic_repairs="false")
     r = run.report
     assert r["result"] == "succeeded", r["message"]
     assert {row["id"]: row["action"] for row in r["instances"]} == {
@@ -139,7 +139,7 @@ def test_a_repair_that_reimages_an_instance_never_healthy_after_ours_lets_it_fin
     scenario = {"instances": [{"id": "0"}, {"id": "1"}, {"id": "2", "on_reimage": "never-healthy"},
                               {"id": "3"}],
                 "automatic_repairs": {"grace_minutes": 1, "action": "Reimage"}}
-    run = rollout(scenario, max_unavailable="2")
+    run = rollout(scenario, max_unavailable="2", suspend_automatic_repairs="false")
     r = run.report
     assert r["result"] == "succeeded", r["message"]
     assert [x["status"] for x in run.reimages("2")] == ["Succeeded"]  # the repair is not ours

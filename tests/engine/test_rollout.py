@@ -500,7 +500,7 @@ def test_report_has_the_documented_shape():
     assert set(r) == {"tool", "version", "schemaVersion", "subscriptionId", "resourceGroup",
                       "scaleSet", "orchestrationMode", "settings", "startTime", "endTime",
                       "durationSeconds", "result", "message", "failure", "plan", "capacity",
-                      "requests", "warnings", "instances", "continueWith"}
+                      "requests", "warnings", "instances", "continueWith", "automaticRepairs"}
     assert set(r["plan"]) >= {"n0", "maxUnavailable", "maxSurge", "rMin", "maxInFlight", "order", "surgeTo"}
     assert set(r["instances"][0]) == {"id", "name", "zone", "faultDomain", "action", "reason",
                                       "reimageStart", "reimageEnd", "readyTime", "reimageSeconds",

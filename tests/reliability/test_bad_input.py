@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FAST = {"reimage_seconds": 0.4, "boot_seconds": 0.2, "health_seconds": 0.2,
         "create_seconds": 0.4, "delete_seconds": 0.2}
 FLAG = {"resource_group": "--resource-group", "scale_set_name": "--scale-set-name"}
+REPAIRS_ACTION = "Microsoft.Compute/virtualMachineScaleSets/setOrchestrationServiceState/action"
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ CASES = [
     Bad("both-budgets-0", "pipeline", {"max_unavailable": "0", "max_surge": "0"}, ("maxUnavailable and maxSurge", "0 and 0", "at least one")),
     Bad("boolean-yes", "cli", {"dry_run": "yes"}, ("--dry-run", "'yes'", "true or false")),
     Bad("boolean-on", "action", {"ignore_initial_health": "on"}, ("ignore-initial-health", "'on'", "true or false")),
+    Bad("repairs-yes", "pipeline", {"suspend_automatic_repairs": "yes"}, ("suspendAutomaticRepairs", "'yes'", "true or false")),
     Bad("health-source-unknown", "pipeline", {"health_source": "probe"}, ("healthSource", "'probe'", "auto, extension or none")),
     Bad("since-no-offset", "cli", {"skip_reimaged_since": "2026-12-04T10:00:00"}, ("--skip-reimaged-since", "'2026-12-04T10:00:00'", "with its offset")),
     Bad("since-bad-unit", "action", {"skip_reimaged_since": "7w"}, ("skip-reimaged-since", "'7w'", "90m, 12h or 7d")),
@@ -74,6 +76,11 @@ CASES = [
     Bad("group-does-not-exist", "pipeline", {"resource_group": "rg-nope"}, ("rg-nope", "was not found"), {"instances": 2}),
     Bad("401-bad-secret", "cli", {}, ("vmss-demo", "could not get an Azure token", "AZURE_CLIENT_SECRET"), {"instances": 2}, auth="bad-secret"),
     Bad("403-no-role", "action", {}, ("vmss-demo", "AuthorizationFailed"), {"instances": 2}, auth="forbidden"),
+    *(Bad(f"403-suspend-repairs-{front}", front, {}, ("vmss-demo", REPAIRS_ACTION, way_out),
+          {"instances": 2, "automatic_repairs": {}, "denied_actions": [REPAIRS_ACTION]})
+      for front, way_out in (("cli", "--suspend-automatic-repairs false"),
+                             ("action", "suspend-automatic-repairs: false"),
+                             ("pipeline", "suspendAutomaticRepairs: false"))),
     Bad("flexible-set-reimage-all", "pipeline", {"reimage_all": "true"}, ("vmss-demo", "reimage-all", "Flexible orchestration"), {"instances": 2, "orchestration_mode": "Flexible"}),
     Bad("empty-set", "cli", {}, ("vmss-demo", "nothing to reimage", "no instances"), {"instances": 0}),
     Bad("every-instance-stopped", "action", {}, ("vmss-demo", "nothing to reimage", "stopped"),
@@ -178,8 +185,8 @@ def test_bad_input_is_one_clear_line_exit_2_and_no_write(case: Bad, outcomes):
     assert_no_secrets(sims[case.id], done.stdout, done.stderr, *written,
                       extra=("not-the-secret",) if case.auth == "bad-secret" else ())
     writes = [r for r in sims[case.id].requests() if r["method"] not in ("GET", "HEAD")
-              and r["path"].startswith("/subscriptions/")]
-    assert writes == []
+              and r["path"].startswith("/subscriptions/") and r["status"] < 400]
+    assert writes == []  # none that Azure accepted (a refused one changed nothing)
 
 
 def test_settings_errors_never_reached_azure(outcomes):

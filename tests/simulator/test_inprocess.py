@@ -36,7 +36,7 @@ def test_scale_set_maps_to_the_observation_type():
         id=f"/subscriptions/{backend.scenario.subscription_id}{SET}", name=NAME,
         resource_group=RG, subscription_id=backend.scenario.subscription_id, location="eastus",
         orchestration_mode="Uniform", capacity=6, upgrade_mode="Manual",
-        health_extension="ApplicationHealthLinux")
+        health_extension="ApplicationHealthLinux", provisioning="succeeded")
     port, _, _ = make({"health_extension": False})
     assert port.get_scale_set().health_extension is None
     assert port.counts.reads == 1
