@@ -400,7 +400,9 @@ def scale_set_from_sdk(vmss: Any, subscription_id: str, resource_group: str,
     """Turn a `VirtualMachineScaleSet` (the set named `scale_set_name`) into the engine's ScaleSet."""
     props = vmss.properties
     mode = props.orchestration_mode if props is not None else None
-    upgrade = props.upgrade_policy.mode if props is not None and props.upgrade_policy else None
+    policy = props.upgrade_policy if props is not None else None
+    upgrade = policy.mode if policy is not None else None
+    os_policy = policy.automatic_os_upgrade_policy if policy is not None else None
     profile = props.virtual_machine_profile if props is not None else None
     extensions = (profile.extension_profile.extensions or []) if profile is not None and \
         profile.extension_profile is not None else []
@@ -422,6 +424,7 @@ def scale_set_from_sdk(vmss: Any, subscription_id: str, resource_group: str,
         provisioning=str(props.provisioning_state or "").lower() if props is not None else "",
         automatic_repairs=bool(props is not None and props.automatic_repairs_policy is not None
                                and props.automatic_repairs_policy.enabled),
+        automatic_os_upgrade=bool(os_policy is not None and os_policy.enable_automatic_os_upgrade),
     )
 
 
@@ -437,7 +440,8 @@ def repairs_state(view: Any) -> str | None:
 
 
 def rolling_forward(latest: Any) -> bool:
-    """Whether a `RollingUpgradeStatusInfo` says a rolling upgrade is running."""
+    """Whether a `RollingUpgradeStatusInfo` (or an `UpgradeOperationHistoricalStatusInfo` of
+    the OS upgrade history) says a rolling upgrade is running."""
     running = latest.properties.running_status if latest.properties is not None else None
     code = running.code if running is not None else None
     return str(getattr(code, "value", code) or "").lower() == "rollingforward"
@@ -549,6 +553,11 @@ class AzureComputePort(ComputePort):
         except SdkAzureError as err:
             raise map_error(err, self.arm_endpoint) from None
         return rolling_forward(latest)
+
+    def os_upgrade_in_progress(self) -> bool:
+        history = self._call(lambda: list(self.client.virtual_machine_scale_sets.get_os_upgrade_history(
+            self.resource_group, self.scale_set_name)))
+        return any(rolling_forward(entry) for entry in history)
 
     def list_instances(self) -> tuple[Instance, ...]:
         flexible = self._flexible()

@@ -72,6 +72,7 @@ class ScaleSet:
     health_extension: str | None = None  # type of the Application Health extension in the model
     provisioning: str = ""  # the set's own provisioningState, lower-cased ("updating" while busy)
     automatic_repairs: bool = False  # automaticRepairsPolicy.enabled
+    automatic_os_upgrade: bool = False  # upgradePolicy.automaticOSUpgradePolicy.enableAutomaticOSUpgrade
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,11 @@ class ComputePort(ABC):
 
     @abstractmethod
     def rolling_upgrade_in_progress(self) -> bool: ...
+
+    @abstractmethod
+    def os_upgrade_in_progress(self) -> bool:
+        """Whether the set's OS upgrade history (`osUpgradeHistory`) has an upgrade rolling
+        forward: how Azure shows an automatic OS image upgrade running."""
 
     @abstractmethod
     def list_instances(self) -> tuple[Instance, ...]:

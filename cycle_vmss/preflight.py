@@ -180,14 +180,18 @@ def _check(s: Settings, port: ComputePort, ss: ScaleSet, where: str, patient: Ca
                                        f"one by one with the single-VM reimage, which has no "
                                        f"all-disks form; set reimage-all: false to reimage the OS "
                                        f"disks; nothing was changed")
-    try:
-        upgrading = patient(port.rolling_upgrade_in_progress)
-    except AzureError as err:
-        raise PreflightStop("refused", f"{where}: cannot read its rolling upgrade status "
-                                       f"({err})") from None
-    if upgrading:
-        raise PreflightStop("refused", f"{where} has a rolling upgrade in progress; wait for it "
-                                       f"to finish (or cancel it) and run again")
+    upgrades = [("rolling upgrade status", port.rolling_upgrade_in_progress, "a rolling upgrade")]
+    if ss.automatic_os_upgrade:  # these show in the OS upgrade history, not in the one above
+        upgrades.append(("OS upgrade history", port.os_upgrade_in_progress,
+                         "an automatic OS image upgrade"))
+    for record, in_progress, what in upgrades:
+        try:
+            upgrading = patient(in_progress)
+        except AzureError as err:
+            raise PreflightStop("refused", f"{where}: cannot read its {record} ({err})") from None
+        if upgrading:
+            raise PreflightStop("refused", f"{where} has {what} in progress; wait for it to "
+                                           f"finish (or cancel it) and run again")
     try:
         return resolve_source(s.health_source, ss)
     except HealthSourceRefused as err:

@@ -468,6 +468,14 @@ class Backend:
                     f"Rolling upgrade status for Virtual Machine Scale Set '{name}' was not found.")
             return self._scale_set()
 
+    def os_upgrade_history(self, rg: str, name: str) -> tuple[ScaleSetSnapshot, bool]:
+        """The set, and whether an automatic OS image upgrade rolls forward on it now (the
+        scenario's `os_upgrade_in_progress`); the history is empty otherwise."""
+        with self._lock:
+            self._advance()
+            self._check_set(rg, name)
+            return self._scale_set(), self.scenario.os_upgrade_in_progress
+
     def set_orchestration_service_state(self, rg: str, name: str, service_name: str,
                                         action: str) -> str:
         """`POST .../setOrchestrationServiceState` (`{"serviceName", "action"}`): Suspend or

@@ -116,6 +116,9 @@ def scale_set(scenario: Scenario, snapshot: ScaleSetSnapshot) -> dict:
         body["properties"]["automaticRepairsPolicy"] = {
             "enabled": policy.enabled, "gracePeriod": iso_duration(policy.grace_minutes * 60),
             "repairAction": policy.action}
+    if s.automatic_os_upgrade:
+        body["properties"]["upgradePolicy"]["automaticOSUpgradePolicy"] = {
+            "enableAutomaticOSUpgrade": True}
     if s.zones:
         body["zones"] = list(s.zones)
     if _flexible(s):  # as `az vmss create --orchestration-mode Flexible` makes them
@@ -161,6 +164,28 @@ def rolling_upgrade(scenario: Scenario, snapshot: ScaleSetSnapshot) -> dict:
                          "pendingInstanceCount": max(snapshot.instance_count - 1, 0)},
         },
     }
+
+
+def os_upgrade_history(scenario: Scenario, snapshot: ScaleSetSnapshot, rolling: bool) -> dict:
+    """`osUpgradeHistory`: one automatic OS image upgrade rolling forward, or none. The shape of
+    the output Microsoft Learn shows (*Automatic OS image upgrades*, "Check the status")."""
+    if not rolling:
+        return {"value": []}
+    return {"value": [{
+        "properties": {
+            "runningStatus": {"code": "RollingForward", "startTime": iso(snapshot.time_created)},
+            "progress": {"successfulInstanceCount": 0, "failedInstanceCount": 0,
+                         "inProgressInstanceCount": 1,
+                         "pendingInstanceCount": max(snapshot.instance_count - 1, 0)},
+            "startedBy": "Platform",
+            "targetImageReference": {"publisher": "Canonical", "offer": "ubuntu-24_04-lts",
+                                     "sku": "server", "version": "latest"},
+            "rollbackInfo": {"successfullyRolledbackInstanceCount": 0,
+                             "failedRolledbackInstanceCount": 0},
+        },
+        "type": "Microsoft.Compute/virtualMachineScaleSets/rollingUpgrades",
+        "location": scenario.location,
+    }]}
 
 
 def vm(scenario: Scenario, snapshot: VmSnapshot, *, expand: bool, listed: bool = False) -> dict:

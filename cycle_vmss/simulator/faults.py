@@ -77,6 +77,7 @@ _GET_OPERATION = Policy("GetOperation", None, (5000, 15000))
 # scale set's High Cost Get (a list of many VMs; its smaller buckets are the less kind reading).
 _POLICIES = {
     "get_scale_set": _VMSS_LOW_COST_GET, "latest_rolling_upgrade": _VMSS_LOW_COST_GET,
+    "os_upgrade_history": _VMSS_LOW_COST_GET,
     "update_scale_set": _VMSS_UPDATE, "put_scale_set": _VMSS_UPDATE,
     "get_scale_set_instance_view": _VMSS_HIGH_COST_GET, "list_instances": _VMSS_HIGH_COST_GET,
     "reimage_set": _VMSS_SET_ACTION, "reimage_set_all": _VMSS_SET_ACTION,

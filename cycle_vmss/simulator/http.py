@@ -277,6 +277,11 @@ class SimulatorApp:
         return Response.json(200, bodies.rolling_upgrade(
             self.scenario, self.backend.latest_rolling_upgrade(p["rg"], p["name"])))
 
+    def os_upgrade_history(self, request: Request) -> Response:
+        p = request.params
+        return Response.json(200, bodies.os_upgrade_history(
+            self.scenario, *self.backend.os_upgrade_history(p["rg"], p["name"])))
+
     def delete_instances(self, request: Request) -> Response:
         p = request.params
         ids = self._instance_ids(self._json_body(request, required=True), required=True)

@@ -19,6 +19,7 @@ from typing import Callable, Iterable, TypeVar
 
 from azure.mgmt.compute.models import (
     RollingUpgradeStatusInfo,
+    UpgradeOperationHistoricalStatusInfo,
     VirtualMachine,
     VirtualMachineInstanceView,
     VirtualMachineScaleSet,
@@ -151,6 +152,14 @@ class SimulatorComputePort(ComputePort):
                 raise
             return False
         return rolling_forward(RollingUpgradeStatusInfo(bodies.rolling_upgrade(self.scenario, snapshot)))
+
+    def os_upgrade_in_progress(self) -> bool:
+        snapshot, rolling = self._call(
+            "read", "GET", self._path(routes.VMSS, "/osUpgradeHistory"),
+            lambda: self.backend.os_upgrade_history(self.resource_group, self.scale_set_name))
+        body = bodies.os_upgrade_history(self.scenario, snapshot, rolling)
+        return any(rolling_forward(UpgradeOperationHistoricalStatusInfo(entry))
+                   for entry in body["value"])
 
     def list_instances(self) -> tuple[Instance, ...]:
         flexible = self._flexible()

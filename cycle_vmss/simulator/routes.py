@@ -63,6 +63,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", VMSS + "/instanceView", "get_scale_set_instance_view", action=f"{_VMSS_ACTION}/read"),
     Route("GET", VMSS + "/rollingUpgrades/latest", "latest_rolling_upgrade",
           action=f"{_VMSS_ACTION}/rollingUpgrades/read"),
+    Route("GET", VMSS + "/osUpgradeHistory", "os_upgrade_history",
+          action=f"{_VMSS_ACTION}/osUpgradeHistory/read"),
     Route("POST", VMSS + "/delete", "delete_instances", action=f"{_VMSS_ACTION}/delete/action"),
     Route("POST", VMSS + "/reimage", "reimage_set", action=f"{_VMSS_ACTION}/reimage/action"),
     Route("POST", VMSS + "/reimageall", "reimage_set_all", action=f"{_VMSS_ACTION}/reimageall/action"),
@@ -105,7 +107,7 @@ ROUTES: tuple[Route, ...] = (
 
 def arm_scope(path: str) -> str:
     """The ARM scope a 403 names: the resource path without the action suffix."""
-    return re.sub(r"/(reimage|reimageall|delete|instanceView|rollingUpgrades/latest|"
+    return re.sub(r"/(reimage|reimageall|delete|instanceView|rollingUpgrades/latest|osUpgradeHistory|"
                   r"setOrchestrationServiceState|manualupgrade)/?$", "", path,
                   flags=re.IGNORECASE)
 

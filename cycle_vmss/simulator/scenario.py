@@ -148,6 +148,10 @@ class Scenario:
     faults: Faults = field(default_factory=Faults)
     events: tuple[Event, ...] = ()
     rolling_upgrade_in_progress: bool = False  # `rollingUpgrades/latest` answers RollingForward
+    # The model's upgradePolicy.automaticOSUpgradePolicy.enableAutomaticOSUpgrade, and an
+    # automatic OS image upgrade rolling forward now (its osUpgradeHistory entry, by Platform).
+    automatic_os_upgrade: bool = False
+    os_upgrade_in_progress: bool = False
     # Flexible only: VM names `<set>_<scenario id>` ("index") or `<set>_<8 hex>` ("guid", as
     # Azure names them); and a resource-group VM list that leaves vmHealth out (the single-VM
     # instance view keeps it), as Azure may.
@@ -174,6 +178,7 @@ _TOP_KEYS = (
     "upgrade_mode", "health_extension", "page_size", "token_lifetime_seconds",
     "github_oidc_token_lifetime_seconds", "timings",
     "instances", "zones", "faults", "events", "rolling_upgrade_in_progress",
+    "automatic_os_upgrade", "os_upgrade_in_progress",
     "flexible_vm_names", "flexible_list_omits_health", "tenant_id",
     "client_id", "client_secret", "github_oidc_token", "overprovision", "reuse_instance_ids",
     "scale_out_error", "automatic_repairs", "compute_limits", "denied_actions",
@@ -401,7 +406,8 @@ def scenario_from_dict(data: dict) -> Scenario:
     if "flexible_vm_names" in data:
         out["flexible_vm_names"] = _choice(data["flexible_vm_names"], FLEXIBLE_VM_NAMES,
                                            "flexible_vm_names")
-    for key in ("health_extension", "rolling_upgrade_in_progress", "flexible_list_omits_health",
+    for key in ("health_extension", "rolling_upgrade_in_progress", "automatic_os_upgrade",
+                "os_upgrade_in_progress", "flexible_list_omits_health",
                 "overprovision", "reuse_instance_ids"):
         if key in data:
             out[key] = _bool(data[key], key)

@@ -66,6 +66,15 @@ def test_rolling_upgrade_404_means_none(simulate):
     assert make_port(simulate({"rolling_upgrade_in_progress": True})).rolling_upgrade_in_progress() is True
 
 
+def test_an_automatic_os_upgrade_shows_in_the_os_upgrade_history(simulate):
+    port = make_port(simulate({"automatic_os_upgrade": True, "os_upgrade_in_progress": True}))
+    assert port.get_scale_set().automatic_os_upgrade is True
+    assert port.os_upgrade_in_progress() is True
+    port = make_port(simulate())
+    assert port.get_scale_set().automatic_os_upgrade is False
+    assert port.os_upgrade_in_progress() is False
+
+
 def test_reimage_status_never_blocks_and_reports_success(simulate):
     sim = simulate()
     port = make_port(sim)

@@ -160,3 +160,15 @@ def test_preflight_waits_while_the_set_itself_is_updating():
     assert first >= run.start + 60  # no reimage while the set was Updating
     assert any("Updating" in e.message for e in run.events.of("waiting"))
     assert len(all_reimages(run)) == 3
+
+
+def test_the_os_upgrade_history_is_read_only_on_a_set_with_automatic_os_upgrades():
+    # Not enabled in the model: never asked (no need for its read permission), even though an
+    # upgrade would show; enabled and idle: asked, and the run goes on.
+    history = "/osUpgradeHistory"
+    run = rollout({"instances": 2, "timings": TIMINGS, "os_upgrade_in_progress": True})
+    assert run.report["result"] == "succeeded", run.report["message"]
+    assert not any(r["path"].endswith(history) for r in run.backend.requests())
+    run = rollout({"instances": 2, "timings": TIMINGS, "automatic_os_upgrade": True})
+    assert run.report["result"] == "succeeded", run.report["message"]
+    assert [r["status"] for r in run.backend.requests() if r["path"].endswith(history)] == [200]

@@ -166,6 +166,8 @@ def test_dry_run_plans_and_writes_nothing(mode):
     ({"orchestration_mode": "Flexible"}, {"instance_ids": "vmss-demo_1, 1"},
      ["instance-ids", "1 is not in", "vmss-demo_0"]),
     ({"rolling_upgrade_in_progress": True}, {}, ["rolling upgrade in progress"]),
+    ({"automatic_os_upgrade": True, "os_upgrade_in_progress": True}, {},
+     ["automatic OS image upgrade in progress", "wait for it to finish"]),
     ({"health_extension": False}, {}, ["ApplicationHealthLinux", "health-source: none"]),
     ({"health_extension": False}, {"health_source": "extension"},
      ["ApplicationHealthLinux", "ApplicationHealthWindows", "health-source: none"]),
