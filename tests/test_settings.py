@@ -80,3 +80,15 @@ def test_both_budgets_zero_is_refused_in_the_users_spelling(spelling, label):
 def test_the_pipeline_and_the_report_spell_settings_in_camel_case():
     assert camel("max-unavailable") == "maxUnavailable" and camel("dry-run") == "dryRun"
     assert list(build_settings(BASE).as_report())[:3] == ["resourceGroupName", "scaleSetName", "subscriptionId"]
+
+
+@pytest.mark.parametrize("spelling, said", [
+    (Spelling.CLI, "--suspend-automatic-repairs false"),
+    (Spelling.ACTION, "suspend-automatic-repairs: false"),
+    (Spelling.PIPELINE, "suspendAutomaticRepairs: false"),
+])
+def test_a_message_names_a_setting_as_its_front_end_spells_it(spelling, said):
+    settings = build_settings(BASE, spelling)
+    assert settings.setting("suspend_automatic_repairs", "false") == said
+    assert settings.suspend_automatic_repairs is True  # the default
+    assert settings == build_settings(BASE)  # the spelling is not part of what the run does

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 
+from cycle_vmss import compute
 from cycle_vmss.simulator.inprocess import SimulatorComputePort
 
 from .conftest import NAME, RG, rollout
@@ -172,3 +173,33 @@ def test_the_os_upgrade_history_is_read_only_on_a_set_with_automatic_os_upgrades
     run = rollout({"instances": 2, "timings": TIMINGS, "automatic_os_upgrade": True})
     assert run.report["result"] == "succeeded", run.report["message"]
     assert [r["status"] for r in run.backend.requests() if r["path"].endswith(history)] == [200]
+
+
+def test_on_a_flexible_set_whose_repairs_state_is_unknown_they_are_left_alone_with_a_warning():
+    # Azure serves no set-level instance view for a Flexible set: whether its repairs run (or
+    # someone suspended them) cannot be read, so the run neither suspends nor resumes them.
+    run = rollout({"instances": 2, "timings": TIMINGS, "automatic_repairs": REPAIRS},
+                  mode="Flexible")
+    r = run.report
+    assert r["result"] == "succeeded", r["message"]
+    assert orchestration_writes(run) == []
+    assert any("automatic repairs are enabled" in w and "replace an instance" in w
+               for w in r["warnings"])
+    assert r["automaticRepairs"] == {"state": None, "suspended": False, "resumed": False}
+
+
+def test_a_resume_that_fails_leaves_a_warning_with_the_command_that_resumes_them():
+    class ResumeRefused(SimulatorComputePort):
+        def begin_set_automatic_repairs(self, action, *, quick=False):
+            if action == "Resume":
+                raise compute.AzureError("500 InternalServerError: try later", status=500)
+            return super().begin_set_automatic_repairs(action, quick=quick)
+
+    run = rollout({"instances": 2, "timings": TIMINGS, "automatic_repairs": REPAIRS},
+                  port_class=ResumeRefused)
+    r = run.report
+    assert r["result"] == "succeeded", r["message"]
+    [warning] = [w for w in r["warnings"] if "stay suspended" in w]
+    assert ("az vmss set-orchestration-service-state --service-name AutomaticRepairs "
+            f"--action Resume -g {RG} -n {NAME}") in warning
+    assert r["automaticRepairs"] == {"state": "Running", "suspended": True, "resumed": False}
