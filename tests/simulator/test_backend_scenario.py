@@ -95,6 +95,9 @@ def test_unknown_keys_are_named(data, fragment):
     ({"events": [{"at_seconds": 1, "add_instances": 1, "delete_instance": "0"}]}, "exactly one of"),
     ({"events": [{"at_seconds": 1, "health": "unhealthy"}]}, "names no 'instance'"),
     ({"events": [{"at_seconds": 1, "add_instances": 0}]}, "events[0].add_instances = 0"),
+    ({"denied_actions": "Microsoft.Compute/x/action"}, "denied_actions = \"Microsoft.Compute/x/action\""),
+    ({"denied_actions": [1.5]}, "denied_actions[0]"),
+    ({"os_upgrade_in_progress": "yes"}, "os_upgrade_in_progress = \"yes\""),
 ])
 def test_bad_values_are_one_line_naming_the_key(data, fragment):
     with pytest.raises(ScenarioError) as info:

@@ -92,3 +92,18 @@ def test_the_forbidden_principal_is_refused_naming_the_orchestration_action(
     assert raised.value.status_code == 403
     assert ("Microsoft.Compute/virtualMachineScaleSets/setOrchestrationServiceState/action"
             in raised.value.error.message)
+
+
+def test_a_denied_action_is_refused_to_the_app_whose_other_requests_are_answered(
+        simulator, compute_client):
+    action = "Microsoft.Compute/virtualMachineScaleSets/setOrchestrationServiceState/action"
+    sim = simulator({"instances": 1, "automatic_repairs": {}, "denied_actions": [action]})
+    client = compute_client(sim)
+    assert _repairs_state(client, sim) == [("AutomaticRepairs", "Running")]  # reads answer
+    with pytest.raises(HttpResponseError) as raised:
+        client.virtual_machine_scale_sets.begin_set_orchestration_service_state(
+            *_names(sim), OrchestrationServiceStateInput(service_name="AutomaticRepairs",
+                                                         action="Suspend"))
+    assert (raised.value.status_code, raised.value.error.code) == (403, "AuthorizationFailed")
+    assert action in raised.value.error.message
+    assert sim.history()["repairs"]["suspended"] == []
