@@ -258,6 +258,12 @@ class _Rollout:
         to: refused, having changed nothing."""
         if not self._repairs_to_suspend():
             return
+        try:  # read again: someone may have suspended them since preflight, and theirs stay so
+            self.repairs = self.port.automatic_repairs_state() or self.repairs
+        except AzureError:
+            pass  # preflight's reading stands
+        if not self._repairs_to_suspend():
+            return
         where = f"scale set {self.s.scale_set_name} in resource group {self.s.resource_group}"
         try:
             op = self._paced(lambda: self.port.begin_set_automatic_repairs("Suspend"),

@@ -203,3 +203,26 @@ def test_a_resume_that_fails_leaves_a_warning_with_the_command_that_resumes_them
     assert ("az vmss set-orchestration-service-state --service-name AutomaticRepairs "
             f"--action Resume -g {RG} -n {NAME}") in warning
     assert r["automaticRepairs"] == {"state": "Running", "suspended": True, "resumed": False}
+
+
+def test_repairs_someone_suspends_after_preflight_are_left_to_them():
+    class SuspendedMeanwhile(SimulatorComputePort):
+        """Someone suspends the repairs just after preflight has read them Running."""
+        reads = 0
+
+        def automatic_repairs_state(self):
+            state = super().automatic_repairs_state()
+            self.reads += 1
+            if self.reads == 1:
+                self.backend.set_orchestration_service_state(RG, NAME, "AutomaticRepairs",
+                                                             "Suspend")
+            return state
+
+    run = rollout({"instances": 2, "timings": TIMINGS, "automatic_repairs": REPAIRS},
+                  port_class=SuspendedMeanwhile)
+    assert run.report["result"] == "succeeded", run.report["message"]
+    assert orchestration_writes(run) == []
+    [(_, end)] = run.history["repairs"]["suspended"]
+    assert end is None
+    assert run.report["automaticRepairs"] == {"state": "Suspended", "suspended": False,
+                                              "resumed": False}
