@@ -64,7 +64,7 @@ def preflight(settings: Settings, port: ComputePort, clock: Clock, emit: Emit, w
     try:
         ss = _await_set_idle(s, port, ss, clock, wait, deadline, where, patient)
         source = _check(s, port, ss, where, patient)
-        repairs = _repairs_state(port, ss, patient)
+        repairs = _repairs_state(s, port, ss, where, patient)
         instances = _list(port, ss, where, patient)
         ids = {i.id for i in instances}
         scope, missing = _scope(s.instance_ids, instances)
@@ -156,15 +156,24 @@ def _await_set_idle(s: Settings, port: ComputePort, ss: ScaleSet, clock: Clock, 
     return ss
 
 
-def _repairs_state(port: ComputePort, ss: ScaleSet, patient: Callable) -> str | None:
+def _repairs_state(s: Settings, port: ComputePort, ss: ScaleSet, where: str,
+                   patient: Callable) -> str | None:
     """The AutomaticRepairs serviceState of a set whose automatic repairs are enabled (None when
-    they are not); "" when its instance view will not say (a Flexible set's is refused)."""
+    they are not), from the set's instance view; "" when unknown: Azure serves no set-level
+    instance view for a Flexible set. A run that is to suspend them and cannot read it is
+    refused, as for its other reads."""
     if not ss.automatic_repairs:
         return None
+    if ss.orchestration_mode == "Flexible":
+        return ""
     try:
         return patient(port.automatic_repairs_state) or ""
-    except AzureError:
-        return ""
+    except AzureError as err:
+        if not s.suspend_automatic_repairs:
+            return ""
+        raise PreflightStop("refused", f"{where}: cannot read whether its automatic repairs run "
+                                       f"({err}); set {s.setting('suspend_automatic_repairs', 'false')} "
+                                       f"to run without suspending them") from None
 
 
 def _check(s: Settings, port: ComputePort, ss: ScaleSet, where: str, patient: Callable) -> HealthSource:

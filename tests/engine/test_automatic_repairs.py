@@ -226,3 +226,18 @@ def test_repairs_someone_suspends_after_preflight_are_left_to_them():
     assert end is None
     assert run.report["automaticRepairs"] == {"state": "Suspended", "suspended": False,
                                               "resumed": False}
+
+
+def test_a_run_that_cannot_read_whether_repairs_run_is_refused_before_any_write():
+    view = "Microsoft.Compute/virtualMachineScaleSets/instanceView/read"
+    run = rollout({"instances": 2, "automatic_repairs": REPAIRS, "denied_actions": [view]})
+    r = run.report
+    assert r["result"] == "refused"
+    assert "cannot read whether its automatic repairs run" in r["message"]
+    assert "--suspend-automatic-repairs false" in r["message"] and view in r["message"]
+    assert run.writes() == []
+    # with the setting false the run goes on, warning that repairs may act
+    run = rollout({"instances": 2, "timings": TIMINGS, "automatic_repairs": REPAIRS,
+                   "denied_actions": [view]}, suspend_automatic_repairs="false")
+    assert run.report["result"] == "succeeded", run.report["message"]
+    assert any("replace an instance" in w for w in run.report["warnings"])
