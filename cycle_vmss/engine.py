@@ -1,4 +1,5 @@
-"""The rolling reimage: preflight (read only) -> plan -> surge -> rolling passes -> restore -> report.
+"""The rolling reimage: preflight (read only) -> plan -> surge -> rolling passes -> restore -> report,
+with the set's running automatic repairs suspended from before the first write to the end.
 
 `preflight.py` reads the set and settles the plan; this module runs the loop from it. Each
 rolling pass observes (the status of every in-flight reimage, then one paged list of the set),
