@@ -106,6 +106,7 @@ class Plan:
     ignore_availability: bool = False
     reimaged_since: float | None = None  # skip-reimaged-since, resolved (Azure's clock)
     stop_after: int | None = None  # stop-after, resolved to a count of reimages
+    max_failed: int = 0  # max-failed, resolved: failed instances the run goes on after
 
 
 @dataclass(frozen=True)
@@ -246,17 +247,46 @@ def _fail(track: Track, now: float, code: str, message: str) -> Track:
     return replace(track, status=Status.FAILED, ended=now, error_code=code, error_message=message)
 
 
+def _beyond_max_failed(failed: Track, tracks: Mapping[str, Track], max_failed: int) -> Failure | None:
+    """The run's failure once `failed` has failed, or None while max-failed tolerates it."""
+    total = sum(1 for t in tracks.values() if t.status is Status.FAILED)
+    if total <= max_failed:
+        return None
+    message = failed.error_message or ""
+    if max_failed:
+        message += f"; {total} instances failed, more than max-failed {max_failed}"
+    return Failure(failed.id, failed.error_code or "Failed", message,
+                   states(failed.last) if failed.last else None)
+
+
+def _tolerated_failure(run: RunState, plan: Plan) -> Failure:
+    """The end of a run whose failures max-failed tolerated: it names each."""
+    failed = [run.tracks[tid] for tid in run.by_status[Status.FAILED]]
+    done = run.count(Status.DONE)
+    named = ", ".join(f"{t.id} ({t.error_code or 'Failed'})" for t in failed[:10])
+    more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
+    return Failure(failed[0].id, "InstancesFailed",
+                   f"{len(failed)} instance{'s' if len(failed) != 1 else ''} failed (max-failed "
+                   f"{plan.max_failed} let the run go on): {named}{more}; {done} reimaged",
+                   states(failed[0].last) if failed[0].last else None)
+
+
 def decide(observation: Observation, operations: Mapping[str, OperationStatus], run: RunState,
            plan: Plan, now: float) -> Decision:
     """One pass of the rules. `operations` holds the status of each in-flight reimage, read
     before `observation` was listed (so a ready instance in it is a *later* observation)."""
     seen = observation.by_id()
     run, changed, next_check = _observe(run, seen, operations, plan, observation.time, now)
-    count = _count(observation.instances, frozenset(run.in_flight()), plan.health_source)
+    # Failed instances stay out of service in the count, whatever the list shows of them.
+    out = frozenset(run.in_flight()) | frozenset(run.by_status.get(Status.FAILED, ()))
+    count = _count(observation.instances, out, plan.health_source)
     pending = run.by_status.get(Status.PENDING, ())
     stopped = plan.stop_after is not None and run.started >= plan.stop_after
     if run.failure is not None or not pending or stopped:
         outcome, waiting = _finishing(run, plan.stop_after if pending else None)
+        if outcome is not None and outcome is not Outcome.FAILED and run.count(Status.FAILED):
+            # Failures max-failed tolerated: the rest is done, and the run still fails.
+            outcome, run = Outcome.FAILED, replace(run, failure=_tolerated_failure(run, plan))
         return Decision(replace(run, blocked_since=None), (), waiting, outcome, changed,
                         count.ready, next_check)
     start, waiting, ready = _choose_starts([seen[i] for i in pending], run, count, plan)
@@ -297,8 +327,7 @@ def _observe(run: RunState, seen: Mapping[str, Instance], operations: Mapping[st
     budget = (run.budget.with_n0(run.budget.n0 - removed, ignore_availability=plan.ignore_availability)
               if removed else run.budget)
     failed = [tracks[tid] for tid in changed if tracks[tid].status is Status.FAILED]
-    failure = run.failure or (Failure(failed[0].id, failed[0].error_code or "Failed",
-                                      failed[0].error_message or "", states(failed[0].last))
+    failure = run.failure or (_beyond_max_failed(failed[0], tracks, plan.max_failed)
                               if failed else None)
     observed = RunState(tracks, budget, frozenset(i for i in run.surge_ids if i in seen),
                         run.blocked_since, failure)
@@ -538,7 +567,7 @@ def record_started(run: RunState, tid: str, now: float, *, model_upgraded: bool 
 
 
 def record_refused(run: RunState, tid: str, now: float, code: str | None, message: str, *,
-                   timeout_seconds: float | None = None) -> RunState:
+                   timeout_seconds: float | None = None, max_failed: int = 0) -> RunState:
     """Azure did not accept the request (409 busy, 429): still pending, tried again later; once
     it is refused again `timeout_seconds` after the first refusal, the run fails naming it."""
     old = run.tracks[tid]
@@ -548,25 +577,25 @@ def record_refused(run: RunState, tid: str, now: float, code: str | None, messag
         why = (f"instance {tid}: Azure refused the reimage request for "
                f"{_minutes(timeout_seconds)} ({t.error_code}: {message})"
                + (f"; last states {describe(old.last)}" if old.last else ""))
-        t = _fail(t, now, t.error_code or "Conflict", why)
-        failure = run.failure or Failure(tid, t.error_code or "Conflict", why,
-                                         states(old.last) if old.last else None)
-        return replace(run, tracks={**run.tracks, tid: t}, failure=failure)
+        t = replace(_fail(t, now, t.error_code or "Conflict", why), last=old.last)
+        tracks = {**run.tracks, tid: t}
+        return replace(run, tracks=tracks,
+                       failure=run.failure or _beyond_max_failed(t, tracks, max_failed))
     return replace(run, tracks={**run.tracks, tid: t})
 
 
 def record_start_failed(run: RunState, tid: str, now: float, code: str | None, message: str,
-                        *, outcome_unknown: bool) -> RunState:
+                        *, outcome_unknown: bool, max_failed: int = 0) -> RunState:
     """The request failed. When its outcome is unknown the instance may be reimaging: it is
-    never asked again, and the run fails."""
+    never asked again, and the run fails (max-failed or not: it may be out of service)."""
     old = run.tracks[tid]
     why = (f"instance {tid}: reimage request failed and its outcome is unknown, so it is not "
            f"sent again ({code or 'error'}: {message})" if outcome_unknown else
            f"instance {tid}: Azure refused the reimage ({code or 'error'}: {message})")
     t = _fail(old, now, code or "RequestFailed", why)
-    failure = run.failure or Failure(tid, t.error_code or "RequestFailed", why,
-                                     states(old.last) if old.last else None)
-    return replace(run, tracks={**run.tracks, tid: t}, failure=failure)
+    tracks = {**run.tracks, tid: t}
+    return replace(run, tracks=tracks, failure=run.failure or _beyond_max_failed(
+        t, tracks, 0 if outcome_unknown else max_failed))
 
 
 def record_locked(run: RunState, tid: str, code: str | None, message: str) -> RunState:

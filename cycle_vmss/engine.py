@@ -135,6 +135,7 @@ class _Rollout:
                 f"scale set {self.s.scale_set_name} has nothing left to reimage: skipped "
                 f"{self._skip_summary()}; nothing was changed")
         self._warn_old_models()
+        self._warn_max_failed()
         if self.s.dry_run:
             return "dry-run", self._dry_run_message()
         surged = self._surge()
@@ -210,6 +211,16 @@ class _Rollout:
         """Instances to reimage that Azure says are not on the scale set's latest model."""
         return [tid for tid in self._pending()
                 if self.run_state.tracks[tid].last.latest_model_applied is False]
+
+    def _warn_max_failed(self) -> None:
+        """Failed instances stay out of service: as many as the budget allows out block it."""
+        budget, tolerated = self.run_state.budget, self.plan.max_failed
+        if tolerated and tolerated >= budget.unavailable + budget.surge:
+            self.warnings.append(
+                f"max-failed {self.s.max_failed} lets {tolerated} instance"
+                f"{'s' if tolerated != 1 else ''} fail, but failed instances stay out of service "
+                f"and max-unavailable {budget.unavailable} plus max-surge {budget.surge} allow "
+                f"only {budget.unavailable + budget.surge} out: failures can block the run")
 
     def _warn_old_models(self) -> None:
         old = self._old_models()
@@ -557,7 +568,8 @@ class _Rollout:
             # Not accepted: nothing started. No write goes out before its Retry-After has
             # passed, or the first deadline (this instance's refusal timeout among them).
             self.run_state = record_refused(self.run_state, tid, now, err.code, str(err),
-                                            timeout_seconds=self.plan.timeout_seconds)
+                                            timeout_seconds=self.plan.timeout_seconds,
+                                            max_failed=self.plan.max_failed)
             if self.run_state.tracks[tid].status is Status.FAILED:
                 self._emit_failed(tid)
                 return False
@@ -571,7 +583,8 @@ class _Rollout:
             if isinstance(err, Conflict) or err.status == 409:
                 # Not accepted (busy or throttled): nothing started; a later pass asks again.
                 self.run_state = record_refused(self.run_state, tid, now, err.code, str(err),
-                                                timeout_seconds=self.plan.timeout_seconds)
+                                                timeout_seconds=self.plan.timeout_seconds,
+                                                max_failed=self.plan.max_failed)
                 if self.run_state.tracks[tid].status is Status.FAILED:
                     self._emit_failed(tid)
                     return False
@@ -582,7 +595,8 @@ class _Rollout:
                 return False
             unknown = err.status is None or err.status >= 500
             self.run_state = record_start_failed(self.run_state, tid, now, err.code, str(err),
-                                                 outcome_unknown=unknown)
+                                                 outcome_unknown=unknown,
+                                                 max_failed=self.plan.max_failed)
             self._emit_failed(tid)
             return False
         self.wrote = True

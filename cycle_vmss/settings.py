@@ -298,6 +298,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "a whole number >= 1 or a percentage from 1% to 100% of the instances to reimage",
                 _stop_after, RUN, "End the run, paused, once this many reimages are done "
                 "(a canary).", "N|N%"),
+    SettingSpec("max_failed", "max-failed", "maxFailed", "0",
+                "a whole number >= 0 or a percentage from 0% to 100% of the instances to reimage",
+                _budget, RUN, "Go on until more than this many instances have failed (N%: of "
+                "the instances to reimage, rounded down); the run still ends failed, naming them.",
+                "N|N%"),
     SettingSpec("dry_run", "dry-run", "dryRun", "false", BOOLEAN, _boolean, RUN,
                 "Preflight and plan only; no write call."),
     SettingSpec("report_file", "report-file", "reportFile", "", "a file path whose folder exists",
@@ -330,6 +335,7 @@ class Settings:
     apply_latest_model: bool = False
     skip_reimaged_since: Since | None = None
     stop_after: Budget | None = None
+    max_failed: Budget = Budget(0)
     dry_run: bool = False
     report_file: str | None = None
     arm_endpoint: str | None = None

@@ -170,6 +170,26 @@ def test_failed_reimage_names_the_instance_and_code(simulate, tmp_path, mode):
     assert_no_forbidden_calls(sim)
 
 
+def test_max_failed_two_reimages_the_other_eight_and_exits_1_naming_both(simulate, tmp_path):
+    sim = simulate({"instances": [{"id": str(i), **({"on_reimage": "fail"} if i in (3, 7) else {})}
+                                  for i in range(10)],
+                    "timings": {"reimage_seconds": 1, "boot_seconds": 0, "health_seconds": 0}})
+    report_file = tmp_path / "run.json"
+
+    done = run_cli(sim, "--max-failed", "2", "--max-unavailable", "3",
+                   "--poll-interval-seconds", "1", "--report-file", str(report_file))
+
+    assert done.returncode == 1, done.stderr
+    error = done.stderr.strip().splitlines()
+    assert len(error) == 1 and "2 instances failed (max-failed 2 let the run go on): 3 (" in error[0]
+    assert "7 (" in error[0] and error[0].endswith("; 8 reimaged")
+    report = json.loads(report_file.read_text())
+    actions = {i["id"]: i["action"] for i in report["instances"]}
+    assert sorted(i for i, a in actions.items() if a == "failed") == ["3", "7"]
+    assert list(actions.values()).count("reimaged") == 8
+    assert sorted(reimage_posts(sim)) == sorted(map(str, range(10)))  # each asked once
+
+
 def test_ignore_initial_health_reimages_the_unready_instance_first(simulate):
     scenario = {"instances": [{"id": "0", "zone": "1"}, {"id": "1", "zone": "2"},
                               {"id": "2", "zone": "3", "health": "unhealthy"}]}

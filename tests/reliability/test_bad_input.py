@@ -65,6 +65,8 @@ CASES = [
     Bad("stop-after-0", "cli", {"stop_after": "0"}, ("--stop-after", "'0'", "a whole number >= 1")),
     Bad("stop-after-0%", "action", {"stop_after": "0%"}, ("stop-after", "'0%'", "from 1% to 100%")),
     Bad("stop-after-abc", "pipeline", {"stop_after": "one"}, ("stopAfter", "'one'", "a whole number >= 1")),
+    Bad("max-failed-negative", "cli", {"max_failed": "-1"}, ("--max-failed", "'-1'", "a whole number >= 0")),
+    Bad("max-failed-over-100%", "pipeline", {"max_failed": "150%"}, ("maxFailed", "'150%'", "from 0% to 100%")),
     Bad("apply-model-yes", "cli", {"apply_latest_model": "yes"}, ("--apply-latest-model", "'yes'", "true or false")),
     Bad("apply-model-flexible", "action", {"apply_latest_model": "true"}, ("vmss-demo", "apply-latest-model", "Flexible"), {"instances": 2, "orchestration_mode": "Flexible"}),
     Bad("report-missing-folder", "cli", {"report_file": "/nonexistent-folder/run.json"}, ("--report-file", "/nonexistent-folder/run.json", "folder")),

@@ -118,7 +118,8 @@ def cases(draw) -> Case:
            "health_source": draw(st.sampled_from(["auto", "extension"])) if extension else "none",
            "ignore_initial_health": draw(st.sampled_from(["false", "true"])),
            "ignore_availability": draw(st.sampled_from(["false", "false", "false", "true"])),
-           "reimage_all": draw(st.sampled_from(["false", "true"]))}
+           "reimage_all": draw(st.sampled_from(["false", "true"])),
+           "max_failed": draw(st.sampled_from(["0", "0", "1", "3", "10%"]))}
     if raw["max_unavailable"] == "0" and raw["max_surge"] == "0":
         raw["max_surge"] = "1"  # both written 0 is bad input (the bad-input table covers it)
     if draw(st.integers(0, 3)) == 0:
@@ -165,6 +166,7 @@ def _tally(case: Case, backend, report: dict) -> None:
     STATS["reimages preempted"] += sum(r["status"] == "Canceled" for i in history["instances"].values()
                                        for r in i["reimages"])
     STATS["repairs"] += len(history["repairs"]["done"])
+    STATS["failures tolerated"] += (report.get("failure") or {}).get("code") == "InstancesFailed"
 
 
 FAST = {"reimage_seconds": 1, "boot_seconds": 0, "health_seconds": 0, "create_seconds": 1, "delete_seconds": 1}
@@ -295,7 +297,7 @@ def test_every_randomized_run_keeps_the_six_invariants(capsys):
                                  "server errors (5xx)", "409 on a first reimage",
                                  "stale health", "events health", "events delete", "events add", "events preempt",
                                  "reimages preempted", "repairs", "instances overprovisioned",
-                                 "ids reused",
+                                 "ids reused", "failures tolerated",
                                  *(f"instances {trait}" for trait in TALLIED_TRAITS))
                if not STATS[kind]]
     assert not missing, f"no randomized run drew: {', '.join(missing)}"
