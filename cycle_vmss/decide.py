@@ -272,9 +272,10 @@ def _tolerated_failure(run: RunState, plan: Plan) -> Failure:
 
 
 def decide(observation: Observation, operations: Mapping[str, OperationStatus], run: RunState,
-           plan: Plan, now: float) -> Decision:
+           plan: Plan, now: float, gate: str | None = None) -> Decision:
     """One pass of the rules. `operations` holds the status of each in-flight reimage, read
-    before `observation` was listed (so a ready instance in it is a *later* observation)."""
+    before `observation` was listed (so a ready instance in it is a *later* observation).
+    `gate`: why gate-url refused in this pass (None: it answered 2xx, or there is none)."""
     seen = observation.by_id()
     run, changed, next_check = _observe(run, seen, operations, plan, observation.time, now)
     # Failed instances stay out of service in the count, whatever the list shows of them.
@@ -290,19 +291,30 @@ def decide(observation: Observation, operations: Mapping[str, OperationStatus], 
         return Decision(replace(run, blocked_since=None), (), waiting, outcome, changed,
                         count.ready, next_check)
     start, waiting, ready = _choose_starts([seen[i] for i in pending], run, count, plan)
+    gated = gate is not None and bool(start)
+    if gated:  # nothing new starts; the run counts as blocked, in flight or not
+        start, ready = (), count.ready
+        waiting = f"gate-url {gate}: no new reimage starts"
     run = _forget_unasked_refusals(run, start)
-    if start or run.in_flight():
+    if (start or run.in_flight()) and not gated:
         return Decision(replace(run, blocked_since=None), start, waiting, None, changed, ready,
                         next_check)
     # Nothing of ours is out, yet the next one may not go: other unready instances hold the
     # budget. Only then does the blocked clock run.
     blocked_since = run.blocked_since if run.blocked_since is not None else now
     if now - blocked_since >= plan.timeout_seconds:
-        failure = _blocked_failure([seen[i] for i in pending], run.budget, count, plan)
+        failure = (Failure(None, "GateRefused", f"gate-url refused every start for "
+                                                f"{_minutes(plan.timeout_seconds)}: it {gate}")
+                   if gated else _blocked_failure([seen[i] for i in pending], run.budget, count, plan))
+        # What is in flight (only while gated) is watched to its end first.
         return Decision(replace(run, blocked_since=blocked_since, failure=failure), (), "",
-                        Outcome.FAILED, changed, ready, next_check)
-    waiting = (f"blocked for {_minutes(now - blocked_since)} (fails after "
-               f"{_minutes(plan.timeout_seconds)}): {waiting}")
+                        None if run.in_flight() else Outcome.FAILED, changed, ready, next_check)
+    if gated:  # one line while the answer stays the same (the gate's own line said it)
+        waiting = (f"blocked by gate-url (fails after {_minutes(plan.timeout_seconds)} of "
+                   f"refusal): it {gate}")
+    else:
+        waiting = (f"blocked for {_minutes(now - blocked_since)} (fails after "
+                   f"{_minutes(plan.timeout_seconds)}): {waiting}")
     return Decision(replace(run, blocked_since=blocked_since), (), waiting, None, changed, ready,
                     next_check)
 

@@ -29,6 +29,8 @@ from .decide import (
     id_key, needs_list, record_gone, record_locked, record_refused, record_start_failed, record_started, short,
 )
 from .events import Event, Listener, NullListener
+from .gate import Cancelled as GateCancelled
+from .gate import Gate, HttpGate, ask_until_cancelled
 from .health import states
 from .model_upgrade import UpgradeThenReimage
 from .preflight import PreflightStop, preflight
@@ -63,16 +65,21 @@ class _Stop(Exception):
 
 def run_rollout(settings: Settings, port: ComputePort, *, clock: Clock,
                 listener: Listener = NullListener(),
-                cancelled: threading.Event | None = None) -> Report:
-    """Run one rollout (or dry run) of `settings` through `port`; returns the run report."""
-    return _Rollout(settings, port, clock, listener, cancelled or threading.Event()).run()
+                cancelled: threading.Event | None = None, gate: Gate | None = None) -> Report:
+    """Run one rollout (or dry run) of `settings` through `port`; returns the run report.
+    `gate` answers for gate-url (default: a GET of it)."""
+    if gate is None and settings.gate_url:
+        gate = HttpGate(settings.gate_url)
+    return _Rollout(settings, port, clock, listener, cancelled or threading.Event(), gate).run()
 
 
 class _Rollout:
     def __init__(self, settings: Settings, port: ComputePort, clock: Clock, listener: Listener,
-                 cancelled: threading.Event) -> None:
+                 cancelled: threading.Event, gate: Gate | None = None) -> None:
         self.s = settings
         self.port = port
+        self.gate = gate
+        self.gate_said: str | None = ""  # its last answer ("": not asked yet), logged on change
         self.clock = clock
         self.listener = listener
         self.cancelled = cancelled
@@ -479,6 +486,10 @@ class _Rollout:
             obs = Observation(listed_at, instances)
             self._observe_states(instances)
             d = decide(obs, statuses, self.run_state, self.plan, self.clock.now())
+            if d.start and self.gate is not None:  # each new start needs the gate's 2xx now
+                said = self._ask_gate()
+                if said is not None:
+                    d = decide(obs, statuses, self.run_state, self.plan, self.clock.now(), said)
             self._apply(d)
             if d.outcome is not None:
                 return d.outcome
@@ -503,6 +514,18 @@ class _Rollout:
             # lists stay at most two per poll interval.
             if not self._sleep_until(wake, heartbeat=True, early_from=listed_at + poll * EARLY_GAP):
                 raise self._cancel()
+
+    def _ask_gate(self) -> str | None:
+        """gate-url's answer (None: 2xx), logged when it changes."""
+        try:
+            said = ask_until_cancelled(self.gate, self.cancelled)
+        except GateCancelled:
+            raise self._cancel() from None
+        if said != self.gate_said:
+            self.gate_said = said
+            self._emit("gate", message=f"gate-url {said}: no new reimage starts" if said
+                       else "gate-url answered 2xx: reimages may start")
+        return said
 
     def _with_instance_views(self, instances: tuple[Instance, ...]) -> tuple[Instance, ...]:
         """Where the list left vmHealth out, the in-flight instances' own instance views (one

@@ -190,6 +190,44 @@ def test_max_failed_two_reimages_the_other_eight_and_exits_1_naming_both(simulat
     assert sorted(reimage_posts(sim)) == sorted(map(str, range(10)))  # each asked once
 
 
+def test_a_gate_that_answers_503_twice_holds_the_first_start_and_is_logged_twice(simulate):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answered: list[tuple[float, int]] = []
+
+    class Gate(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            status = 503 if len(answered) < 2 else 200
+            answered.append((time.time(), status))
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    gate = ThreadingHTTPServer(("127.0.0.1", 0), Gate)
+    threading.Thread(target=gate.serve_forever, daemon=True).start()
+    sim = simulate({"instances": 2, "timings": {"reimage_seconds": 1, "boot_seconds": 0, "health_seconds": 0}})
+    try:
+        done = run_cli(sim, "--gate-url", f"http://127.0.0.1:{gate.server_port}/ready?key=s3cret",
+                       "--poll-interval-seconds", "1")
+    finally:
+        gate.shutdown()
+
+    assert done.returncode == 0, done.stderr
+    gate_lines = [line for line in done.stdout.splitlines() if " gate: " in line]
+    assert len(gate_lines) == 2, done.stdout  # when the answer changes, not every poll
+    assert "answered HTTP 503 Service Unavailable: no new reimage starts" in gate_lines[0]
+    assert "answered 2xx: reimages may start" in gate_lines[1]
+    assert len([line for line in done.stdout.splitlines() if "blocked by gate-url" in line]) == 1
+    opened = answered[2][0]
+    first_post = min(r["time"] for r in arm_requests(sim) if r["method"] == "POST")
+    assert first_post >= opened - 0.5  # the simulator's clock and this one: the same machine's
+    assert "s3cret" not in done.stdout + done.stderr
+
+
 def test_ignore_initial_health_reimages_the_unready_instance_first(simulate):
     scenario = {"instances": [{"id": "0", "zone": "1"}, {"id": "1", "zone": "2"},
                               {"id": "2", "zone": "3", "health": "unhealthy"}]}

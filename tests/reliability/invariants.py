@@ -21,6 +21,8 @@ NAME = "vmss-demo"
 class Case:
     scenario: dict
     raw: dict  # settings as strings, keyed by field name
+    # gate-url's refusals: (from, to) seconds after the run began, in which it answers 503
+    gate_closed: tuple[tuple[int, int], ...] | None = None
 
     def setting(self, name: str, default: str) -> str:
         return self.raw.get(name, default)
@@ -365,6 +367,9 @@ def benign(case: Case) -> bool:
     s = case.scenario
     if s.get("faults", {}).get("server_error_rate"):
         return False
+    timeout = int(case.setting("timeout_minutes", "30")) * 60
+    if case.gate_closed and sum(b - a for a, b in case.gate_closed) * 3 > timeout:
+        return False  # refused long enough to fail the run, or to leave it no time
     if any("health" in e for e in s.get("events", [])):
         return False
     for spec in s["instances"]:

@@ -65,6 +65,7 @@ CASES = [
     Bad("stop-after-0", "cli", {"stop_after": "0"}, ("--stop-after", "'0'", "a whole number >= 1")),
     Bad("stop-after-0%", "action", {"stop_after": "0%"}, ("stop-after", "'0%'", "from 1% to 100%")),
     Bad("stop-after-abc", "pipeline", {"stop_after": "one"}, ("stopAfter", "'one'", "a whole number >= 1")),
+    Bad("gate-url-ftp", "action", {"gate_url": "ftp://status.example.com/"}, ("gate-url", "'ftp://status.example.com/'", "an http:// or https:// URL")),
     Bad("max-failed-negative", "cli", {"max_failed": "-1"}, ("--max-failed", "'-1'", "a whole number >= 0")),
     Bad("max-failed-over-100%", "pipeline", {"max_failed": "150%"}, ("maxFailed", "'150%'", "from 0% to 100%")),
     Bad("apply-model-yes", "cli", {"apply_latest_model": "yes"}, ("--apply-latest-model", "'yes'", "true or false")),

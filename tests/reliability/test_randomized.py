@@ -122,9 +122,27 @@ def cases(draw) -> Case:
            "max_failed": draw(st.sampled_from(["0", "0", "1", "3", "10%"]))}
     if raw["max_unavailable"] == "0" and raw["max_surge"] == "0":
         raw["max_surge"] = "1"  # both written 0 is bad input (the bad-input table covers it)
+    gate = None
+    if draw(st.integers(0, 3)) == 0:  # gate-url refuses for a while, once or twice
+        gate = tuple(sorted((at, at + draw(st.integers(5, 400)))
+                            for at in draw(st.lists(st.integers(0, 900), min_size=1, max_size=2))))
     if draw(st.integers(0, 3)) == 0:
         raw["instance_ids"] = " ".join(draw(st.lists(st.sampled_from(ids), min_size=1, max_size=n, unique=True)))
-    return Case(scenario, raw)
+    return Case(scenario, raw, gate)
+
+
+class ScheduledGate:
+    """gate-url in virtual time: 503 inside the case's intervals, else 200; each answer kept."""
+
+    def __init__(self, clock: VirtualClock, closed: tuple[tuple[int, int], ...]) -> None:
+        self.clock, self.t0, self.closed = clock, clock.now(), closed
+        self.answers: list[tuple[float, bool]] = []  # (time, open)
+
+    def ask(self) -> str | None:
+        now = self.clock.now()
+        is_open = not any(a <= now - self.t0 < b for a, b in self.closed)
+        self.answers.append((now, is_open))
+        return None if is_open else "answered HTTP 503 Service Unavailable"
 
 
 def run_case(case: Case):
@@ -132,8 +150,20 @@ def run_case(case: Case):
     backend = Backend(case.scenario, clock)
     settings = build_settings(case.raw)
     port = SimulatorComputePort(backend, RG, NAME)
-    report = run_rollout(settings, port, clock=clock).as_dict()
+    gate = ScheduledGate(clock, case.gate_closed) if case.gate_closed else None
+    report = run_rollout(settings, port, clock=clock, gate=gate).as_dict()
+    if gate is not None:
+        STATS["gate refusals"] += sum(not is_open for _, is_open in gate.answers)
+        _check_gate(gate, backend)
     return backend, report
+
+
+def _check_gate(gate: ScheduledGate, backend) -> None:
+    """7. No reimage was asked for unless the gate's last answer, in that pass, was a 2xx."""
+    for request in backend.requests():
+        if request["method"] == "POST" and request["path"].endswith(("/reimage", "/reimageall")):
+            asked = [is_open for t, is_open in gate.answers if t <= request["time"]]
+            assert asked and asked[-1], f"invariant 7: a reimage at {request['time']:.0f} while the gate refused"
 
 
 def _tally(case: Case, backend, report: dict) -> None:
@@ -276,7 +306,7 @@ BASE = {"resource_group": RG, "scale_set_name": NAME}
 @given(cases())
 def keeps_the_six_invariants(case: Case):
     note(f"scenario={case.scenario!r}")
-    note(f"raw={case.raw!r}")
+    note(f"raw={case.raw!r}, gate_closed={case.gate_closed!r}")
     backend, report = run_case(case)
     note(f"result={report['result']}: {report['message']}")
     _tally(case, backend, report)
@@ -297,7 +327,7 @@ def test_every_randomized_run_keeps_the_six_invariants(capsys):
                                  "server errors (5xx)", "409 on a first reimage",
                                  "stale health", "events health", "events delete", "events add", "events preempt",
                                  "reimages preempted", "repairs", "instances overprovisioned",
-                                 "ids reused", "failures tolerated",
+                                 "ids reused", "failures tolerated", "gate refusals",
                                  *(f"instances {trait}" for trait in TALLIED_TRAITS))
                if not STATS[kind]]
     assert not missing, f"no randomized run drew: {', '.join(missing)}"
