@@ -60,6 +60,9 @@ class Status(str, Enum):
 
 ACTIVE = (Status.PENDING, Status.IN_FLIGHT)
 OUT_OF_SCOPE = "out of scope"  # skip reason: not named by instance-ids
+# The codes of a failed pre-reimage-command or post-ready-command (their messages say it all).
+PRE_FAILED, POST_FAILED = "PreReimageCommandFailed", "PostReadyCommandFailed"
+HOOK_FAILED = frozenset({PRE_FAILED, POST_FAILED})
 LOCKED = "locked"  # skip reason: a resource lock refused the reimage (409 ScopeLocked)
 STANDBY = "in standby pool"
 REIMAGED_SINCE = "reimaged-since"  # skip reason: its OS disk is newer than skip-reimaged-since
@@ -83,6 +86,7 @@ class Track:
     refused_since: float | None = None  # first 409/429 on the reimage request
     preempted: tuple[str, str] | None = None  # (code, line) of the preemption it was asked again after
     model_upgraded: bool = False  # brought to the latest model before its reimage
+    post_started: float | None = None  # its post-ready-command began (it is ready)
     error_code: str | None = None
     error_message: str | None = None
     last: Instance | None = None  # last observation of it
@@ -107,6 +111,7 @@ class Plan:
     reimaged_since: float | None = None  # skip-reimaged-since, resolved (Azure's clock)
     stop_after: int | None = None  # stop-after, resolved to a count of reimages
     max_failed: int = 0  # max-failed, resolved: failed instances the run goes on after
+    post_ready_command: bool = False  # an instance is done only once its command exited 0
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,7 @@ class Decision:
     changed: tuple[str, ...] = ()  # tracks whose status changed in this decision
     ready: int = 0  # ready instances counted against R_min
     next_check: float | None = None  # a min-ready window ends then: observe no later
+    post: tuple[str, ...] = ()  # ready for min-ready-seconds: run their post-ready-command now
 
 
 @functools.lru_cache(maxsize=1 << 16)  # the same ids are ordered on every pass
@@ -278,6 +284,7 @@ def decide(observation: Observation, operations: Mapping[str, OperationStatus], 
     `gate`: why gate-url refused in this pass (None: it answered 2xx, or there is none)."""
     seen = observation.by_id()
     run, changed, next_check = _observe(run, seen, operations, plan, observation.time, now)
+    post = _post_due(run, plan, observation.time)
     # Failed instances stay out of service in the count, whatever the list shows of them.
     out = frozenset(run.in_flight()) | frozenset(run.by_status.get(Status.FAILED, ()))
     count = _count(observation.instances, out, plan.health_source)
@@ -289,7 +296,7 @@ def decide(observation: Observation, operations: Mapping[str, OperationStatus], 
             # Failures max-failed tolerated: the rest is done, and the run still fails.
             outcome, run = Outcome.FAILED, replace(run, failure=_tolerated_failure(run, plan))
         return Decision(replace(run, blocked_since=None), (), waiting, outcome, changed,
-                        count.ready, next_check)
+                        count.ready, next_check, post)
     start, waiting, ready = _choose_starts([seen[i] for i in pending], run, count, plan)
     gated = gate is not None and bool(start)
     if gated:  # nothing new starts; the run counts as blocked, in flight or not
@@ -298,7 +305,7 @@ def decide(observation: Observation, operations: Mapping[str, OperationStatus], 
     run = _forget_unasked_refusals(run, start)
     if (start or run.in_flight()) and not gated:
         return Decision(replace(run, blocked_since=None), start, waiting, None, changed, ready,
-                        next_check)
+                        next_check, post)
     # Nothing of ours is out, yet the next one may not go: other unready instances hold the
     # budget. Only then does the blocked clock run.
     blocked_since = run.blocked_since if run.blocked_since is not None else now
@@ -308,7 +315,7 @@ def decide(observation: Observation, operations: Mapping[str, OperationStatus], 
                    if gated else _blocked_failure([seen[i] for i in pending], run.budget, count, plan))
         # What is in flight (only while gated) is watched to its end first.
         return Decision(replace(run, blocked_since=blocked_since, failure=failure), (), "",
-                        None if run.in_flight() else Outcome.FAILED, changed, ready, next_check)
+                        None if run.in_flight() else Outcome.FAILED, changed, ready, next_check, post)
     if gated:  # one line while the answer stays the same (the gate's own line said it)
         waiting = (f"blocked by gate-url (fails after {_minutes(plan.timeout_seconds)} of "
                    f"refusal): it {gate}")
@@ -316,7 +323,7 @@ def decide(observation: Observation, operations: Mapping[str, OperationStatus], 
         waiting = (f"blocked for {_minutes(now - blocked_since)} (fails after "
                    f"{_minutes(plan.timeout_seconds)}): {waiting}")
     return Decision(replace(run, blocked_since=blocked_since), (), waiting, None, changed, ready,
-                    next_check)
+                    next_check, post)
 
 
 # --- the steps of a decision ---------------------------------------------------------------------
@@ -498,14 +505,22 @@ def _advance_in_flight(t: Track, inst: Instance, status: OperationStatus | None,
             return _preempted(t, status, inst, now)
         if status.state is not OperationState.SUCCEEDED:
             code = status.error_code or status.state.value
+            if code in HOOK_FAILED:  # the pre-reimage-command: no reimage was asked
+                return _fail(t, now, code, f"instance {t.id}: {status.error_message}")
             return _fail(t, now, code, f"instance {t.id}: reimage {status.state.value.lower()} "
                                        f"({code}: {status.error_message or 'no message'}); "
                                        f"last states {describe(inst)}")
-    if t.op_state is OperationState.SUCCEEDED:
+    if t.post_started is not None:  # its post-ready-command runs: its end says done or failed
+        if status is not None and status.finished:
+            if status.state is OperationState.SUCCEEDED:
+                return replace(t, status=Status.DONE, done=seen_at)
+            return _fail(t, now, status.error_code or POST_FAILED,
+                         f"instance {t.id}: {status.error_message}")
+    elif t.op_state is OperationState.SUCCEEDED:
         if ready_after_reimage(inst, plan.health_source):  # a stale `healthy` does not count
             since = t.ready_since if t.ready_since is not None else seen_at
             t = replace(t, ready_since=since)
-            if seen_at - since >= plan.min_ready_seconds:
+            if seen_at - since >= plan.min_ready_seconds and not plan.post_ready_command:
                 return replace(t, status=Status.DONE, done=seen_at)
         elif t.ready_since is not None:
             t = replace(t, ready_since=None)  # it must stay ready for the whole window
@@ -518,6 +533,19 @@ def _advance_in_flight(t: Track, inst: Instance, status: OperationStatus | None,
                      f"instance {t.id}: not done within {_minutes(plan.timeout_seconds)} of its "
                      f"start (operation {op}); last states {describe(inst)}{stale}")
     return t
+
+
+def _post_due(run: RunState, plan: Plan, seen_at: float) -> tuple[str, ...]:
+    """In-flight instances ready for min-ready-seconds whose post-ready-command is still to run."""
+    if not plan.post_ready_command:
+        return ()
+    return tuple(tid for tid in run.in_flight()
+                 if (t := run.tracks[tid]).post_started is None and t.ready_since is not None
+                 and seen_at - t.ready_since >= plan.min_ready_seconds)
+
+
+def record_post_started(run: RunState, tid: str, now: float) -> RunState:
+    return replace(run, tracks={**run.tracks, tid: replace(run.tracks[tid], post_started=now)})
 
 
 def _preempted(t: Track, status: OperationStatus, inst: Instance, now: float) -> Track:

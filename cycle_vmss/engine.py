@@ -26,16 +26,18 @@ from .compute import (
 )
 from .decide import (
     LOCKED, OUT_OF_SCOPE, REIMAGED_SINCE, Decision, Failure, Outcome, Plan, RunState, Status, decide,
-    id_key, needs_list, record_gone, record_locked, record_refused, record_start_failed, record_started, short,
+    id_key, needs_list, record_gone, record_locked, record_post_started, record_refused,
+    record_start_failed, record_started, short,
 )
 from .events import Event, Listener, NullListener
 from .gate import Cancelled as GateCancelled
 from .gate import Gate, HttpGate, ask_until_cancelled
 from .health import states
-from .model_upgrade import UpgradeThenReimage
+from .hooks import POST, PRE, CommandOperation, hook_environment
 from .preflight import PreflightStop, preflight
 from .report import InstanceRow, Report, exit_code
 from .settings import Settings
+from .then_reimage import ThenReimage, upgrade_then_reimage
 
 HEARTBEAT_SECONDS = 60.0
 EARLY_GAP = 0.5  # of the poll interval: the least time between a list and one a finish brings forward
@@ -113,6 +115,10 @@ class _Rollout:
         except AzureError as err:  # a call outside the rules' own handling
             result = "failed" if self.wrote else "refused"
             message = f"scale set {self.s.scale_set_name} in resource group {self.s.resource_group}: {err}"
+        finally:
+            for command in self._commands():  # the run is over: so is what it started here
+                command.stop()
+            self._log_command_output()
         if result in ("failed", "cancelled") and self.capacity["after"] != self.capacity["before"]:
             surge_ids = sorted(self.run_state.surge_ids, key=id_key) if self.run_state else []
             what = (f"delete the surge instances {', '.join(surge_ids)}" if surge_ids
@@ -491,6 +497,11 @@ class _Rollout:
                 if said is not None:
                     d = decide(obs, statuses, self.run_state, self.plan, self.clock.now(), said)
             self._apply(d)
+            for tid in d.post:  # ready for min-ready-seconds: its command says when it is done
+                self.ops[tid] = self._command(POST, self.s.post_ready_command, tid)
+                self.ops[tid].add_done_callback(self._operation_finished)
+                self.run_state = record_post_started(self.run_state, tid, self.clock.now())
+            self._log_command_output()
             if d.outcome is not None:
                 return d.outcome
             held = False  # a start waits for the write pacing or a throttle's Retry-After
@@ -514,6 +525,25 @@ class _Rollout:
             # lists stay at most two per poll interval.
             if not self._sleep_until(wake, heartbeat=True, early_from=listed_at + poll * EARLY_GAP):
                 raise self._cancel()
+
+    def _command(self, which: str, command: str, tid: str) -> CommandOperation:
+        inst = self.run_state.tracks[tid].last or self.first.get(tid)
+        env = hook_environment(tid, inst.name if inst else tid, inst.zone if inst else None,
+                               self.s.resource_group, self.s.scale_set_name)
+        self._emit("output", tid, f"{which}: started")
+        return CommandOperation(which, command, env, self.plan.timeout_seconds)
+
+    def _commands(self) -> list[CommandOperation]:
+        """The commands of this run (running or done), by way of the operations that hold them."""
+        firsts = [op.first if isinstance(op, ThenReimage) else op for op in self.ops.values()]
+        return [op for op in firsts if isinstance(op, CommandOperation)]
+
+    def _log_command_output(self) -> None:
+        for tid, op in self.ops.items():
+            command = op.first if isinstance(op, ThenReimage) else op
+            if isinstance(command, CommandOperation):
+                for line in command.take_output():
+                    self._emit("output", tid, f"{command.which}: {line}")
 
     def _ask_gate(self) -> str | None:
         """gate-url's answer (None: 2xx), logged when it changes."""
@@ -563,12 +593,15 @@ class _Rollout:
         now = self.clock.now()
         last = self.run_state.tracks[tid].last
         upgrade = self.s.apply_latest_model and last is not None and last.latest_model_applied is False
-        try:
+        def begin() -> Operation:
             if upgrade:  # to the latest model first, in the same time out of service
-                op = UpgradeThenReimage(self.port, tid, self.port.begin_manual_upgrade(tid),
-                                        all_disks=self.s.reimage_all)
+                return upgrade_then_reimage(self.port, tid, all_disks=self.s.reimage_all)
+            return self.port.begin_reimage(tid, all_disks=self.s.reimage_all)
+        try:
+            if self.s.pre_reimage_command:  # out of the budget now; Azure is asked once it is done
+                op = ThenReimage(self._command(PRE, self.s.pre_reimage_command, tid), begin, PRE)
             else:
-                op = self.port.begin_reimage(tid, all_disks=self.s.reimage_all)
+                op = begin()
         except NotFound:
             self.run_state = record_gone(self.run_state, tid, now, self.plan)
             self._emit("removed", tid, "deleted by someone else before its reimage")

@@ -84,7 +84,8 @@ def preflight(settings: Settings, port: ComputePort, clock: Clock, emit: Emit, w
     pending = {t.id for t in run.tracks.values() if t.status is Status.PENDING}
     if s.stop_after is not None:
         plan = replace(plan, stop_after=resolve_stop_after(s.stop_after, len(pending)))
-    plan = replace(plan, max_failed=resolve_max_failed(s.max_failed, len(pending)))
+    plan = replace(plan, max_failed=resolve_max_failed(s.max_failed, len(pending)),
+                   post_ready_command=bool(s.post_ready_command))
     budget = run.budget
     report = {
         "n0": budget.n0, "maxUnavailable": budget.unavailable, "maxSurge": budget.surge,

@@ -203,6 +203,10 @@ def _stop_after(raw: str) -> Budget:
     return budget
 
 
+def _command(raw: str) -> str:
+    return raw.strip()
+
+
 def _gate_url(raw: str) -> str:
     url = raw.strip()
     parts = urlsplit(url)
@@ -312,6 +316,15 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("gate_url", "gate-url", "gateUrl", "", "an http:// or https:// URL", _gate_url,
                 PACE, "Start a reimage only while a GET of this URL answers 2xx (a service-level "
                 "health check); the run counts as blocked meanwhile.", "URL"),
+    SettingSpec("pre_reimage_command", "pre-reimage-command", "preReimageCommand", "",
+                "a shell command", _command, RUN, "Run this (a shell command, told the instance "
+                "in CYCLE_VMSS_HOOK_* variables) before each instance's reimage request, once it "
+                "is out of the budget: drain it. A failure fails the instance, not reimaged.",
+                "COMMAND"),
+    SettingSpec("post_ready_command", "post-ready-command", "postReadyCommand", "",
+                "a shell command", _command, RUN, "Run this once each instance is ready again "
+                "(after min-ready-seconds); the instance is done only when it exits 0.",
+                "COMMAND"),
     SettingSpec("max_failed", "max-failed", "maxFailed", "0",
                 "a whole number >= 0 or a percentage from 0% to 100% of the instances to reimage",
                 _budget, RUN, "Go on until more than this many instances have failed (N%: of "
@@ -350,6 +363,8 @@ class Settings:
     skip_reimaged_since: Since | None = None
     stop_after: Budget | None = None
     gate_url: str | None = None
+    pre_reimage_command: str | None = None
+    post_ready_command: str | None = None
     max_failed: Budget = Budget(0)
     dry_run: bool = False
     report_file: str | None = None

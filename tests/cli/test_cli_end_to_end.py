@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -226,6 +227,77 @@ def test_a_gate_that_answers_503_twice_holds_the_first_start_and_is_logged_twice
     first_post = min(r["time"] for r in arm_requests(sim) if r["method"] == "POST")
     assert first_post >= opened - 0.5  # the simulator's clock and this one: the same machine's
     assert "s3cret" not in done.stdout + done.stderr
+
+
+def test_commands_run_in_order_around_each_reimage_and_a_failing_one_fails_its_instance(
+        simulate, tmp_path):
+    sim = simulate({"instances": 3, "timings": {"reimage_seconds": 1, "boot_seconds": 0, "health_seconds": 0}})
+    log = tmp_path / "order.log"
+    stamp = f"{sys.executable} -c 'import os, time; print(os.environ[\"CYCLE_VMSS_HOOK_INSTANCE_ID\"], time.time())'"
+    pre = (f"echo draining $CYCLE_VMSS_HOOK_INSTANCE_NAME in $CYCLE_VMSS_HOOK_SCALE_SET; "
+           f"[ $CYCLE_VMSS_HOOK_INSTANCE_ID != 2 ] || {{ echo cannot drain 2; exit 3; }}; "
+           f"{stamp} | sed 's/^/pre /' >> {log}")
+    post = f"echo smoke test; {stamp} | sed 's/^/post /' >> {log}"
+    report_file = tmp_path / "run.json"
+
+    done = run_cli(sim, "--pre-reimage-command", pre, "--post-ready-command", post,
+                   "--max-failed", "1", "--max-unavailable", "2", "--poll-interval-seconds", "1",
+                   "--report-file", str(report_file))
+
+    assert done.returncode == 1, done.stderr  # one failed instance: the run still fails
+    assert "instance 0: pre-reimage-command: draining vmss-demo_0 in vmss-demo" in done.stdout
+    assert "instance 1: post-ready-command: smoke test" in done.stdout
+    rows = {r["id"]: r for r in json.loads(report_file.read_text())["instances"]}
+    assert rows["2"]["action"] == "failed"
+    assert rows["2"]["error"]["code"] == "PreReimageCommandFailed"
+    assert rows["2"]["error"]["message"].endswith("exited 3; last lines: draining vmss-demo_2 in "
+                                                  "vmss-demo | cannot drain 2")
+    assert sorted(reimage_posts(sim)) == ["0", "1"]  # 2 was never asked to reimage
+    times = {}
+    for line in log.read_text().splitlines():
+        which, iid, at = line.split()
+        times[(which, iid)] = float(at)
+    history = sim.history()
+    for iid in ("0", "1"):
+        (reimage,) = history["instances"][iid]["reimages"]
+        ready = max(end for _, end in history["instances"][iid]["not_ready"] if end is not None)
+        # pre-command, reimage request, ready, post-command: on this machine's one clock
+        assert times[("pre", iid)] <= reimage["start"] <= ready <= times[("post", iid)]
+
+
+def test_a_failing_post_ready_command_fails_its_instance_after_its_reimage(simulate, tmp_path):
+    sim = simulate({"instances": 2, "timings": {"reimage_seconds": 1, "boot_seconds": 0, "health_seconds": 0}})
+    report_file = tmp_path / "run.json"
+
+    done = run_cli(sim, "--post-ready-command", "echo smoke test failed >&2; exit 4",
+                   "--poll-interval-seconds", "1", "--report-file", str(report_file))
+
+    assert done.returncode == 1
+    report = json.loads(report_file.read_text())
+    assert report["failure"]["code"] == "PostReadyCommandFailed"
+    assert report["message"].endswith("post-ready-command exited 4; last lines: smoke test failed")
+    first = report["failure"]["instanceId"]
+    assert reimage_posts(sim) == [first]  # reimaged, then failed by its command: nothing more starts
+
+
+def test_a_cancel_during_a_pre_reimage_command_ends_it_and_the_run_within_3_seconds(simulate, tmp_path):
+    sim = simulate({"instances": 2})
+    pid_file = tmp_path / "pid"
+    proc = subprocess.Popen(cli_args(sim, "--pre-reimage-command", f"echo $$ > {pid_file}; exec sleep 30"),
+                            cwd=REPO, env=clean_env(sim), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        started = next((line for line in proc.stdout if "pre-reimage-command: started" in line), "")
+        assert started, "the command never started"
+        out, err, took = interrupt(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    assert proc.returncode == 130 and took < 3, (took, err)
+    assert reimage_posts(sim) == []  # the command had not ended: no reimage was asked
+    status = Path(f"/proc/{pid_file.read_text().strip()}/status")
+    assert not status.exists() or "State:\tZ" in status.read_text()  # ended with the run
 
 
 def test_ignore_initial_health_reimages_the_unready_instance_first(simulate):
