@@ -350,8 +350,9 @@ def _observe(run: RunState, seen: Mapping[str, Instance], operations: Mapping[st
                               if failed else None)
     observed = RunState(tracks, budget, frozenset(i for i in run.surge_ids if i in seen),
                         run.blocked_since, failure)
+    # (An instance whose post-ready-command runs is past its window: its command's end wakes.)
     windows = [tracks[tid].ready_since + plan.min_ready_seconds for tid in observed.in_flight()
-               if tracks[tid].ready_since is not None]
+               if tracks[tid].ready_since is not None and tracks[tid].post_started is None]
     return observed, changed, min(windows, default=None)
 
 

@@ -33,7 +33,7 @@ from .events import Event, Listener, NullListener
 from .gate import Cancelled as GateCancelled
 from .gate import Gate, HttpGate, ask_until_cancelled
 from .health import states
-from .hooks import POST, PRE, CommandOperation, hook_environment
+from .hooks import POST, PRE, Command, CommandOperation, CommandRunner, hook_environment
 from .preflight import PreflightStop, preflight
 from .report import InstanceRow, Report, exit_code
 from .settings import Settings
@@ -67,20 +67,25 @@ class _Stop(Exception):
 
 def run_rollout(settings: Settings, port: ComputePort, *, clock: Clock,
                 listener: Listener = NullListener(),
-                cancelled: threading.Event | None = None, gate: Gate | None = None) -> Report:
+                cancelled: threading.Event | None = None, gate: Gate | None = None,
+                commands: CommandRunner = CommandOperation) -> Report:
     """Run one rollout (or dry run) of `settings` through `port`; returns the run report.
-    `gate` answers for gate-url (default: a GET of it)."""
+    `gate` answers for gate-url (default: a GET of it); `commands` runs pre-reimage-command
+    and post-ready-command (default: the shell)."""
     if gate is None and settings.gate_url:
         gate = HttpGate(settings.gate_url)
-    return _Rollout(settings, port, clock, listener, cancelled or threading.Event(), gate).run()
+    return _Rollout(settings, port, clock, listener, cancelled or threading.Event(), gate,
+                    commands).run()
 
 
 class _Rollout:
     def __init__(self, settings: Settings, port: ComputePort, clock: Clock, listener: Listener,
-                 cancelled: threading.Event, gate: Gate | None = None) -> None:
+                 cancelled: threading.Event, gate: Gate | None = None,
+                 commands: CommandRunner = CommandOperation) -> None:
         self.s = settings
         self.port = port
         self.gate = gate
+        self.run_command = commands
         self.gate_said: str | None = ""  # its last answer ("": not asked yet), logged on change
         self.clock = clock
         self.listener = listener
@@ -526,22 +531,22 @@ class _Rollout:
             if not self._sleep_until(wake, heartbeat=True, early_from=listed_at + poll * EARLY_GAP):
                 raise self._cancel()
 
-    def _command(self, which: str, command: str, tid: str) -> CommandOperation:
+    def _command(self, which: str, command: str, tid: str) -> Command:
         inst = self.run_state.tracks[tid].last or self.first.get(tid)
         env = hook_environment(tid, inst.name if inst else tid, inst.zone if inst else None,
                                self.s.resource_group, self.s.scale_set_name)
         self._emit("output", tid, f"{which}: started")
-        return CommandOperation(which, command, env, self.plan.timeout_seconds)
+        return self.run_command(which, command, env, self.plan.timeout_seconds)
 
-    def _commands(self) -> list[CommandOperation]:
+    def _commands(self) -> list[Command]:
         """The commands of this run (running or done), by way of the operations that hold them."""
         firsts = [op.first if isinstance(op, ThenReimage) else op for op in self.ops.values()]
-        return [op for op in firsts if isinstance(op, CommandOperation)]
+        return [op for op in firsts if isinstance(op, Command)]
 
     def _log_command_output(self) -> None:
         for tid, op in self.ops.items():
             command = op.first if isinstance(op, ThenReimage) else op
-            if isinstance(command, CommandOperation):
+            if isinstance(command, Command):
                 for line in command.take_output():
                     self._emit("output", tid, f"{command.which}: {line}")
 

@@ -36,7 +36,24 @@ def hook_environment(instance_id: str, name: str, zone: str | None, resource_gro
             "CYCLE_VMSS_HOOK_SCALE_SET": scale_set}
 
 
-class CommandOperation(Operation):
+class Command(Operation):
+    """A command the engine follows: which one it is, the output lines not yet logged, and a
+    way to stop it. `CommandOperation` runs one; tests in virtual time may give their own."""
+
+    which: str
+
+    def take_output(self) -> list[str]:
+        return []
+
+    def stop(self) -> None:
+        pass
+
+
+# Starts a command: (which, the command, its environment, timeout in seconds) -> Command.
+CommandRunner = Callable[[str, str, dict[str, str], float], Command]
+
+
+class CommandOperation(Command):
     """One run of `command` through the shell, started at once, in its own process group (so
     that a cancel or a timeout ends whatever it started). Its output lines wait in `output`
     until the engine takes them (`take_output`), to log them from its own thread."""
