@@ -177,9 +177,14 @@ class _PatientPolling(ARMPolling):
         self._quiet: tuple[float, float] | None = None  # (Retry-After, monotonic end) while waiting
 
     def request_status(self, status_link: str) -> PipelineResponse:
+        asked_again = False
         while True:
             response = super().request_status(status_link)
-            if response.http_response.status_code != 429:
+            status = response.http_response.status_code
+            if status == 401 and not asked_again and _arm_code(response) == "ExpiredAuthenticationToken":
+                asked_again = True  # as `_once_more_if_token_expired` does for other calls
+                continue
+            if status != 429:
                 return response
             delay = retry_after(response.http_response.headers)
             self._quiet = (delay, time.monotonic() + delay)
@@ -216,6 +221,26 @@ def _error_parts(err: SdkAzureError) -> tuple[str | None, str]:
     message = getattr(err, "message", None) or str(err)
     # Only the first line: the SDK appends the code, message and response body on later lines.
     return None, _one_line(message.splitlines()[0] if message else "")
+
+
+def _arm_code(response: PipelineResponse) -> str | None:
+    """ARM's error code in a response's body, if it has one."""
+    try:
+        return response.http_response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _once_more_if_token_expired(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`fn`, asked once more when ARM answered 401 ExpiredAuthenticationToken. ARM did nothing
+    with the request, and azure-identity hands out its cached token until the second it
+    expires, so one on its way at that second arrives expired; by now it gives a fresh one."""
+    try:
+        return fn(*args, **kwargs)
+    except ClientAuthenticationError as err:
+        if _error_parts(err)[0] != "ExpiredAuthenticationToken":
+            raise
+    return fn(*args, **kwargs)
 
 
 # How azure-identity says a source of credentials is simply not there (no CLI, no variables, no
@@ -526,7 +551,7 @@ class AzureComputePort(ComputePort):
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
-            return fn(*args, **kwargs)
+            return _once_more_if_token_expired(fn, *args, **kwargs)
         except SdkAzureError as err:
             raise map_error(err, self.arm_endpoint) from None
 
@@ -583,9 +608,14 @@ class AzureComputePort(ComputePort):
             partial = None
         items = list(partial.items) if partial else []
         first_read = partial.read_at if partial else time.monotonic()
-        try:
+        kept = len(items)
+
+        def read_pages() -> None:
+            del items[kept:]  # asked once more: from where the first try began
             for page in pager().by_page(continuation_token=partial.resume_at if partial else None):
                 items.extend(map(convert, page))
+        try:
+            _once_more_if_token_expired(read_pages)
         except SdkAzureError as err:
             mapped = map_error(err, self.arm_endpoint)
             if isinstance(mapped, Throttled) and err.continuation_token:

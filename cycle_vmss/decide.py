@@ -60,6 +60,9 @@ class Status(str, Enum):
 
 ACTIVE = (Status.PENDING, Status.IN_FLIGHT)
 OUT_OF_SCOPE = "out of scope"  # skip reason: not named by instance-ids
+# The codes of a failed pre-reimage-command or post-ready-command (their messages say it all).
+PRE_FAILED, POST_FAILED = "PreReimageCommandFailed", "PostReadyCommandFailed"
+HOOK_FAILED = frozenset({PRE_FAILED, POST_FAILED})
 LOCKED = "locked"  # skip reason: a resource lock refused the reimage (409 ScopeLocked)
 STANDBY = "in standby pool"
 REIMAGED_SINCE = "reimaged-since"  # skip reason: its OS disk is newer than skip-reimaged-since
@@ -83,6 +86,7 @@ class Track:
     refused_since: float | None = None  # first 409/429 on the reimage request
     preempted: tuple[str, str] | None = None  # (code, line) of the preemption it was asked again after
     model_upgraded: bool = False  # brought to the latest model before its reimage
+    post_started: float | None = None  # its post-ready-command began (it is ready)
     error_code: str | None = None
     error_message: str | None = None
     last: Instance | None = None  # last observation of it
@@ -106,6 +110,8 @@ class Plan:
     ignore_availability: bool = False
     reimaged_since: float | None = None  # skip-reimaged-since, resolved (Azure's clock)
     stop_after: int | None = None  # stop-after, resolved to a count of reimages
+    max_failed: int = 0  # max-failed, resolved: failed instances the run goes on after
+    post_ready_command: bool = False  # an instance is done only once its command exited 0
 
 
 @dataclass(frozen=True)
@@ -158,6 +164,7 @@ class Decision:
     changed: tuple[str, ...] = ()  # tracks whose status changed in this decision
     ready: int = 0  # ready instances counted against R_min
     next_check: float | None = None  # a min-ready window ends then: observe no later
+    post: tuple[str, ...] = ()  # ready for min-ready-seconds: run their post-ready-command now
 
 
 @functools.lru_cache(maxsize=1 << 16)  # the same ids are ordered on every pass
@@ -246,35 +253,77 @@ def _fail(track: Track, now: float, code: str, message: str) -> Track:
     return replace(track, status=Status.FAILED, ended=now, error_code=code, error_message=message)
 
 
+def _beyond_max_failed(failed: Track, tracks: Mapping[str, Track], max_failed: int) -> Failure | None:
+    """The run's failure once `failed` has failed, or None while max-failed tolerates it."""
+    total = sum(1 for t in tracks.values() if t.status is Status.FAILED)
+    if total <= max_failed:
+        return None
+    message = failed.error_message or ""
+    if max_failed:
+        message += f"; {total} instances failed, more than max-failed {max_failed}"
+    return Failure(failed.id, failed.error_code or "Failed", message,
+                   states(failed.last) if failed.last else None)
+
+
+def _tolerated_failure(run: RunState, plan: Plan) -> Failure:
+    """The end of a run whose failures max-failed tolerated: it names each."""
+    failed = [run.tracks[tid] for tid in run.by_status[Status.FAILED]]
+    done = run.count(Status.DONE)
+    named = ", ".join(f"{t.id} ({t.error_code or 'Failed'})" for t in failed[:10])
+    more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
+    return Failure(failed[0].id, "InstancesFailed",
+                   f"{len(failed)} instance{'s' if len(failed) != 1 else ''} failed (max-failed "
+                   f"{plan.max_failed} let the run go on): {named}{more}; {done} reimaged",
+                   states(failed[0].last) if failed[0].last else None)
+
+
 def decide(observation: Observation, operations: Mapping[str, OperationStatus], run: RunState,
-           plan: Plan, now: float) -> Decision:
+           plan: Plan, now: float, gate: str | None = None) -> Decision:
     """One pass of the rules. `operations` holds the status of each in-flight reimage, read
-    before `observation` was listed (so a ready instance in it is a *later* observation)."""
+    before `observation` was listed (so a ready instance in it is a *later* observation).
+    `gate`: why gate-url refused in this pass (None: it answered 2xx, or there is none)."""
     seen = observation.by_id()
     run, changed, next_check = _observe(run, seen, operations, plan, observation.time, now)
-    count = _count(observation.instances, frozenset(run.in_flight()), plan.health_source)
+    post = _post_due(run, plan, observation.time)
+    # Failed instances stay out of service in the count, whatever the list shows of them.
+    out = frozenset(run.in_flight()) | frozenset(run.by_status.get(Status.FAILED, ()))
+    count = _count(observation.instances, out, plan.health_source)
     pending = run.by_status.get(Status.PENDING, ())
     stopped = plan.stop_after is not None and run.started >= plan.stop_after
     if run.failure is not None or not pending or stopped:
         outcome, waiting = _finishing(run, plan.stop_after if pending else None)
+        if outcome is not None and outcome is not Outcome.FAILED and run.count(Status.FAILED):
+            # Failures max-failed tolerated: the rest is done, and the run still fails.
+            outcome, run = Outcome.FAILED, replace(run, failure=_tolerated_failure(run, plan))
         return Decision(replace(run, blocked_since=None), (), waiting, outcome, changed,
-                        count.ready, next_check)
+                        count.ready, next_check, post)
     start, waiting, ready = _choose_starts([seen[i] for i in pending], run, count, plan)
+    gated = gate is not None and bool(start)
+    if gated:  # nothing new starts; the run counts as blocked, in flight or not
+        start, ready = (), count.ready
+        waiting = f"gate-url {gate}: no new reimage starts"
     run = _forget_unasked_refusals(run, start)
-    if start or run.in_flight():
+    if (start or run.in_flight()) and not gated:
         return Decision(replace(run, blocked_since=None), start, waiting, None, changed, ready,
-                        next_check)
+                        next_check, post)
     # Nothing of ours is out, yet the next one may not go: other unready instances hold the
     # budget. Only then does the blocked clock run.
     blocked_since = run.blocked_since if run.blocked_since is not None else now
     if now - blocked_since >= plan.timeout_seconds:
-        failure = _blocked_failure([seen[i] for i in pending], run.budget, count, plan)
+        failure = (Failure(None, "GateRefused", f"gate-url refused every start for "
+                                                f"{_minutes(plan.timeout_seconds)}: it {gate}")
+                   if gated else _blocked_failure([seen[i] for i in pending], run.budget, count, plan))
+        # What is in flight (only while gated) is watched to its end first.
         return Decision(replace(run, blocked_since=blocked_since, failure=failure), (), "",
-                        Outcome.FAILED, changed, ready, next_check)
-    waiting = (f"blocked for {_minutes(now - blocked_since)} (fails after "
-               f"{_minutes(plan.timeout_seconds)}): {waiting}")
+                        None if run.in_flight() else Outcome.FAILED, changed, ready, next_check, post)
+    if gated:  # one line while the answer stays the same (the gate's own line said it)
+        waiting = (f"blocked by gate-url (fails after {_minutes(plan.timeout_seconds)} of "
+                   f"refusal): it {gate}")
+    else:
+        waiting = (f"blocked for {_minutes(now - blocked_since)} (fails after "
+                   f"{_minutes(plan.timeout_seconds)}): {waiting}")
     return Decision(replace(run, blocked_since=blocked_since), (), waiting, None, changed, ready,
-                    next_check)
+                    next_check, post)
 
 
 # --- the steps of a decision ---------------------------------------------------------------------
@@ -297,13 +346,13 @@ def _observe(run: RunState, seen: Mapping[str, Instance], operations: Mapping[st
     budget = (run.budget.with_n0(run.budget.n0 - removed, ignore_availability=plan.ignore_availability)
               if removed else run.budget)
     failed = [tracks[tid] for tid in changed if tracks[tid].status is Status.FAILED]
-    failure = run.failure or (Failure(failed[0].id, failed[0].error_code or "Failed",
-                                      failed[0].error_message or "", states(failed[0].last))
+    failure = run.failure or (_beyond_max_failed(failed[0], tracks, plan.max_failed)
                               if failed else None)
     observed = RunState(tracks, budget, frozenset(i for i in run.surge_ids if i in seen),
                         run.blocked_since, failure)
+    # (An instance whose post-ready-command runs is past its window: its command's end wakes.)
     windows = [tracks[tid].ready_since + plan.min_ready_seconds for tid in observed.in_flight()
-               if tracks[tid].ready_since is not None]
+               if tracks[tid].ready_since is not None and tracks[tid].post_started is None]
     return observed, changed, min(windows, default=None)
 
 
@@ -457,14 +506,22 @@ def _advance_in_flight(t: Track, inst: Instance, status: OperationStatus | None,
             return _preempted(t, status, inst, now)
         if status.state is not OperationState.SUCCEEDED:
             code = status.error_code or status.state.value
+            if code in HOOK_FAILED:  # the pre-reimage-command: no reimage was asked
+                return _fail(t, now, code, f"instance {t.id}: {status.error_message}")
             return _fail(t, now, code, f"instance {t.id}: reimage {status.state.value.lower()} "
                                        f"({code}: {status.error_message or 'no message'}); "
                                        f"last states {describe(inst)}")
-    if t.op_state is OperationState.SUCCEEDED:
+    if t.post_started is not None:  # its post-ready-command runs: its end says done or failed
+        if status is not None and status.finished:
+            if status.state is OperationState.SUCCEEDED:
+                return replace(t, status=Status.DONE, done=seen_at)
+            return _fail(t, now, status.error_code or POST_FAILED,
+                         f"instance {t.id}: {status.error_message}")
+    elif t.op_state is OperationState.SUCCEEDED:
         if ready_after_reimage(inst, plan.health_source):  # a stale `healthy` does not count
             since = t.ready_since if t.ready_since is not None else seen_at
             t = replace(t, ready_since=since)
-            if seen_at - since >= plan.min_ready_seconds:
+            if seen_at - since >= plan.min_ready_seconds and not plan.post_ready_command:
                 return replace(t, status=Status.DONE, done=seen_at)
         elif t.ready_since is not None:
             t = replace(t, ready_since=None)  # it must stay ready for the whole window
@@ -477,6 +534,19 @@ def _advance_in_flight(t: Track, inst: Instance, status: OperationStatus | None,
                      f"instance {t.id}: not done within {_minutes(plan.timeout_seconds)} of its "
                      f"start (operation {op}); last states {describe(inst)}{stale}")
     return t
+
+
+def _post_due(run: RunState, plan: Plan, seen_at: float) -> tuple[str, ...]:
+    """In-flight instances ready for min-ready-seconds whose post-ready-command is still to run."""
+    if not plan.post_ready_command:
+        return ()
+    return tuple(tid for tid in run.in_flight()
+                 if (t := run.tracks[tid]).post_started is None and t.ready_since is not None
+                 and seen_at - t.ready_since >= plan.min_ready_seconds)
+
+
+def record_post_started(run: RunState, tid: str, now: float) -> RunState:
+    return replace(run, tracks={**run.tracks, tid: replace(run.tracks[tid], post_started=now)})
 
 
 def _preempted(t: Track, status: OperationStatus, inst: Instance, now: float) -> Track:
@@ -538,7 +608,7 @@ def record_started(run: RunState, tid: str, now: float, *, model_upgraded: bool 
 
 
 def record_refused(run: RunState, tid: str, now: float, code: str | None, message: str, *,
-                   timeout_seconds: float | None = None) -> RunState:
+                   timeout_seconds: float | None = None, max_failed: int = 0) -> RunState:
     """Azure did not accept the request (409 busy, 429): still pending, tried again later; once
     it is refused again `timeout_seconds` after the first refusal, the run fails naming it."""
     old = run.tracks[tid]
@@ -548,25 +618,25 @@ def record_refused(run: RunState, tid: str, now: float, code: str | None, messag
         why = (f"instance {tid}: Azure refused the reimage request for "
                f"{_minutes(timeout_seconds)} ({t.error_code}: {message})"
                + (f"; last states {describe(old.last)}" if old.last else ""))
-        t = _fail(t, now, t.error_code or "Conflict", why)
-        failure = run.failure or Failure(tid, t.error_code or "Conflict", why,
-                                         states(old.last) if old.last else None)
-        return replace(run, tracks={**run.tracks, tid: t}, failure=failure)
+        t = replace(_fail(t, now, t.error_code or "Conflict", why), last=old.last)
+        tracks = {**run.tracks, tid: t}
+        return replace(run, tracks=tracks,
+                       failure=run.failure or _beyond_max_failed(t, tracks, max_failed))
     return replace(run, tracks={**run.tracks, tid: t})
 
 
 def record_start_failed(run: RunState, tid: str, now: float, code: str | None, message: str,
-                        *, outcome_unknown: bool) -> RunState:
+                        *, outcome_unknown: bool, max_failed: int = 0) -> RunState:
     """The request failed. When its outcome is unknown the instance may be reimaging: it is
-    never asked again, and the run fails."""
+    never asked again, and the run fails (max-failed or not: it may be out of service)."""
     old = run.tracks[tid]
     why = (f"instance {tid}: reimage request failed and its outcome is unknown, so it is not "
            f"sent again ({code or 'error'}: {message})" if outcome_unknown else
            f"instance {tid}: Azure refused the reimage ({code or 'error'}: {message})")
     t = _fail(old, now, code or "RequestFailed", why)
-    failure = run.failure or Failure(tid, t.error_code or "RequestFailed", why,
-                                     states(old.last) if old.last else None)
-    return replace(run, tracks={**run.tracks, tid: t}, failure=failure)
+    tracks = {**run.tracks, tid: t}
+    return replace(run, tracks=tracks, failure=run.failure or _beyond_max_failed(
+        t, tracks, 0 if outcome_unknown else max_failed))
 
 
 def record_locked(run: RunState, tid: str, code: str | None, message: str) -> RunState:

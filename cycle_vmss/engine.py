@@ -27,14 +27,18 @@ from .compute import (
 )
 from .decide import (
     LOCKED, OUT_OF_SCOPE, REIMAGED_SINCE, Decision, Failure, Outcome, Plan, RunState, Status, decide,
-    id_key, needs_list, record_gone, record_locked, record_refused, record_start_failed, record_started, short,
+    id_key, needs_list, record_gone, record_locked, record_post_started, record_refused,
+    record_start_failed, record_started, short,
 )
 from .events import Event, Listener, NullListener
+from .gate import Cancelled as GateCancelled
+from .gate import Gate, HttpGate, ask_until_cancelled
 from .health import states
-from .model_upgrade import UpgradeThenReimage
+from .hooks import POST, PRE, Command, CommandOperation, CommandRunner, hook_environment
 from .preflight import PreflightStop, preflight
 from .report import InstanceRow, Report, exit_code
 from .settings import Settings
+from .then_reimage import ThenReimage, upgrade_then_reimage
 
 HEARTBEAT_SECONDS = 60.0
 EARLY_GAP = 0.5  # of the poll interval: the least time between a list and one a finish brings forward
@@ -65,16 +69,26 @@ class _Stop(Exception):
 
 def run_rollout(settings: Settings, port: ComputePort, *, clock: Clock,
                 listener: Listener = NullListener(),
-                cancelled: threading.Event | None = None) -> Report:
-    """Run one rollout (or dry run) of `settings` through `port`; returns the run report."""
-    return _Rollout(settings, port, clock, listener, cancelled or threading.Event()).run()
+                cancelled: threading.Event | None = None, gate: Gate | None = None,
+                commands: CommandRunner = CommandOperation) -> Report:
+    """Run one rollout (or dry run) of `settings` through `port`; returns the run report.
+    `gate` answers for gate-url (default: a GET of it); `commands` runs pre-reimage-command
+    and post-ready-command (default: the shell)."""
+    if gate is None and settings.gate_url:
+        gate = HttpGate(settings.gate_url)
+    return _Rollout(settings, port, clock, listener, cancelled or threading.Event(), gate,
+                    commands).run()
 
 
 class _Rollout:
     def __init__(self, settings: Settings, port: ComputePort, clock: Clock, listener: Listener,
-                 cancelled: threading.Event) -> None:
+                 cancelled: threading.Event, gate: Gate | None = None,
+                 commands: CommandRunner = CommandOperation) -> None:
         self.s = settings
         self.port = port
+        self.gate = gate
+        self.run_command = commands
+        self.gate_said: str | None = ""  # its last answer ("": not asked yet), logged on change
         self.clock = clock
         self.listener = listener
         self.cancelled = cancelled
@@ -113,6 +127,10 @@ class _Rollout:
         except AzureError as err:  # a call outside the rules' own handling
             result = "failed" if self.wrote else "refused"
             message = f"scale set {self.s.scale_set_name} in resource group {self.s.resource_group}: {err}"
+        finally:
+            for command in self._commands():  # the run is over: so is what it started here
+                command.stop()
+            self._log_command_output()
         if self.repairs_suspended:
             self._resume_repairs()
         if result in ("failed", "cancelled") and self.capacity["after"] != self.capacity["before"]:
@@ -145,6 +163,7 @@ class _Rollout:
                 f"{self._skip_summary()}; nothing was changed")
         self._warn_old_models()
         self._warn_repairs()
+        self._warn_max_failed()
         if self.s.dry_run:
             return "dry-run", self._dry_run_message()
         self._suspend_repairs()
@@ -224,6 +243,16 @@ class _Rollout:
         """Instances to reimage that Azure says are not on the scale set's latest model."""
         return [tid for tid in self._pending()
                 if self.run_state.tracks[tid].last.latest_model_applied is False]
+
+    def _warn_max_failed(self) -> None:
+        """Failed instances stay out of service: as many as the budget allows out block it."""
+        budget, tolerated = self.run_state.budget, self.plan.max_failed
+        if tolerated and tolerated >= budget.unavailable + budget.surge:
+            self.warnings.append(
+                f"max-failed {self.s.max_failed} lets {tolerated} instance"
+                f"{'s' if tolerated != 1 else ''} fail, but failed instances stay out of service "
+                f"and max-unavailable {budget.unavailable} plus max-surge {budget.surge} allow "
+                f"only {budget.unavailable + budget.surge} out: failures can block the run")
 
     def _warn_old_models(self) -> None:
         old = self._old_models()
@@ -552,7 +581,16 @@ class _Rollout:
             obs = Observation(listed_at, instances)
             self._observe_states(instances)
             d = decide(obs, statuses, self.run_state, self.plan, self.clock.now())
+            if d.start and self.gate is not None:  # each new start needs the gate's 2xx now
+                said = self._ask_gate()
+                if said is not None:
+                    d = decide(obs, statuses, self.run_state, self.plan, self.clock.now(), said)
             self._apply(d)
+            for tid in d.post:  # ready for min-ready-seconds: its command says when it is done
+                self.ops[tid] = self._command(POST, self.s.post_ready_command, tid)
+                self.ops[tid].add_done_callback(self._operation_finished)
+                self.run_state = record_post_started(self.run_state, tid, self.clock.now())
+            self._log_command_output()
             if d.outcome is not None:
                 return d.outcome
             held = False  # a start waits for the write pacing or a throttle's Retry-After
@@ -576,6 +614,37 @@ class _Rollout:
             # lists stay at most two per poll interval.
             if not self._sleep_until(wake, heartbeat=True, early_from=listed_at + poll * EARLY_GAP):
                 raise self._cancel()
+
+    def _command(self, which: str, command: str, tid: str) -> Command:
+        inst = self.run_state.tracks[tid].last or self.first.get(tid)
+        env = hook_environment(tid, inst.name if inst else tid, inst.zone if inst else None,
+                               self.s.resource_group, self.s.scale_set_name)
+        self._emit("output", tid, f"{which}: started")
+        return self.run_command(which, command, env, self.plan.timeout_seconds)
+
+    def _commands(self) -> list[Command]:
+        """The commands of this run (running or done), by way of the operations that hold them."""
+        firsts = [op.first if isinstance(op, ThenReimage) else op for op in self.ops.values()]
+        return [op for op in firsts if isinstance(op, Command)]
+
+    def _log_command_output(self) -> None:
+        for tid, op in self.ops.items():
+            command = op.first if isinstance(op, ThenReimage) else op
+            if isinstance(command, Command):
+                for line in command.take_output():
+                    self._emit("output", tid, f"{command.which}: {line}")
+
+    def _ask_gate(self) -> str | None:
+        """gate-url's answer (None: 2xx), logged when it changes."""
+        try:
+            said = ask_until_cancelled(self.gate, self.cancelled)
+        except GateCancelled:
+            raise self._cancel() from None
+        if said != self.gate_said:
+            self.gate_said = said
+            self._emit("gate", message=f"gate-url {said}: no new reimage starts" if said
+                       else "gate-url answered 2xx: reimages may start")
+        return said
 
     def _with_instance_views(self, instances: tuple[Instance, ...]) -> tuple[Instance, ...]:
         """Where the list left vmHealth out, the in-flight instances' own instance views (one
@@ -613,12 +682,15 @@ class _Rollout:
         now = self.clock.now()
         last = self.run_state.tracks[tid].last
         upgrade = self.s.apply_latest_model and last is not None and last.latest_model_applied is False
-        try:
+        def begin() -> Operation:
             if upgrade:  # to the latest model first, in the same time out of service
-                op = UpgradeThenReimage(self.port, tid, self.port.begin_manual_upgrade(tid),
-                                        all_disks=self.s.reimage_all)
+                return upgrade_then_reimage(self.port, tid, all_disks=self.s.reimage_all)
+            return self.port.begin_reimage(tid, all_disks=self.s.reimage_all)
+        try:
+            if self.s.pre_reimage_command:  # out of the budget now; Azure is asked once it is done
+                op = ThenReimage(self._command(PRE, self.s.pre_reimage_command, tid), begin, PRE)
             else:
-                op = self.port.begin_reimage(tid, all_disks=self.s.reimage_all)
+                op = begin()
         except NotFound:
             self.run_state = record_gone(self.run_state, tid, now, self.plan)
             self._emit("removed", tid, "deleted by someone else before its reimage")
@@ -641,7 +713,8 @@ class _Rollout:
             # Not accepted: nothing started. No write goes out before its Retry-After has
             # passed, or the first deadline (this instance's refusal timeout among them).
             self.run_state = record_refused(self.run_state, tid, now, err.code, str(err),
-                                            timeout_seconds=self.plan.timeout_seconds)
+                                            timeout_seconds=self.plan.timeout_seconds,
+                                            max_failed=self.plan.max_failed)
             if self.run_state.tracks[tid].status is Status.FAILED:
                 self._emit_failed(tid)
                 return False
@@ -655,7 +728,8 @@ class _Rollout:
             if isinstance(err, Conflict) or err.status == 409:
                 # Not accepted (busy or throttled): nothing started; a later pass asks again.
                 self.run_state = record_refused(self.run_state, tid, now, err.code, str(err),
-                                                timeout_seconds=self.plan.timeout_seconds)
+                                                timeout_seconds=self.plan.timeout_seconds,
+                                                max_failed=self.plan.max_failed)
                 if self.run_state.tracks[tid].status is Status.FAILED:
                     self._emit_failed(tid)
                     return False
@@ -666,7 +740,8 @@ class _Rollout:
                 return False
             unknown = err.status is None or err.status >= 500
             self.run_state = record_start_failed(self.run_state, tid, now, err.code, str(err),
-                                                 outcome_unknown=unknown)
+                                                 outcome_unknown=unknown,
+                                                 max_failed=self.plan.max_failed)
             self._emit_failed(tid)
             return False
         self.wrote = True

@@ -17,6 +17,9 @@ Event kinds (`Event.kind`):
   removed    instance_id (deleted by someone else)
   capacity   data = {"from", "to"}
   waiting    message = why nothing can start now (budget, in-flight cap, blocked by whom)
+  gate       message = gate-url's answer, when it changes
+  output     instance_id, message = "pre-reimage-command: <a line of its output>" (or post-ready-command;
+             "...: started" first)
   heartbeat  data = {"done", "in_flight", "pending", "ready", "r_min"} (at least once a minute)
   finished   data = the JSON run report (`Report.as_dict()`)
 

@@ -89,6 +89,8 @@ def preflight(settings: Settings, port: ComputePort, clock: Clock, emit: Emit, w
     pending = {t.id for t in run.tracks.values() if t.status is Status.PENDING}
     if s.stop_after is not None:
         plan = replace(plan, stop_after=resolve_stop_after(s.stop_after, len(pending)))
+    plan = replace(plan, max_failed=resolve_max_failed(s.max_failed, len(pending)),
+                   post_ready_command=bool(s.post_ready_command))
     budget = run.budget
     report = {
         "n0": budget.n0, "maxUnavailable": budget.unavailable, "maxSurge": budget.surge,
@@ -299,6 +301,11 @@ def _check_model(s: Settings, ss: ScaleSet, scope: frozenset[str] | None,
                                        f"{short(sorted(unknown, key=id_key))} are on the latest "
                                        f"model{why}; set apply-latest-model: false; nothing was "
                                        f"changed")
+
+
+def resolve_max_failed(max_failed: Budget, to_reimage: int) -> int:
+    """max-failed as a count: N% of the instances to reimage rounds down (a tolerance)."""
+    return max_failed.value * to_reimage // 100 if max_failed.percent else max_failed.value
 
 
 def resolve_stop_after(stop_after: Budget, to_reimage: int) -> int:

@@ -61,6 +61,8 @@ def describe(event: Event) -> str | None:
         return f"capacity {d.get('from')} -> {d.get('to')}"
     if kind == "waiting":
         return f"waiting: {event.message}"
+    if kind == "output":  # a line of pre-reimage-command or post-ready-command
+        return f"instance {iid}: {event.message}"
     if kind == "heartbeat":
         return heartbeat_line(d)
     if kind == "finished":

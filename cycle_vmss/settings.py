@@ -16,6 +16,9 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Callable, Mapping
+from urllib.parse import urlsplit
+
+from .gate import shown
 
 
 class HealthSource(str, Enum):
@@ -200,6 +203,18 @@ def _stop_after(raw: str) -> Budget:
     return budget
 
 
+def _command(raw: str) -> str:
+    return raw.strip()
+
+
+def _gate_url(raw: str) -> str:
+    url = raw.strip()
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or " " in url:
+        raise Refused()
+    return url
+
+
 def _https_url(raw: str) -> str:
     return _matching(_HTTPS)(raw).rstrip("/")
 
@@ -298,6 +313,23 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "a whole number >= 1 or a percentage from 1% to 100% of the instances to reimage",
                 _stop_after, RUN, "End the run, paused, once this many reimages are done "
                 "(a canary).", "N|N%"),
+    SettingSpec("gate_url", "gate-url", "gateUrl", "", "an http:// or https:// URL", _gate_url,
+                PACE, "Start a reimage only while a GET of this URL answers 2xx (a service-level "
+                "health check); the run counts as blocked meanwhile.", "URL"),
+    SettingSpec("pre_reimage_command", "pre-reimage-command", "preReimageCommand", "",
+                "a shell command", _command, RUN, "Run this (a shell command, told the instance "
+                "in CYCLE_VMSS_HOOK_* variables) before each instance's reimage request, once it "
+                "is out of the budget: drain it. A failure fails the instance, not reimaged.",
+                "COMMAND"),
+    SettingSpec("post_ready_command", "post-ready-command", "postReadyCommand", "",
+                "a shell command", _command, RUN, "Run this once each instance is ready again "
+                "(after min-ready-seconds); the instance is done only when it exits 0.",
+                "COMMAND"),
+    SettingSpec("max_failed", "max-failed", "maxFailed", "0",
+                "a whole number >= 0 or a percentage from 0% to 100% of the instances to reimage",
+                _budget, RUN, "Go on until more than this many instances have failed (N%: of "
+                "the instances to reimage, rounded down); the run still ends failed, naming them.",
+                "N|N%"),
     SettingSpec("suspend_automatic_repairs", "suspend-automatic-repairs", "suspendAutomaticRepairs",
                 "true", BOOLEAN, _boolean, RUN, "Suspend the scale set's automatic instance "
                 "repairs for the run and resume them at its end, so a repair never replaces an "
@@ -334,6 +366,10 @@ class Settings:
     apply_latest_model: bool = False
     skip_reimaged_since: Since | None = None
     stop_after: Budget | None = None
+    gate_url: str | None = None
+    pre_reimage_command: str | None = None
+    post_ready_command: str | None = None
+    max_failed: Budget = Budget(0)
     suspend_automatic_repairs: bool = True
     dry_run: bool = False
     report_file: str | None = None
@@ -360,6 +396,8 @@ class Settings:
                 value = value.value
             elif isinstance(value, tuple):
                 value = list(value)
+            elif f.name == "gate_url" and value:
+                value = shown(value)  # a token in its query stays out of the report
             spec = SPECS[f.name]
             out[spec.pipeline or camel(spec.cli)] = value
         return out

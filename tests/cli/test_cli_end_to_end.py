@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -168,6 +169,135 @@ def test_failed_reimage_names_the_instance_and_code(simulate, tmp_path, mode):
     assert "not-started" in actions.values()  # nothing new starts after a failure
     assert "FAILED" in done.stdout and "OSProvisioningTimedOut" in done.stdout
     assert_no_forbidden_calls(sim)
+
+
+def test_max_failed_two_reimages_the_other_eight_and_exits_1_naming_both(simulate, tmp_path):
+    sim = simulate({"instances": [{"id": str(i), **({"on_reimage": "fail"} if i in (3, 7) else {})}
+                                  for i in range(10)],
+                    "timings": {"reimage_seconds": 1, "boot_seconds": 0, "health_seconds": 0}})
+    report_file = tmp_path / "run.json"
+
+    done = run_cli(sim, "--max-failed", "2", "--max-unavailable", "3",
+                   "--poll-interval-seconds", "1", "--report-file", str(report_file))
+
+    assert done.returncode == 1, done.stderr
+    error = done.stderr.strip().splitlines()
+    assert len(error) == 1 and "2 instances failed (max-failed 2 let the run go on): 3 (" in error[0]
+    assert "7 (" in error[0] and error[0].endswith("; 8 reimaged")
+    report = json.loads(report_file.read_text())
+    actions = {i["id"]: i["action"] for i in report["instances"]}
+    assert sorted(i for i, a in actions.items() if a == "failed") == ["3", "7"]
+    assert list(actions.values()).count("reimaged") == 8
+    assert sorted(reimage_posts(sim)) == sorted(map(str, range(10)))  # each asked once
+
+
+def test_a_gate_that_answers_503_twice_holds_the_first_start_and_is_logged_twice(simulate):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answered: list[tuple[float, int]] = []
+
+    class Gate(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            status = 503 if len(answered) < 2 else 200
+            answered.append((time.time(), status))
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    gate = ThreadingHTTPServer(("127.0.0.1", 0), Gate)
+    threading.Thread(target=gate.serve_forever, daemon=True).start()
+    sim = simulate({"instances": 2, "timings": {"reimage_seconds": 1, "boot_seconds": 0, "health_seconds": 0}})
+    try:
+        done = run_cli(sim, "--gate-url", f"http://127.0.0.1:{gate.server_port}/ready?key=s3cret",
+                       "--poll-interval-seconds", "1")
+    finally:
+        gate.shutdown()
+
+    assert done.returncode == 0, done.stderr
+    gate_lines = [line for line in done.stdout.splitlines() if " gate: " in line]
+    assert len(gate_lines) == 2, done.stdout  # when the answer changes, not every poll
+    assert "answered HTTP 503 Service Unavailable: no new reimage starts" in gate_lines[0]
+    assert "answered 2xx: reimages may start" in gate_lines[1]
+    assert len([line for line in done.stdout.splitlines() if "blocked by gate-url" in line]) == 1
+    opened = answered[2][0]
+    first_post = min(r["time"] for r in arm_requests(sim) if r["method"] == "POST")
+    assert first_post >= opened - 0.5  # the simulator's clock and this one: the same machine's
+    assert "s3cret" not in done.stdout + done.stderr
+
+
+def test_commands_run_in_order_around_each_reimage_and_a_failing_one_fails_its_instance(
+        simulate, tmp_path):
+    sim = simulate({"instances": 3, "timings": {"reimage_seconds": 1, "boot_seconds": 0, "health_seconds": 0}})
+    log = tmp_path / "order.log"
+    stamp = f"{sys.executable} -c 'import os, time; print(os.environ[\"CYCLE_VMSS_HOOK_INSTANCE_ID\"], time.time())'"
+    pre = (f"echo draining $CYCLE_VMSS_HOOK_INSTANCE_NAME in $CYCLE_VMSS_HOOK_SCALE_SET; "
+           f"[ $CYCLE_VMSS_HOOK_INSTANCE_ID != 2 ] || {{ echo cannot drain 2; exit 3; }}; "
+           f"{stamp} | sed 's/^/pre /' >> {log}")
+    post = f"echo smoke test; {stamp} | sed 's/^/post /' >> {log}"
+    report_file = tmp_path / "run.json"
+
+    done = run_cli(sim, "--pre-reimage-command", pre, "--post-ready-command", post,
+                   "--max-failed", "1", "--max-unavailable", "2", "--poll-interval-seconds", "1",
+                   "--report-file", str(report_file))
+
+    assert done.returncode == 1, done.stderr  # one failed instance: the run still fails
+    assert "instance 0: pre-reimage-command: draining vmss-demo_0 in vmss-demo" in done.stdout
+    assert "instance 1: post-ready-command: smoke test" in done.stdout
+    rows = {r["id"]: r for r in json.loads(report_file.read_text())["instances"]}
+    assert rows["2"]["action"] == "failed"
+    assert rows["2"]["error"]["code"] == "PreReimageCommandFailed"
+    assert rows["2"]["error"]["message"].endswith("exited 3; last lines: draining vmss-demo_2 in "
+                                                  "vmss-demo | cannot drain 2")
+    assert sorted(reimage_posts(sim)) == ["0", "1"]  # 2 was never asked to reimage
+    times = {}
+    for line in log.read_text().splitlines():
+        which, iid, at = line.split()
+        times[(which, iid)] = float(at)
+    history = sim.history()
+    for iid in ("0", "1"):
+        (reimage,) = history["instances"][iid]["reimages"]
+        ready = max(end for _, end in history["instances"][iid]["not_ready"] if end is not None)
+        # pre-command, reimage request, ready, post-command: on this machine's one clock
+        assert times[("pre", iid)] <= reimage["start"] <= ready <= times[("post", iid)]
+
+
+def test_a_failing_post_ready_command_fails_its_instance_after_its_reimage(simulate, tmp_path):
+    sim = simulate({"instances": 2, "timings": {"reimage_seconds": 1, "boot_seconds": 0, "health_seconds": 0}})
+    report_file = tmp_path / "run.json"
+
+    done = run_cli(sim, "--post-ready-command", "echo smoke test failed >&2; exit 4",
+                   "--poll-interval-seconds", "1", "--report-file", str(report_file))
+
+    assert done.returncode == 1
+    report = json.loads(report_file.read_text())
+    assert report["failure"]["code"] == "PostReadyCommandFailed"
+    assert report["message"].endswith("post-ready-command exited 4; last lines: smoke test failed")
+    first = report["failure"]["instanceId"]
+    assert reimage_posts(sim) == [first]  # reimaged, then failed by its command: nothing more starts
+
+
+def test_a_cancel_during_a_pre_reimage_command_ends_it_and_the_run_within_3_seconds(simulate, tmp_path):
+    sim = simulate({"instances": 2})
+    pid_file = tmp_path / "pid"
+    proc = subprocess.Popen(cli_args(sim, "--pre-reimage-command", f"echo $$ > {pid_file}; exec sleep 30"),
+                            cwd=REPO, env=clean_env(sim), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        started = next((line for line in proc.stdout if "pre-reimage-command: started" in line), "")
+        assert started, "the command never started"
+        out, err, took = interrupt(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    assert proc.returncode == 130 and took < 3, (took, err)
+    assert reimage_posts(sim) == []  # the command had not ended: no reimage was asked
+    status = Path(f"/proc/{pid_file.read_text().strip()}/status")
+    assert not status.exists() or "State:\tZ" in status.read_text()  # ended with the run
 
 
 def test_ignore_initial_health_reimages_the_unready_instance_first(simulate):

@@ -66,7 +66,7 @@ class Rollout:
 
 
 def rollout(scenario: dict, port_class=SimulatorComputePort, listener=None, cancelled=None,
-            mode: str | None = None, **raw: str) -> Rollout:
+            mode: str | None = None, commands=None, **raw: str) -> Rollout:
     """Run the engine once: `scenario` for the simulator (on a set of orchestration `mode` when
     given), `raw` settings as a user types them."""
     if mode is not None:
@@ -87,7 +87,8 @@ def rollout(scenario: dict, port_class=SimulatorComputePort, listener=None, canc
             if listener is not None:
                 listener(e)
 
-    report = run_rollout(settings, port, clock=clock, listener=Both(), cancelled=cancelled)
+    runner = {} if commands is None else {"commands": commands(clock)}  # clock -> CommandRunner
+    report = run_rollout(settings, port, clock=clock, listener=Both(), cancelled=cancelled, **runner)
     return Rollout(report.as_dict(), backend, recorder, clock, start, port, mode)
 
 

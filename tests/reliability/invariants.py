@@ -21,6 +21,11 @@ NAME = "vmss-demo"
 class Case:
     scenario: dict
     raw: dict  # settings as strings, keyed by field name
+    # gate-url's refusals: (from, to) seconds after the run began, in which it answers 503
+    gate_closed: tuple[tuple[int, int], ...] | None = None
+    # pre-reimage-command / post-ready-command in virtual time: which run, how long each takes,
+    # and the instances whose commands fail ({"pre": bool, "post": bool, "seconds", "fail"})
+    commands: dict | None = None
 
     def setting(self, name: str, default: str) -> str:
         return self.raw.get(name, default)
@@ -299,7 +304,10 @@ def check(case: Case, backend, report: dict) -> Record:
 
     # 6. A zone's last ready instance was reimaged only when no other zone could give one: a
     #    zone is never taken wholly out of service by the run while another choice exists.
-    for k in range(len(takeouts)):
+    #    Not judged with a pre-reimage-command: it drains an instance (out of service for the
+    #    engine) before Azure shows any change, and this record holds only Azure's view.
+    drained_first = bool(case.commands and case.commands.get("pre"))
+    for k in range(0 if drained_first else len(takeouts)):
         choice = rec.needless_zone_outage(k, scope - untouchable)
         assert choice is None, (
             f"invariant 6: instance {takeouts[k]['instance']} took zone "
@@ -364,6 +372,11 @@ def benign(case: Case) -> bool:
     timeout: such a run must succeed."""
     s = case.scenario
     if s.get("faults", {}).get("server_error_rate"):
+        return False
+    timeout = int(case.setting("timeout_minutes", "30")) * 60
+    if case.gate_closed and sum(b - a for a, b in case.gate_closed) * 3 > timeout:
+        return False  # refused long enough to fail the run, or to leave it no time
+    if case.commands and (case.commands["fail"] or 2 * case.commands["seconds"] * 3 > timeout):
         return False
     if any("health" in e for e in s.get("events", [])):
         return False

@@ -18,7 +18,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from cycle_vmss.clock import VirtualClock
+from cycle_vmss.compute import OperationState, OperationStatus
 from cycle_vmss.engine import run_rollout
+from cycle_vmss.hooks import FAILED_CODES, PRE, Command
 from cycle_vmss.settings import build_settings
 from cycle_vmss.simulator.backend import Backend
 from cycle_vmss.simulator.inprocess import SimulatorComputePort
@@ -118,12 +120,62 @@ def cases(draw) -> Case:
            "health_source": draw(st.sampled_from(["auto", "extension"])) if extension else "none",
            "ignore_initial_health": draw(st.sampled_from(["false", "true"])),
            "ignore_availability": draw(st.sampled_from(["false", "false", "false", "true"])),
-           "reimage_all": draw(st.sampled_from(["false", "true"]))}
+           "reimage_all": draw(st.sampled_from(["false", "true"])),
+           "max_failed": draw(st.sampled_from(["0", "0", "1", "3", "10%"]))}
     if raw["max_unavailable"] == "0" and raw["max_surge"] == "0":
         raw["max_surge"] = "1"  # both written 0 is bad input (the bad-input table covers it)
+    gate = None
+    if draw(st.integers(0, 3)) == 0:  # gate-url refuses for a while, once or twice
+        gate = tuple(sorted((at, at + draw(st.integers(5, 400)))
+                            for at in draw(st.lists(st.integers(0, 900), min_size=1, max_size=2))))
+    commands = None
+    if draw(st.integers(0, 3)) == 0:  # pre-reimage-command and/or post-ready-command
+        commands = {"pre": draw(st.booleans()), "post": draw(st.booleans()),
+                    "seconds": draw(st.sampled_from([0, 5, 60, 300])),
+                    "fail": frozenset(draw(st.lists(st.sampled_from(ids), max_size=2)))}
+        commands["pre"] = commands["pre"] or not commands["post"]
+        for which in ("pre", "post"):
+            if commands[which]:
+                raw[f"{which}_{'reimage' if which == 'pre' else 'ready'}_command"] = f"{which} (virtual)"
     if draw(st.integers(0, 3)) == 0:
         raw["instance_ids"] = " ".join(draw(st.lists(st.sampled_from(ids), min_size=1, max_size=n, unique=True)))
-    return Case(scenario, raw)
+    return Case(scenario, raw, gate, commands)
+
+
+class ScheduledGate:
+    """gate-url in virtual time: 503 inside the case's intervals, else 200; each answer kept."""
+
+    def __init__(self, clock: VirtualClock, closed: tuple[tuple[int, int], ...]) -> None:
+        self.clock, self.t0, self.closed = clock, clock.now(), closed
+        self.answers: list[tuple[float, bool]] = []  # (time, open)
+
+    def ask(self) -> str | None:
+        now = self.clock.now()
+        is_open = not any(a <= now - self.t0 < b for a, b in self.closed)
+        self.answers.append((now, is_open))
+        return None if is_open else "answered HTTP 503 Service Unavailable"
+
+
+class VirtualCommand(Command):
+    """pre-reimage-command or post-ready-command in virtual time: it takes the case's seconds,
+    then exits 0, or 1 for the case's failing instances."""
+
+    def __init__(self, clock: VirtualClock, which: str, instance_id: str, case: Case) -> None:
+        self.clock, self.which, self.instance_id = clock, which, instance_id
+        self.started = clock.now()
+        self.ends = self.started + case.commands["seconds"]
+        self.fails = instance_id in case.commands["fail"]
+
+    def status(self) -> OperationStatus:
+        if self.clock.now() < self.ends:
+            return OperationStatus(OperationState.IN_PROGRESS)
+        if self.fails:
+            return OperationStatus(OperationState.FAILED, FAILED_CODES[self.which],
+                                   f"{self.which} exited 1; last lines: (none)")
+        return OperationStatus(OperationState.SUCCEEDED)
+
+    def add_done_callback(self, callback) -> None:
+        pass  # its end is learnt from status()
 
 
 def run_case(case: Case):
@@ -131,8 +183,39 @@ def run_case(case: Case):
     backend = Backend(case.scenario, clock)
     settings = build_settings(case.raw)
     port = SimulatorComputePort(backend, RG, NAME)
-    report = run_rollout(settings, port, clock=clock).as_dict()
+    gate = ScheduledGate(clock, case.gate_closed) if case.gate_closed else None
+    ran: list[VirtualCommand] = []
+
+    def command(which, _command, env, _timeout):
+        ran.append(VirtualCommand(clock, which, env["CYCLE_VMSS_HOOK_INSTANCE_ID"], case))
+        return ran[-1]
+    report = run_rollout(settings, port, clock=clock, gate=gate, commands=command).as_dict()
+    if ran:
+        _check_commands(ran, backend)
+        STATS["command failures"] += sum(c.fails and c.clock.now() >= c.ends for c in ran)
+    if gate is not None:
+        STATS["gate refusals"] += sum(not is_open for _, is_open in gate.answers)
+        _check_gate(gate, backend, [c.started for c in ran if c.which == PRE])
     return backend, report
+
+
+def _check_commands(ran: list[VirtualCommand], backend) -> None:
+    """8. An instance whose pre-reimage-command failed was never asked to reimage."""
+    history = backend.history()["instances"]
+    for command in ran:
+        if command.which == PRE and command.fails and command.clock.now() >= command.ends:
+            assert not history[command.instance_id]["reimages"], (
+                f"invariant 8: instance {command.instance_id} reimaged after its {PRE} failed")
+
+
+def _check_gate(gate: ScheduledGate, backend, pre_starts: list[float]) -> None:
+    """7. No instance was started (its reimage asked, or its pre-reimage-command begun: its
+    reimage then follows the command, gate or not) unless the gate's last answer was a 2xx."""
+    starts = pre_starts or [r["time"] for r in backend.requests() if r["method"] == "POST"
+                            and r["path"].endswith(("/reimage", "/reimageall"))]
+    for start in starts:
+        asked = [is_open for t, is_open in gate.answers if t <= start]
+        assert asked and asked[-1], f"invariant 7: a start at {start:.0f} while the gate refused"
 
 
 def _tally(case: Case, backend, report: dict) -> None:
@@ -165,6 +248,7 @@ def _tally(case: Case, backend, report: dict) -> None:
     STATS["reimages preempted"] += sum(r["status"] == "Canceled" for i in history["instances"].values()
                                        for r in i["reimages"])
     STATS["repairs"] += len(history["repairs"]["done"])
+    STATS["failures tolerated"] += (report.get("failure") or {}).get("code") == "InstancesFailed"
 
 
 FAST = {"reimage_seconds": 1, "boot_seconds": 0, "health_seconds": 0, "create_seconds": 1, "delete_seconds": 1}
@@ -274,7 +358,7 @@ BASE = {"resource_group": RG, "scale_set_name": NAME}
 @given(cases())
 def keeps_the_six_invariants(case: Case):
     note(f"scenario={case.scenario!r}")
-    note(f"raw={case.raw!r}")
+    note(f"raw={case.raw!r}, gate_closed={case.gate_closed!r}, commands={case.commands!r}")
     backend, report = run_case(case)
     note(f"result={report['result']}: {report['message']}")
     _tally(case, backend, report)
@@ -295,7 +379,7 @@ def test_every_randomized_run_keeps_the_six_invariants(capsys):
                                  "server errors (5xx)", "409 on a first reimage",
                                  "stale health", "events health", "events delete", "events add", "events preempt",
                                  "reimages preempted", "repairs", "instances overprovisioned",
-                                 "ids reused",
+                                 "ids reused", "failures tolerated", "gate refusals", "command failures",
                                  *(f"instances {trait}" for trait in TALLIED_TRAITS))
                if not STATS[kind]]
     assert not missing, f"no randomized run drew: {', '.join(missing)}"
