@@ -304,6 +304,14 @@ class _Rollout:
                                    f"set {self.s.setting('suspend_automatic_repairs', 'false')} to "
                                    f"run with them on; nothing was changed") from None
         except AzureError as err:
+            if err.status is None or err.status >= 500:
+                # No answer, or a server error past the SDK's retries: they may be suspended
+                # now, by this request. The run's end resumes them, as the run found them.
+                self.repairs_suspended = True
+                said = (f"{where}: cannot suspend its automatic repairs ({err}); the request's "
+                        f"outcome is unknown, so they are resumed as the run found them; no "
+                        f"instance was touched")
+                raise _Stop("failed", said, Failure(None, err.code or "RequestFailed", said)) from None
             raise _Stop("refused", f"{where}: cannot suspend its automatic repairs ({err}); "
                                    f"nothing was changed") from None
         self.repairs_suspended = True  # accepted: from now on the run's end resumes them

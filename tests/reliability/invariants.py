@@ -1,4 +1,4 @@
-"""The six invariants (issue 6, and the zone rule of issue 17), checked from the simulator's own record (`history()` and its
+"""The invariants (issue 6, and the zone rule of issue 17), checked from the simulator's own record (`history()` and its
 request log), never from the engine's report (the report is only read where invariant 5 asks
 what it *says*). The budget is computed here again from the scenario and the raw settings, so a
 mistake in the engine's own budget arithmetic cannot hide itself.
