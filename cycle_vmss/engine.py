@@ -440,6 +440,10 @@ class _Rollout:
             now_capacity, _ = self._await_capacity(f"setting the capacity back to {before}")
         except AzureError as err:
             raise self._restore_failed(str(err))
+        except _Stop as stop:  # an operation of the restore not seen to its end
+            if stop.result == "failed":
+                self._reread_capacity()
+            raise
         self._emit("capacity", data={"from": self.capacity["during"], "to": now_capacity})
         self.capacity["after"] = now_capacity
 
@@ -460,7 +464,16 @@ class _Rollout:
             if not self._sleep_until(min(now + pause, deadline), heartbeat=True):
                 raise _Stop("cancelled", f"cancelled while {what}")
 
+    def _reread_capacity(self) -> None:
+        """After a restore that failed: a delete whose status could not be read may have ended,
+        so the report says what the set has, when Azure answers."""
+        try:
+            self.capacity["after"] = self.port.get_scale_set().capacity
+        except AzureError:
+            pass  # the last capacity known stands
+
     def _restore_failed(self, what: str) -> _Stop:
+        self._reread_capacity()
         msg = (f"every instance was reimaged, but restoring the capacity failed: {what}; "
                f"capacity is {self.capacity['after']}, it was {self.capacity['before']}")
         return _Stop("failed", msg, Failure(None, "RestoreFailed", msg))
