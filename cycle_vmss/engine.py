@@ -169,8 +169,10 @@ class _Rollout:
         self._suspend_repairs()
         surged = self._surge()
         self._phase("rolling")
-        # Without a surge nothing changed since preflight's list: the first pass decides on it.
-        outcome = self._rolling(None if surged else instances)
+        # Without a surge or a suspend of repairs (each waits for its operation), nothing
+        # changed since preflight's list: the first pass decides on it.
+        fresh = not surged and not self.repairs_suspended
+        outcome = self._rolling(instances if fresh else None)
         if outcome is Outcome.FAILED:
             f = self.run_state.failure
             raise _Stop("failed", f.message if f else "the rollout failed", f)

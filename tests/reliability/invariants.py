@@ -213,8 +213,10 @@ def _reimaged(request: dict) -> str | None:
 
 # --- the invariants ----------------------------------------------------------------------------
 
-def check(case: Case, backend, report: dict) -> Record:
-    """Raise AssertionError naming the first broken invariant; returns the record read."""
+def check(case: Case, backend, report: dict, decided: dict[str, float] | None = None) -> Record:
+    """Raise AssertionError naming the first broken invariant; returns the record read.
+    `decided`: when the engine took an instance out, where that comes before its reimage
+    request (its pre-reimage-command's start)."""
     rec = Record(backend, case)
     h = rec.h
     specs = rec.specs
@@ -258,7 +260,9 @@ def check(case: Case, backend, report: dict) -> Record:
         need = r_min(T)
         if takeout["others_ready"] >= need:
             continue
-        seen = [t for t in lists if t <= T]
+        # The engine decided on the list before it took the instance out: with a pre-command,
+        # before that command began, not before the reimage request that followed it.
+        seen = [t for t in lists if t <= (decided or {}).get(iid, T)]
         L = seen[-1] if seen else T
         if not rec.ready(iid, L):
             continue  # the engine saw it unready: started first, at no cost to the budget
