@@ -735,11 +735,7 @@ class _Rollout:
         except Throttled as err:
             # Not accepted: nothing started. No write goes out before its Retry-After has
             # passed, or the first deadline (this instance's refusal timeout among them).
-            self.run_state = record_refused(self.run_state, tid, now, err.code, str(err),
-                                            timeout_seconds=self.plan.timeout_seconds,
-                                            max_failed=self.plan.max_failed)
-            if self.run_state.tracks[tid].status is Status.FAILED:
-                self._emit_failed(tid)
+            if self._refused(tid, now, err):
                 return False
             self.writes_not_before = min(now + err.retry_after,
                                          _next_deadline(self.run_state, self.plan))
@@ -750,11 +746,7 @@ class _Rollout:
         except AzureError as err:
             if isinstance(err, Conflict) or err.status == 409:
                 # Not accepted (busy or throttled): nothing started; a later pass asks again.
-                self.run_state = record_refused(self.run_state, tid, now, err.code, str(err),
-                                                timeout_seconds=self.plan.timeout_seconds,
-                                                max_failed=self.plan.max_failed)
-                if self.run_state.tracks[tid].status is Status.FAILED:
-                    self._emit_failed(tid)
+                if self._refused(tid, now, err):
                     return False
                 self._wait_event(f"instance {tid}: Azure refused the reimage for now ({err}); "
                                  f"trying again on the next pass")
@@ -773,6 +765,17 @@ class _Rollout:
         self.run_state = record_started(self.run_state, tid, now, model_upgraded=upgrade)
         self._emit("started", tid, "upgrading to the latest model, then reimaging" if upgrade else "")
         self._pace_writes()
+        return True
+
+    def _refused(self, tid: str, now: float, err: AzureError) -> bool:
+        """Record a reimage request Azure did not accept; True when that failed the instance
+        (refused for timeout-minutes), which is then said."""
+        self.run_state = record_refused(self.run_state, tid, now, err.code, str(err),
+                                        timeout_seconds=self.plan.timeout_seconds,
+                                        max_failed=self.plan.max_failed)
+        if self.run_state.tracks[tid].status is not Status.FAILED:
+            return False
+        self._emit_failed(tid)
         return True
 
     def _pace_writes(self) -> None:
