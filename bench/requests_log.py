@@ -106,11 +106,13 @@ def economy(log: list[dict], n_instances: int, page_size: int, op_times: dict[st
     """`op_times`: operation id -> (accepted at, final at) from the backend's own record.
     `rolling_from`: the instant the first reimage was accepted; reads before it are preflight.
 
-    In process, the engine asks each in-flight operation once per pass: an operation may be
-    polled at most once per `poll` seconds and never after a poll saw it finished. Over HTTPS
-    the SDK's poller does the asking in its own thread, on the same interval: a GET at once,
-    one per interval until it sees the end, then one GET of the Location (monitor) URL; more
-    than that for any operation counts as over cadence."""
+    In process, the engine asks an in-flight operation at most once per pass (a reimage only
+    when the list cannot tell how it stands): an operation may be polled at most once per
+    `poll` seconds and never after a poll saw it finished. Over HTTPS a reimage is read the
+    same way, and an operation the SDK's poller follows is read in its thread, on the same
+    interval (a GET at once, one per interval until it sees the end); either way azure-core
+    ends with one GET of the Location (monitor) URL; more than that for any operation counts
+    as over cadence."""
     pages = max(1, math.ceil(n_instances / page_size))
     list_pages = ops = after_final = over = per_instance = 0
     seen_final: dict[str, int] = {}

@@ -206,6 +206,50 @@ class _PatientPolling(ARMPolling):
             raise SdkAzureError("stopped following the operation: the run is over")
 
 
+class _Paused(Exception):
+    """Raised where azure-core's polling loop would sleep: `_AskedPolling.ask` stops there."""
+
+
+class _AskedPolling(ARMPolling):
+    """ARMPolling that reads the status only when asked, in the asker's thread. The LROPoller's
+    own thread ends at once (`run` does nothing); each `ask()` is one turn of azure-core's loop
+    (`ARMPolling.run`): one status GET, and once the operation has ended, azure-core's own end
+    (the final GET, or its HttpResponseError for a failed or canceled operation). A 429 is
+    raised as `Throttled` instead of slept through; an expired token is asked once more."""
+
+    def __init__(self, interval: float, endpoint: str) -> None:
+        super().__init__(interval, path_format_arguments={"endpoint": endpoint})
+
+    def run(self) -> None:
+        """Nothing: the engine asks (`ask`) when the list cannot tell how the operation stands."""
+
+    def ask(self) -> None:
+        try:
+            super().run()
+        except _Paused:
+            pass
+
+    def _delay(self) -> None:
+        raise _Paused
+
+    def request_status(self, status_link: str) -> PipelineResponse:
+        response = super().request_status(status_link)
+        if (response.http_response.status_code == 401
+                and _arm_code(response) == "ExpiredAuthenticationToken"):
+            response = super().request_status(status_link)
+        if response.http_response.status_code == 429:
+            delay = retry_after(response.http_response.headers)
+            raise throttled_poll(delay, delay)
+        return response
+
+
+def _ended(err: HttpResponseError, lro_status: str) -> OperationStatus:
+    """The status of an operation azure-core's poller ended with `err`."""
+    code, message = _error_parts(err)
+    state = OperationState.PREEMPTED if preempted(lro_status, code) else OperationState.FAILED
+    return OperationStatus(state, code or f"HTTP{err.status_code}", message)
+
+
 def _one_line(text: str | None) -> str:
     return " ".join((text or "").split())
 
@@ -501,16 +545,49 @@ class PolledOperation(Operation):
         try:
             self.poller.result(timeout=0)  # polling has ended: returns or re-raises at once
         except HttpResponseError as err:
-            code, message = _error_parts(err)
-            state = (OperationState.PREEMPTED if preempted(self.poller.status(), code)
-                     else OperationState.FAILED)
-            self._final = OperationStatus(state, code or f"HTTP{err.status_code}", message)
+            self._final = _ended(err, self.poller.status())
         except SdkAzureError as err:
             # The poll itself broke (network, token): the outcome is unknown, so it is not success.
             self._final = OperationStatus(OperationState.FAILED, type(err).__name__,
                                           f"could not follow {self.what}: {_error_parts(err)[1]}")
         else:
             self._final = OperationStatus(OperationState.SUCCEEDED)
+        return self._final
+
+
+class AskedOperation(Operation):
+    """An accepted reimage that no poller follows: the engine's list does, and `status()` reads
+    the operation (one GET, in the caller's thread) only when asked. It never calls back."""
+
+    def __init__(self, what: str, polling: _AskedPolling, port: "AzureComputePort") -> None:
+        self.what = what
+        self._polling = polling
+        self._port = port
+        self._final: OperationStatus | None = None
+        self._quiet: tuple[float, float] = (0.0, 0.0)  # the last Retry-After, and its end
+
+    def add_done_callback(self, callback: Callable[[], None]) -> None:
+        """Never called back: nothing reads the operation between the engine's asks."""
+
+    def status(self) -> OperationStatus:
+        if self._final is not None:
+            return self._final
+        now = time.monotonic()
+        if now < self._quiet[1]:  # not asked again before its Retry-After has passed
+            raise throttled_poll(self._quiet[0], self._quiet[1] - now)
+        try:
+            self._polling.ask()
+        except Throttled as err:
+            self._quiet = (err.retry_after, now + err.retry_after)
+            raise
+        except HttpResponseError as err:
+            self._final = _ended(err, self._polling.status())
+            return self._final
+        except SdkAzureError as err:  # not read (network, token): asked again next pass
+            raise map_error(err, self._port.arm_endpoint) from None
+        if not self._polling.finished():
+            return OperationStatus(OperationState.IN_PROGRESS)
+        self._final = OperationStatus(OperationState.SUCCEEDED)
         return self._final
 
 
@@ -548,6 +625,12 @@ class AzureComputePort(ComputePort):
         """Start a long-running operation, followed by its own poller that rides out throttling."""
         polling = _PatientPolling(self._closed, self.polling_interval, self.arm_endpoint)
         return PolledOperation(self._call(begin, *args, polling=polling, **kwargs), what, polling)
+
+    def _begin_asked(self, what: str, begin: Callable[..., LROPoller], *args: Any) -> AskedOperation:
+        """Start a reimage whose status is read only when the engine asks (`AskedOperation`)."""
+        polling = _AskedPolling(self.polling_interval, self.arm_endpoint)
+        self._call(begin, *args, polling=polling)
+        return AskedOperation(what, polling, self)
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
@@ -643,11 +726,11 @@ class AzureComputePort(ComputePort):
         if self._flexible() is not None:
             if all_disks:  # preflight refuses reimage-all on Flexible before any write
                 raise ValueError("a Flexible scale set's VMs have no reimageall operation")
-            return self._begin(what, self.client.virtual_machines.begin_reimage,
-                               self.resource_group, instance_id)
+            return self._begin_asked(what, self.client.virtual_machines.begin_reimage,
+                                     self.resource_group, instance_id)
         vms = self.client.virtual_machine_scale_set_vms
         begin = vms.begin_reimage_all if all_disks else vms.begin_reimage
-        return self._begin(what, begin, self.resource_group, self.scale_set_name, instance_id)
+        return self._begin_asked(what, begin, self.resource_group, self.scale_set_name, instance_id)
 
     def begin_manual_upgrade(self, instance_id: str) -> Operation:
         what = f"the upgrade of instance {instance_id} to the latest model"

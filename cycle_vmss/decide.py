@@ -1,9 +1,10 @@
 """The rolling rules as one pure function: what one observation of the set means for the run.
 
 `decide(observation, operations, run, plan, now) -> Decision` never sleeps and never calls Azure:
-the engine observes (status of in-flight reimages first, then one list of the set), calls it, and
-acts on the answer (starts the named reimages, or finishes). Everything is frozen data, so the
-rules are tested with hand-built observations and replayed in virtual time.
+the engine observes (the statuses `to_ask` names first, then one list of the set, which shows how
+a reimage stands: `listed_status`), calls it, and acts on the answer (starts the named reimages,
+or finishes). Everything is frozen data, so the rules are tested with hand-built observations
+and replayed in virtual time.
 
 The rules (for users: the rolling rules in docs/how-it-works.md):
 - Ready means `health.is_ready`'s score; an instance of this run counts as out of service from the
@@ -41,7 +42,7 @@ import functools
 import heapq
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Mapping
+from typing import Collection, Mapping
 
 from .budget import ResolvedBudget
 from .compute import Instance, Observation, OperationState, OperationStatus
@@ -87,6 +88,11 @@ class Track:
     preempted: tuple[str, str] | None = None  # (code, line) of the preemption it was asked again after
     model_upgraded: bool = False  # brought to the latest model before its reimage
     post_started: float | None = None  # its post-ready-command began (it is ready)
+    # The list watches its reimage (a reimage alone, with no upgrade or command before it):
+    # its end shows as a settled instance on an OS disk newer than `disk_before`, the disk's
+    # time when the reimage was asked.
+    watched: bool = False
+    disk_before: float | None = None
     error_code: str | None = None
     error_message: str | None = None
     last: Instance | None = None  # last observation of it
@@ -279,8 +285,9 @@ def _tolerated_failure(run: RunState, plan: Plan) -> Failure:
 
 def decide(observation: Observation, operations: Mapping[str, OperationStatus], run: RunState,
            plan: Plan, now: float, gate: str | None = None) -> Decision:
-    """One pass of the rules. `operations` holds the status of each in-flight reimage, read
-    before `observation` was listed (so a ready instance in it is a *later* observation).
+    """One pass of the rules. `operations` holds the statuses read this pass, before
+    `observation` was listed (so a ready instance in it is a *later* observation); where none
+    was read, or it still ran, the list's own word on a reimage counts (`listed_status`).
     `gate`: why gate-url refused in this pass (None: it answered 2xx, or there is none)."""
     seen = observation.by_id()
     run, changed, next_check = _observe(run, seen, operations, plan, observation.time, now)
@@ -336,7 +343,8 @@ def _observe(run: RunState, seen: Mapping[str, Instance], operations: Mapping[st
     changed, and when the earliest min-ready window ends."""
     updates: dict[str, Track] = {}
     for tid, track in run.tracks.items():
-        t = _advance(track, seen.get(tid), operations.get(tid), plan, seen_at, now)
+        inst = seen.get(tid)
+        t = _advance(track, inst, _known_status(track, inst, operations.get(tid)), plan, seen_at, now)
         if t is not track:
             updates[tid] = t
     tracks = {**run.tracks, **updates} if updates else run.tracks
@@ -564,13 +572,72 @@ def _preempted(t: Track, status: OperationStatus, inst: Instance, now: float) ->
                    ready_since=None, preempted=(code, why), error_code=code, error_message=why)
 
 
+# --- what the list says of a reimage, and what only its operation can say ----------------------
+
+
+def listed_status(track: Track, inst: Instance | None) -> OperationStatus | None:
+    """What one list says of a watched reimage's operation: in progress while the instance is
+    updating; succeeded once it has settled (provisioning succeeded) on a new OS disk, one
+    provisioned after the disk it had when the reimage was asked (a reimage provisions a new
+    OS disk from the image; an operation that preempted it, a restart, does not). None when
+    only the operation's own status can say: failed (its error), anything else, not listed."""
+    if not track.watched or inst is None:
+        return None
+    if inst.busy:
+        return OperationStatus(OperationState.IN_PROGRESS)
+    if (inst.provisioning == "succeeded" and inst.os_disk_time is not None
+            and track.disk_before is not None and inst.os_disk_time > track.disk_before):
+        return OperationStatus(OperationState.SUCCEEDED)
+    return None
+
+
+def _known_status(track: Track, inst: Instance | None,
+                  read: OperationStatus | None) -> OperationStatus | None:
+    """The operation's status as read this pass or as the list shows it, whichever has
+    finished (the read one, with its error, when both have)."""
+    if (track.status is not Status.IN_FLIGHT or track.op_state is not OperationState.IN_PROGRESS
+            or (read is not None and read.finished)):
+        return read  # (once the reimage has ended, a status is its post-ready-command's)
+    listed = listed_status(track, inst)
+    return listed if listed is not None and (read is None or listed.finished) else read
+
+
+def to_ask(run: RunState, plan: Plan, now: float, listed_at: float | None, poll: float,
+           list_reads: int) -> tuple[str, ...]:
+    """The in-flight instances whose operation's status this pass reads (before it lists).
+
+    Any operation but a watched reimage (an upgrade then a reimage, a command) is read every
+    pass: the list cannot see where it stands. Watched reimages are all read too while that
+    costs fewer reads than a list (`list_reads`, what the last one took): then a pass that
+    could only answer "wait" stops at them (`needs_list`). Otherwise the list follows them,
+    and one is read only when the last list could not tell how it stands (it failed, it shows
+    settled on its old disk: preempted) or when its timeout falls before the next pass (its
+    error then comes from Azure)."""
+    in_flight = run.in_flight()
+    following = [tid for tid in in_flight if run.tracks[tid].watched  # the reimage runs on
+                 and run.tracks[tid].op_state is OperationState.IN_PROGRESS]
+    cheaper = len(following) < list_reads
+    ask = []
+    for tid in in_flight:
+        t = run.tracks[tid]
+        if not t.watched or t.post_started is not None:
+            ask.append(tid)
+        elif tid in following and (
+                cheaper
+                or (listed_at is not None and t.started < listed_at
+                    and listed_status(t, t.last) is None)
+                or now + poll - t.started >= plan.timeout_seconds):
+            ask.append(tid)
+    return tuple(ask)
+
+
 # --- whether a pass needs the list ---------------------------------------------------------------
 
 LIST_AT_LEAST_EVERY = 300.0  # seconds: a long wait still refreshes states and the ready count
 
 
 def needs_list(run: RunState, operations: Mapping[str, OperationStatus], plan: Plan, now: float,
-               listed_at: float | None) -> bool:
+               listed_at: float | None, asked: Collection[str] | None = None) -> bool:
     """Whether this pass must list the set, or may stop at the in-flight operations' statuses
     (one read each instead of every page of the set).
 
@@ -578,7 +645,8 @@ def needs_list(run: RunState, operations: Mapping[str, OperationStatus], plan: P
     and an instance waiting, in a run that has not failed), when one of ours has finished or
     waits to be seen ready, when a start has not been observed yet, or when a timeout is due.
     Otherwise the answer would be "wait", so the list is skipped, except once every
-    `LIST_AT_LEAST_EVERY` seconds. `listed_at` is when the last list was taken (None: never)."""
+    `LIST_AT_LEAST_EVERY` seconds. `listed_at` is when the last list was taken (None: never);
+    `asked`: the operations read this pass (None: all), as `to_ask` chose them."""
     if listed_at is None or now - listed_at >= LIST_AT_LEAST_EVERY:
         return True
     in_flight = run.by_status.get(Status.IN_FLIGHT, ())
@@ -587,7 +655,8 @@ def needs_list(run: RunState, operations: Mapping[str, OperationStatus], plan: P
     for tid in in_flight:
         t = run.tracks[tid]
         status = operations.get(tid)
-        if (t.op_state is not OperationState.IN_PROGRESS  # succeeded: to be seen ready
+        if ((asked is not None and tid not in asked)  # the list follows it
+                or t.op_state is not OperationState.IN_PROGRESS  # succeeded: to be seen ready
                 or (status is not None and status.finished)
                 or t.started is None or t.started >= listed_at  # its start not seen yet
                 or now - t.started >= plan.timeout_seconds):
@@ -601,9 +670,13 @@ def needs_list(run: RunState, operations: Mapping[str, OperationStatus], plan: P
 # --- what the engine records after acting: also pure -------------------------------------------
 
 
-def record_started(run: RunState, tid: str, now: float, *, model_upgraded: bool = False) -> RunState:
-    t = replace(run.tracks[tid], status=Status.IN_FLIGHT, started=now, op_state=OperationState.IN_PROGRESS,
-                refused_since=None, model_upgraded=model_upgraded)
+def record_started(run: RunState, tid: str, now: float, *, model_upgraded: bool = False,
+                   watched: bool = False) -> RunState:
+    """Azure accepted the reimage (`watched`: a reimage alone, which the list can follow)."""
+    old = run.tracks[tid]
+    t = replace(old, status=Status.IN_FLIGHT, started=now, op_state=OperationState.IN_PROGRESS,
+                refused_since=None, model_upgraded=model_upgraded, watched=watched,
+                disk_before=old.last.os_disk_time if watched and old.last else None)
     return replace(run, tracks={**run.tracks, tid: t}, blocked_since=None)
 
 

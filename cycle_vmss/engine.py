@@ -2,13 +2,14 @@
 with the set's running automatic repairs suspended from before the first write to the end.
 
 `preflight.py` reads the set and settles the plan; this module runs the loop from it. Each
-rolling pass observes (the status of every in-flight reimage, then one paged list of the set),
-asks the pure `decide` what the rules allow, acts on the answer and sleeps until the next poll.
-A pass whose list could only answer "wait" (the pure `needs_list`) stops at the statuses; an
-operation whose SDK poller calls back ends the sleep early. A throttled request (429) is waited
-out here, between passes, for its Retry-After but never past the run's next deadline; writes are
-paced by what Azure says is left of its write budgets. The clock is injected, so the same
-engine runs against Azure in real time and against the simulator's backend in virtual time.
+rolling pass observes (the statuses of the operations the pure `to_ask` names, then one paged
+list of the set, which shows how a reimage stands), asks the pure `decide` what the rules
+allow, acts on the answer and sleeps until the next poll. A pass whose list could only answer
+"wait" (the pure `needs_list`) stops at the statuses; an operation whose SDK poller calls back
+ends the sleep early. A throttled request (429) is waited out here, between passes, for its
+Retry-After but never past the run's next deadline; writes are paced by what Azure says is left
+of its write budgets. The clock is injected, so the same engine runs against Azure in real time
+and against the simulator's backend in virtual time.
 `run_rollout` never raises for Azure or preflight problems: the report's `result` says what
 happened (`exit_code` maps it to the exit codes).
 """
@@ -28,7 +29,7 @@ from .compute import (
 from .decide import (
     LOCKED, OUT_OF_SCOPE, REIMAGED_SINCE, Decision, Failure, Outcome, Plan, RunState, Status, decide,
     id_key, needs_list, record_gone, record_locked, record_post_started, record_refused,
-    record_start_failed, record_started, short,
+    record_start_failed, record_started, short, to_ask,
 )
 from .events import Event, Listener, NullListener
 from .gate import Cancelled as GateCancelled
@@ -561,13 +562,15 @@ class _Rollout:
         poll = float(self.s.poll_interval_seconds)
         list_failing_since: float | None = None
         listed_at: float | None = None
+        list_reads = 1  # what the last list cost in reads (its pages): against statuses
         while True:
             if self.cancelled.is_set():
                 raise self._cancel()
             pass_start = self.clock.now()
-            statuses = self._statuses()
+            asked = to_ask(self.run_state, self.plan, pass_start, listed_at, poll, list_reads)
+            statuses = self._statuses(asked)
             if first is None and not needs_list(self.run_state, statuses, self.plan, pass_start,
-                                                listed_at):
+                                                listed_at, asked):
                 # Every slot busy and every operation still running: a list could only say
                 # "wait", so this pass ends at the statuses (one read each, not every page).
                 if not self._sleep_until(pass_start + poll, heartbeat=True,
@@ -575,7 +578,12 @@ class _Rollout:
                     raise self._cancel()
                 continue
             try:
-                instances, first = (first, None) if first is not None else (self.port.list_instances(), None)
+                if first is not None:
+                    instances, first = first, None
+                else:
+                    reads = self.port.counts.reads
+                    instances = self.port.list_instances()
+                    list_reads = max(1, self.port.counts.reads - reads)
                 instances = self._with_instance_views(instances)
             except AzureError as err:
                 list_failing_since = list_failing_since or pass_start
@@ -682,11 +690,11 @@ class _Rollout:
                              provisioning_time=v.provisioning_time or i.provisioning_time)
                      if (v := views.get(i.id)) else i for i in instances)
 
-    def _statuses(self) -> dict[str, OperationStatus]:
-        """The status of each in-flight reimage; one that cannot be read is asked next pass
+    def _statuses(self, ask: tuple[str, ...]) -> dict[str, OperationStatus]:
+        """The status of each operation in `ask`; one that cannot be read is asked next pass
         (one whose poll Azure throttles is said once, with its Retry-After)."""
         statuses = {}
-        for tid in self.run_state.in_flight():
+        for tid in ask:
             try:
                 statuses[tid] = self.ops[tid].status()
             except Throttled as err:
@@ -762,7 +770,8 @@ class _Rollout:
         self.wrote = True
         self.ops[tid] = op
         op.add_done_callback(self._operation_finished)
-        self.run_state = record_started(self.run_state, tid, now, model_upgraded=upgrade)
+        self.run_state = record_started(self.run_state, tid, now, model_upgraded=upgrade,
+                                        watched=not (upgrade or self.s.pre_reimage_command))
         self._emit("started", tid, "upgrading to the latest model, then reimaging" if upgrade else "")
         self._pace_writes()
         return True

@@ -54,19 +54,21 @@ def test_server_errors_are_retried_twice_within_about_a_second(simulate):
     assert [r["status"] for r in arm_requests(sim)] == [500, 500, 500]
 
 
-def test_a_throttled_status_poll_is_asked_again_after_its_retry_after(simulate):
-    # Every other read is throttled for 2 s: longer than the SDK may wait, so the poller waits.
+def test_a_throttled_status_read_is_not_asked_again_before_its_retry_after(simulate):
+    # Every other read is throttled for 2 s: a reimage's status, read only when asked, says so
+    # (Throttled) and is not read again until the 2 s have passed; then it is not failed by it.
     sim = simulate({"faults": {"throttle_reads_every": 2, "retry_after_seconds": 2}})
     port = make_port(sim)
 
     op = port.begin_reimage("0")
 
-    said = []  # what status() says meanwhile: Throttled while the poll waits its Retry-After
+    said = []
     deadline = time.monotonic() + 30
-    while not op.poller.done():
+    while True:
         assert time.monotonic() < deadline, "operation did not finish"
         try:
-            op.status()
+            if op.status().finished:
+                break
         except Throttled as throttled:
             said.append(throttled)
         time.sleep(0.1)
@@ -82,9 +84,11 @@ def test_a_throttled_status_poll_is_asked_again_after_its_retry_after(simulate):
 
 
 def test_closing_the_port_ends_a_poller_asleep_in_a_long_retry_after(simulate):
+    # A capacity change is followed by its own poller (a reimage is only asked): asleep in a
+    # 1200 s Retry-After, it ends when the port closes.
     sim = simulate({"faults": {"throttle_reads_every": 1, "retry_after_seconds": 1200}})
     port = make_port(sim)
-    op = port.begin_reimage("0")
+    op = port.begin_set_capacity(3)
     deadline = time.monotonic() + 10
     while True:  # the simulator logs the 429 a moment before the poller has read it
         assert time.monotonic() < deadline, "no throttled poll"

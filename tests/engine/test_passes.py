@@ -1,5 +1,6 @@
-"""How a pass spends reads and time: `needs_list` (a pass that could only answer "wait" stops
-at the operations' statuses), `decide` as a function of values only (checked on every pass of
+"""How a pass spends reads and time: the list follows a reimage (its operation is read only when
+the list cannot tell), `needs_list` (a pass that could only answer "wait" stops at the
+operations' statuses), `decide` as a function of values only (checked on every pass of
 real rollouts), a start always decided on a list of the same pass, and the early wake when an
 operation's poller calls back."""
 
@@ -16,14 +17,17 @@ from cycle_vmss import decide as decide_module
 from cycle_vmss import engine as engine_module
 from cycle_vmss.clock import SystemClock, VirtualClock
 from cycle_vmss.compute import OperationState, OperationStatus
-from cycle_vmss.decide import LIST_AT_LEAST_EVERY, needs_list, record_refused, record_started
+from cycle_vmss.decide import (
+    LIST_AT_LEAST_EVERY, Status, decide, listed_status, needs_list, record_refused, record_started,
+    to_ask,
+)
 from cycle_vmss.engine import run_rollout
 from cycle_vmss.settings import build_settings
 from cycle_vmss.simulator.backend import Backend
 from cycle_vmss.simulator.inprocess import SimulatorComputePort, SimulatorOperation
 
 from .conftest import NAME, RG, assert_budget_kept, rollout
-from .test_decide import PLAN, state, vm
+from .test_decide import PLAN, down, obs, state, vm
 
 RUNNING = OperationStatus(OperationState.IN_PROGRESS)
 OK = OperationStatus(OperationState.SUCCEEDED)
@@ -137,23 +141,35 @@ def test_decisions_on_copies_are_the_same_when_a_reimage_fails(monkeypatch):
 # --- passes in a real rollout ----------------------------------------------------------------
 
 
-def test_while_the_cap_is_full_a_pass_reads_only_the_operation_statuses(mode):
-    # k = 1, a 300 s reimage and 10 s polls: ~30 passes per instance, but only the pass after the
-    # start (to see it go), the passes from the end of the operation until it is seen ready, and
-    # one every LIST_AT_LEAST_EVERY seconds list the set (`.../virtualMachines` in both modes:
-    # the scale set's VM list, or the group's VM list filtered to the set).
+def test_the_list_alone_follows_a_reimage_to_its_end(mode):
+    # k = 1, a 300 s reimage and 10 s polls: the list shows each instance updating, then settled
+    # on a new OS disk, so no operation status is read at all; one list per poll interval.
     run = rollout({"instances": 4, "timings": {"reimage_seconds": 300, "boot_seconds": 0,
                                                 "health_seconds": 25}}, mode=mode)
     assert run.report["result"] == "succeeded"
     gets = [r for r in run.backend.requests() if r["method"] == "GET"]
     lists = [r for r in gets if r["path"].endswith("/virtualMachines")]
     polls = [r for r in gets if "/operations/" in r["path"]]
-    assert len(polls) == 4 * 30  # one per pass while in flight (10 s ... 300 s), the last sees it end
-    assert len(lists) <= 4 * (1 + 1 + 3 + 1) + 1  # was ~4 * 33 when every pass listed
+    assert polls == []
+    assert len(lists) <= 4 * (30 + 3 + 1) + 2  # every pass of ~33 per instance lists once
     # never more than one list per poll interval
     times = sorted({r["time"] for r in lists})
     assert all(b - a >= 10 - 1e-6 for a, b in zip(times, times[1:]))
     assert run.report["requests"]["reads"] == len(gets)
+    assert [h["reimages"][0]["status"] for h in run.backend.history()["instances"].values()] == \
+        ["Succeeded"] * 4
+
+
+def test_a_failed_reimage_is_read_once_for_its_error(mode):
+    # The list shows it failed; only its operation says why: read once, in the next pass.
+    run = rollout({"instances": [{"id": "0"}, {"id": "1", "on_reimage": "fail",
+                                               "error_code": "VMExtensionProvisioningError"}],
+                   "timings": {"reimage_seconds": 100, "boot_seconds": 0, "health_seconds": 10}},
+                  mode=mode)
+    assert run.report["result"] == "failed"
+    assert run.report["failure"]["code"] == "VMExtensionProvisioningError"
+    polls = [r for r in run.backend.requests() if "/operations/" in r["path"]]
+    assert len(polls) == 1
 
 
 def test_every_start_is_decided_on_a_list_of_the_same_pass():
@@ -286,16 +302,18 @@ def test_the_system_clock_sleep_ends_on_wake_and_on_cancel():
     assert time.monotonic() - began < 2
 
 
-def test_the_sdk_poller_calls_back_when_the_reimage_ends():
-    """The real adapter over HTTPS: `add_done_callback` runs once the poller has seen the end,
-    and the status is final by then."""
+def test_the_sdk_poller_calls_back_when_a_polled_operation_ends():
+    """The real adapter over HTTPS: an operation the SDK's poller follows (a capacity change,
+    an upgrade: not a reimage, which the list follows) calls `add_done_callback` once the poller
+    has seen the end, and the status is final by then."""
     from azure.identity import ClientSecretCredential
 
     from cycle_vmss.azure_adapter import AzureComputePort
     from cycle_vmss.simulator.server import running_simulator
 
-    with running_simulator({"instances": 2, "timings": {"reimage_seconds": 0.6, "boot_seconds": 0,
-                                                        "health_seconds": 0}}) as sim:
+    with running_simulator({"instances": [{"id": "0", "latest_model_applied": False}, {"id": "1"}],
+                            "timings": {"manual_upgrade_seconds": 0.6, "boot_seconds": 0,
+                                        "health_seconds": 0}}) as sim:
         info = sim.info
         credential = ClientSecretCredential(
             info["tenant_id"], info["client_id"], info["client_secret"],
@@ -305,7 +323,7 @@ def test_the_sdk_poller_calls_back_when_the_reimage_ends():
                                 info["scale_set_name"], arm_endpoint=info["arm_endpoint"],
                                 polling_interval=0.2, connection_verify=info["ca_bundle"])
         try:
-            op = port.begin_reimage("0")
+            op = port.begin_manual_upgrade("0")
             called = threading.Event()
             began = time.monotonic()
             op.add_done_callback(called.set)
@@ -317,3 +335,92 @@ def test_the_sdk_poller_calls_back_when_the_reimage_ends():
             assert late.is_set()
         finally:
             port.close()
+
+
+# --- the list follows a reimage: pure ---------------------------------------------------------
+
+OLD_DISK, NEW_DISK = 100.0, 900.0
+
+
+def on_disk(i, disk, **kw):
+    return replace(vm(i, **kw), os_disk_time=disk)
+
+
+def watched(*ids, started=0.0, disk=OLD_DISK, mu="3"):
+    """Instances 0..3 on their old disk, `ids` started (their reimage alone: watched)."""
+    run = state([on_disk(i, disk) for i in range(4)], mu=mu)
+    for tid in ids:
+        run = record_started(run, tid, started, watched=True)
+    return run
+
+
+def seen(run, **last):
+    return replace(run, tracks={**run.tracks, **{tid: replace(run.tracks[tid], last=inst)
+                                                 for tid, inst in last.items()}})
+
+
+@pytest.mark.parametrize("inst, says", [
+    (on_disk(0, OLD_DISK, provisioning="updating", power="stopped", health=None), RUNNING),
+    (on_disk(0, NEW_DISK), OK),  # settled on a new OS disk: the reimage has ended
+    (on_disk(0, NEW_DISK, health="initializing"), OK),  # ended; readiness is another rule
+    (on_disk(0, OLD_DISK), None),  # settled on its old disk: preempted, or not yet begun
+    (on_disk(0, NEW_DISK, provisioning="failed"), None),  # only the operation says why
+    (on_disk(0, None), None),  # Azure gave no disk time: nothing to compare
+    (None, None),  # not listed
+])
+def test_what_a_list_says_of_a_reimage(inst, says):
+    assert listed_status(watched("0").tracks["0"], inst) == says
+
+
+def test_a_reimage_behind_an_upgrade_or_a_command_is_not_read_from_the_list():
+    run = state([on_disk(0, OLD_DISK)])
+    t = record_started(run, "0", 0).tracks["0"]  # not watched
+    assert listed_status(t, on_disk(0, NEW_DISK)) is None
+    assert to_ask(record_started(run, "0", 0), PLAN, 30, 20, 10, list_reads=100) == ("0",)
+
+
+def test_the_list_answers_and_no_status_is_read():
+    run = seen(watched("0", "1"), **{"0": down(0), "1": down(1)})
+    assert to_ask(run, PLAN, 30, listed_at=20, poll=10, list_reads=1) == ()
+    assert needs_list(run, {}, PLAN, 30, 20, asked=())  # only the list tells
+    # started in the last pass, after its list: the next list tells
+    assert to_ask(watched("0", started=20), PLAN, 30, listed_at=20, poll=10, list_reads=1) == ()
+
+
+def test_a_status_is_read_where_the_list_cannot_tell():
+    run = seen(watched("0", "1", "2"), **{"0": on_disk(0, OLD_DISK),  # settled on its old disk
+                                          "1": on_disk(1, NEW_DISK, provisioning="failed"),
+                                          "2": down(2)})
+    assert to_ask(run, PLAN, 30, listed_at=20, poll=10, list_reads=1) == ("0", "1")
+    # its timeout falls before the next pass: its error comes from Azure
+    assert to_ask(run, PLAN, 1795, listed_at=1790, poll=10, list_reads=1) == ("0", "1", "2")
+
+
+def test_while_statuses_cost_fewer_reads_than_a_list_they_are_all_read():
+    run = seen(watched("0", "1", mu="2"), **{"0": down(0), "1": down(1)})  # the cap is full
+    assert to_ask(run, PLAN, 30, listed_at=20, poll=10, list_reads=3) == ("0", "1")
+    assert not needs_list(run, {"0": RUNNING, "1": RUNNING}, PLAN, 30, 20, asked=("0", "1"))
+    # an ended reimage is not read again: the list saw it end
+    ended = seen(replace(run, tracks={**run.tracks, "0": replace(run.tracks["0"],
+                                                                 op_state=OperationState.SUCCEEDED)}))
+    assert to_ask(ended, PLAN, 30, listed_at=20, poll=10, list_reads=3) == ("1",)
+
+
+def test_decide_takes_a_reimage_as_ended_from_the_list_and_the_error_from_its_status():
+    run = seen(watched("0", "1"), **{"0": down(0), "1": down(1)})
+    listed = obs(40, on_disk(0, NEW_DISK), on_disk(1, NEW_DISK, provisioning="failed"),
+                 on_disk(2, OLD_DISK), on_disk(3, OLD_DISK))
+    d = decide(listed, {}, run, PLAN, 40)
+    assert d.run.tracks["0"].status is Status.DONE  # ended (list) and ready in the same list
+    assert d.run.tracks["1"].status is Status.IN_FLIGHT  # failed: its operation says why
+    failed = OperationStatus(OperationState.FAILED, "VMExtensionProvisioningError", "boom")
+    d = decide(replace(listed, time=50.0), {"1": failed}, d.run, PLAN, 50)
+    assert d.run.tracks["1"].status is Status.FAILED
+    assert d.run.tracks["1"].error_code == "VMExtensionProvisioningError"
+
+
+def test_a_status_read_as_running_yields_to_a_list_that_saw_the_end():
+    run = seen(watched("0"), **{"0": down(0)})
+    d = decide(obs(40, on_disk(0, NEW_DISK), *[on_disk(i, OLD_DISK) for i in (1, 2, 3)]),
+               {"0": RUNNING}, run, PLAN, 40)
+    assert d.run.tracks["0"].status is Status.DONE
