@@ -102,6 +102,8 @@ class TokenBuckets:
         self._levels: dict[tuple[str, str], tuple[int, int]] = {}  # -> (tokens, minute refilled)
         # Several scale sets' injectors may share one TokenBuckets (a subscription's buckets).
         self._lock = threading.Lock()
+        # (bucket name, scope) -> the fewest tokens it was left with: how near it came to a 429
+        self.lowest: dict[tuple[str, str], int] = {}
 
     def take(self, method: str, path: str) -> None:
         """One token from each bucket of the request's policy, or `Throttled` (and none taken)
@@ -128,6 +130,7 @@ class TokenBuckets:
                                      f'"measuredRequestCount":{capacity + 1}}}'}])
         for key, tokens in levels.items():
             self._levels[key] = (tokens - 1, minute)
+            self.lowest[key] = min(self.lowest.get(key, tokens), tokens - 1)
 
     def remaining(self, method: str, path: str) -> str | None:
         """The x-ms-ratelimit-remaining-resource value for this request's policy, or None when
