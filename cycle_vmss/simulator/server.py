@@ -58,10 +58,16 @@ class SimulatorHandle:
         }
 
     def requests(self) -> list[dict]:
-        return self.backend.requests()
+        """What `/_simulator/requests` returns: with `scale_sets`, every set's requests."""
+        return self._record().requests()
 
     def history(self) -> dict:
-        return self.backend.history()
+        """What `/_simulator/history` returns: with `scale_sets`, each set's by its name."""
+        return self._record().history()
+
+    def _record(self):
+        fleet = self.subscription is not None and self.subscription.scenario.scale_sets
+        return self.subscription if fleet else self.backend
 
     def get_json(self, path: str) -> Any:
         """GET a path of the simulator over its own HTTPS (for introspection from tests)."""

@@ -48,3 +48,24 @@ def test_a_one_set_scenario_is_served_as_before():
         assert "scale_sets" not in sim.info
         assert sim.subscription.backends == (sim.backend,)
         assert sim.get_json("/_simulator/history")["instances"].keys() == {"0", "1"}
+
+
+def test_flexible_sets_in_one_group_are_told_apart_by_filter_and_vm_name():
+    sets = [{"scale_set_name": "web", "instances": 3}, {"scale_set_name": "web_api", "instances": 2}]
+    with running_simulator({"timings": FAST, "orchestration_mode": "Flexible", "page_size": 2,
+                            "resource_group": "rg-f", "scale_sets": sets}) as sim:
+        ports = {s["scale_set_name"]: make_port(sim, resource_group="rg-f",
+                                                scale_set_name=s["scale_set_name"]) for s in sets}
+        for port in ports.values():
+            port.get_scale_set()  # preflight's read: the port then speaks Flexible
+        # two pages for "web": the next page's $filter lives in its $skiptoken only
+        assert {name: sorted(i.id for i in port.list_instances()) for name, port in ports.items()} \
+            == {"web": ["web_0", "web_1", "web_2"], "web_api": ["web_api_0", "web_api_1"]}
+        # "web_api_1" starts with "web_" too: the longest set name that prefixes it owns it
+        assert wait(ports["web_api"].begin_reimage("web_api_1")).state.value == "Succeeded"
+        history = sim.history()
+        assert [i for i, r in history["rg-f/web_api"]["instances"].items() if r["reimages"]] \
+            == ["web_api_1"]
+        assert not any(r["reimages"] for r in history["rg-f/web"]["instances"].values())
+        assert {r["scale_set"] for r in sim.requests() if "/virtualMachines" in r["path"]} \
+            == {"rg-f/web", "rg-f/web_api"}

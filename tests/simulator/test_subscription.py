@@ -126,3 +126,16 @@ def test_rollouts_on_two_sets_run_at_once_on_a_shared_clock():
     assert reports == {"vmss-a": "succeeded", "vmss-b": "succeeded"}
     for label, h in subscription.history().items():
         assert all(len(r["reimages"]) == 1 for r in h["instances"].values()), label
+
+
+def test_an_unfiltered_vm_list_of_a_group_with_several_flexible_sets_is_refused():
+    subscription = Subscription({"orchestration_mode": "Flexible", "scale_sets": SETS}, VirtualClock())
+    sub = subscription.scenario.subscription_id
+    with pytest.raises(ArmError, match="one scale set at a time") as refused:
+        subscription.route("GET", routes.VMS.format(subscription=sub, rg="rg-a"))
+    assert refused.value.status == 400
+    assert subscription.route("GET", routes.VMS.format(subscription=sub, rg="rg-c")) \
+        is subscription.backend("rg-c", "vmss-c")  # the group's only set
+    named = f"'virtualMachineScaleSet/id' eq '{routes.VMSS.format(subscription=sub, rg='rg-a', name='vmss-b')}'"
+    assert subscription.route("GET", routes.VMS.format(subscription=sub, rg="rg-a"), named) \
+        is subscription.backend("rg-a", "vmss-b")
