@@ -3,6 +3,7 @@
 A handler parses the request, calls one backend verb and renders its snapshot with `bodies`
 (202 + Azure-AsyncOperation/Location for long-running POSTs, the error envelope for every
 `ArmError`, Azure's common headers on every response). It never touches backend state itself.
+With the scenario's `scale_sets`, `SubscriptionApp` sends each request to its set's app.
 """
 
 from __future__ import annotations
