@@ -1,8 +1,9 @@
 """One benchmark case: the engine, then the two baselines, on the same durations and order.
 
 Virtual-time cases run the real engine (`run_rollout`) over `SimulatorComputePort` against a
-`Backend` on a `VirtualClock`; the HTTPS case runs `runner.execute` (the real adapter, the SDK,
-azure-identity) against `running_simulator` in real time.
+`Backend` on a `VirtualClock`; the fleet case runs several at once, one thread each, against the
+sets of one `Subscription` on a `SharedVirtualClock`; the HTTPS case runs `runner.execute` (the
+real adapter, the SDK, azure-identity) against `running_simulator` in real time.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
-from cycle_vmss.clock import VirtualClock
+from cycle_vmss.clock import SharedVirtualClock, VirtualClock
 from cycle_vmss.events import Event
 from cycle_vmss.settings import Budget, HealthSource, Settings, parse_budget
 from . import baselines, model, requests_log
@@ -114,7 +115,8 @@ class EngineRun:
 
 
 def _settings(backend, max_unavailable: str, poll: int, **extra) -> Settings:
-    return Settings(resource_group=RESOURCE_GROUP, scale_set_name=SCALE_SET,
+    return Settings(resource_group=RESOURCE_GROUP,
+                    scale_set_name=backend.scenario.scale_set_name,
                     subscription_id=backend.scenario.subscription_id,
                     max_unavailable=parse_budget(max_unavailable) or Budget(1),
                     poll_interval_seconds=poll, health_source=HealthSource.EXTENSION, **extra)
@@ -278,3 +280,86 @@ def run_https(instances: int, reimage_seconds: float, max_unavailable: str, poll
         order=order,
     )
 
+
+
+# --- the fleet: rollouts on several scale sets of one subscription at once ------------------------
+
+@dataclass
+class FleetSetRun:
+    scale_set: str
+    seed: int
+    result: str
+    message: str
+    makespan: float
+    requests: requests_log.RequestFigures
+    throttled_by: dict[str, int]  # 429s by the bucket their body names (faults.TokenBuckets)
+    report_requests: dict
+
+
+@dataclass
+class FleetRun:
+    compute_limits: str
+    sets: list[FleetSetRun]
+    wall: float
+    # subscription-level bucket -> the fewest tokens it was left with (compute_limits "azure")
+    lowest_subscription_tokens: dict[str, int]
+
+    @property
+    def makespan(self) -> float:
+        return max(s.makespan for s in self.sets)
+
+
+def fleet_set_name(index: int) -> str:
+    return f"{SCALE_SET}-{index:02d}"
+
+
+def run_fleet(durations: list[model.Durations], max_unavailable: str, poll: int,
+              compute_limits: str) -> FleetRun:
+    """One rollout per set, all started at the same virtual instant, each in its own thread
+    with its own port; the sets share the subscription (and, with compute_limits "azure", its
+    Compute buckets) and one virtual time."""
+    from cycle_vmss.engine import run_rollout
+    from cycle_vmss.simulator.inprocess import SimulatorComputePort
+    from cycle_vmss.simulator.subscription import Subscription
+
+    scenario = {"compute_limits": compute_limits, "scale_sets": [
+        {**scenario_dict(d), "scale_set_name": fleet_set_name(j)} for j, d in enumerate(durations)]}
+    clock = SharedVirtualClock()
+    subscription = Subscription(scenario, clock)
+    t0 = clock.now()
+    outcomes: dict[int, tuple] = {}
+
+    def roll(j: int, participant) -> None:
+        backend = subscription.backends[j]
+        recorder = _Recorder()
+        with participant:
+            try:
+                port = SimulatorComputePort(backend, RESOURCE_GROUP, backend.scenario.scale_set_name,
+                                            clock=participant)
+                report = run_rollout(_settings(backend, max_unavailable, poll), port,
+                                     clock=participant, listener=recorder)
+                outcomes[j] = (report.result, report.message, recorder, asdict(report.requests))
+            except Exception as exc:  # noqa: BLE001 - a crash is a figure of the run, not the bench's end
+                outcomes[j] = ("crashed", f"{type(exc).__name__}: {exc}", recorder, {})
+
+    threads = [threading.Thread(target=roll, args=(j, clock.join()), name=fleet_set_name(j))
+               for j in range(len(durations))]
+    wall0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - wall0
+    sets = []
+    for j, backend in enumerate(subscription.backends):
+        result, message, recorder, report_requests = outcomes[j]
+        sets.append(FleetSetRun(
+            scale_set=backend.scenario.scale_set_name, seed=durations[j].seed, result=result,
+            message=message, makespan=max(recorder.done.values(), default=t0) - t0,
+            requests=requests_log.figures(backend.requests()),
+            throttled_by=dict(sorted(backend.faults.throttled_by.items())),
+            report_requests=report_requests))
+    lowest = {} if compute_limits != "azure" else {
+        name: tokens for (name, _), tokens in sorted(subscription.token_buckets.lowest.items())
+        if name.endswith("Subscription")}
+    return FleetRun(compute_limits, sets, wall, lowest)

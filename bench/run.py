@@ -38,6 +38,13 @@ TARGET_READS_FACTOR = 50
 TARGET_WALL_N1000 = 10.0
 TARGET_BENCH_WALL = 300.0  # `make bench`, every case, in under 5 minutes
 TARGET_READS_N1000 = 6000  # N = 1000 at 10%: from 47,720 when every in-flight operation was polled
+# The fleet: this many sets of this many instances in one subscription, rolled out at once
+# (set j's durations from seed SEED + j, so set 0 is the N=100 case's), with Compute's token
+# buckets and without them.
+FLEET_SETS = 10
+FLEET_INSTANCES = 100
+FLEET_BUDGET = "10%"
+FLEET_LIMITS = ("azure", "none")
 
 
 def resolve_k(n: int, max_unavailable: str) -> int:
@@ -140,6 +147,80 @@ def run_https_case(instances: int, reimage_seconds: float, max_unavailable: str,
     }
 
 
+def _fleet_run(run: cases.FleetRun) -> dict:
+    sets = [{"scaleSet": r.scale_set, "seed": r.seed, "result": r.result, "message": r.message,
+             "makespanSeconds": _r(r.makespan), **r.requests.as_json(),
+             "throttledByBucket": r.throttled_by, "reportRequests": r.report_requests}
+            for r in run.sets]
+    by_bucket: dict[str, int] = {}
+    for r in run.sets:
+        for bucket, count in r.throttled_by.items():
+            by_bucket[bucket] = by_bucket.get(bucket, 0) + count
+    return {"computeLimits": run.compute_limits, "wallSeconds": _r(run.wall),
+            "makespanSeconds": _r(run.makespan),
+            "reads": sum(r.requests.reads for r in run.sets),
+            "writes": sum(r.requests.writes for r in run.sets),
+            "throttled": sum(r.requests.throttled for r in run.sets),
+            "throttledByBucket": dict(sorted(by_bucket.items())),
+            "lowestSubscriptionTokens": run.lowest_subscription_tokens,
+            "succeeded": sum(r.result == "succeeded" for r in run.sets), "sets": sets}
+
+
+def run_fleet_case(sets: int, n: int, max_unavailable: str, *, seed: int, poll: int,
+                   log=print) -> dict:
+    durations = [model.draw_durations(n, seed + j) for j in range(sets)]
+    runs = {}
+    for limits in FLEET_LIMITS:
+        runs[limits] = _fleet_run(cases.run_fleet(durations, max_unavailable, poll, limits))
+        log(f"  fleet: {sets} sets x {n}, max-unavailable {max_unavailable}, compute_limits "
+            f"{limits}: makespan {runs[limits]['makespanSeconds']:,.0f} s, "
+            f"{runs[limits]['reads']:,} reads, {runs[limits]['writes']:,} writes, "
+            f"{runs[limits]['throttled']:,} throttled in {runs[limits]['wallSeconds']:.1f} s wall",
+            file=sys.stderr)
+    limited, free = runs["azure"], runs["none"]
+    return {
+        "kind": "fleet", "sets": sets, "n": n, "maxUnavailable": max_unavailable,
+        "k": resolve_k(n, max_unavailable), "pollIntervalSeconds": poll,
+        "seeds": [d.seed for d in durations], "pageSize": cases.PAGE_SIZE,
+        "durations": [d.summary() for d in durations],
+        "limited": limited, "unlimited": free,
+        # limited makespan / unlimited makespan: what sharing the subscription's budgets costs
+        "makespanPenalty": _r(limited["makespanSeconds"] / free["makespanSeconds"], 4),
+        "makespanPenaltyBySet": {a["scaleSet"]: _r(a["makespanSeconds"] / b["makespanSeconds"], 4)
+                                 for a, b in zip(limited["sets"], free["sets"])},
+    }
+
+
+def _buckets(by_bucket: dict[str, int]) -> str:
+    return ", ".join(f"{name} {count:,}" for name, count in by_bucket.items()) or "—"
+
+
+def render_fleet(c: dict) -> list[str]:
+    limited, free = c["limited"], c["unlimited"]
+    rows = ["", f"| fleet: {c['sets']} sets x {c['n']} in one subscription, max-unavailable "
+            f"{c['maxUnavailable']} (k {c['k']}), at once | result | makespan s, no limits | "
+            "makespan s, Compute limits | penalty | reads | writes | 429s | 429s by bucket |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for a, b in zip(limited["sets"], free["sets"]):
+        rows.append(f"| {a['scaleSet']} (seed {a['seed']}) | {a['result']} | "
+                    f"{_fmt_s(b['makespanSeconds'])} | {_fmt_s(a['makespanSeconds'])} | "
+                    f"{c['makespanPenaltyBySet'][a['scaleSet']]:.4f} | {a['reads']:,} | "
+                    f"{a['writes']:,} | {a['throttled']:,} | {_buckets(a['throttledByBucket'])} |")
+    rows.append(f"| all {c['sets']} sets | {limited['succeeded']}/{c['sets']} succeeded | "
+                f"{_fmt_s(free['makespanSeconds'])} | {_fmt_s(limited['makespanSeconds'])} | "
+                f"{c['makespanPenalty']:.4f} | {limited['reads']:,} | {limited['writes']:,} | "
+                f"{limited['throttled']:,} | {_buckets(limited['throttledByBucket'])} |")
+    if limited["lowestSubscriptionTokens"]:
+        rows.append("\nThe subscription's buckets at their lowest (tokens left; Compute's "
+                    "capacities in docs/simulator.md): " + ", ".join(
+                        f"{name} {tokens:,}" for name, tokens in limited["lowestSubscriptionTokens"].items())
+                    + ".")
+    rows.append(f"\nWithout limits: {free['reads']:,} reads, {free['writes']:,} writes, "
+                f"{free['throttled']:,} 429s, {free['succeeded']}/{c['sets']} succeeded; wall "
+                f"{limited['wallSeconds']:.1f} s with limits, {free['wallSeconds']:.1f} s without.")
+    return rows
+
+
 def _fmt_s(x) -> str:
     return "—" if x is None else f"{x:,.0f}"
 
@@ -175,6 +256,9 @@ def render_table(results: list[dict]) -> str:
                 f"max-unavailable {c['maxUnavailable']} | {c['k']} | {c['pollIntervalSeconds']} | "
                 f"{c['idealSeconds']:.1f} | {e['wallSeconds']:.1f} | {c['wallOverIdeal']:.2f} | "
                 f"{e['makespanSeconds']:.1f} | {c['makespanOverIdeal']:.2f} | {e['reads']} | {e['writes']} | {e['result']} |")
+    for c in results:
+        if c["kind"] == "fleet":
+            rows += render_fleet(c)
     if any(c.get("batch", {}).get("how") == "analytic" or c.get("script", {}).get("how") == "analytic"
            for c in results):
         rows += ["", "^a computed in closed form from the policy (`bench/model.py`), not "
@@ -227,6 +311,16 @@ def evaluate_targets(results: list[dict]) -> list[dict]:
            lambda c: c["engine"]["maxReadsIn3Min"] <= capacity, lambda c: f"{c['engine']['maxReadsIn3Min']:,}")
     target(f"N = 1000 simulation under {TARGET_WALL_N1000:g} s wall", [c for c in virtual if c["n"] == 1000],
            lambda c: c["engine"]["wallSeconds"] < TARGET_WALL_N1000, lambda c: f"{c['engine']['wallSeconds']:.2f} s")
+    fleet = [c for c in results if c["kind"] == "fleet"]
+    for c in fleet:  # `target` names cases by N and budget; a fleet has its own lines
+        limited = c["limited"]
+        figure = (f"{c['sets']} sets x {c['n']} {c['maxUnavailable']}: {limited['throttled']} 429s"
+                  + (f" ({_buckets(limited['throttledByBucket'])})" if limited["throttled"] else "")
+                  + f", {limited['succeeded']}/{c['sets']} succeeded, makespan penalty "
+                  f"{c['makespanPenalty']:.4f}")
+        met = limited["throttled"] == 0 and limited["succeeded"] == c["sets"]
+        out.append({"target": "fleet under Compute's limits: every rollout succeeds, no 429",
+                    "met": met, "measured": [figure], "misses": [] if met else [figure]})
     return out
 
 
@@ -250,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--https-reimage-seconds", type=float, default=2.0)
     parser.add_argument("--https-max-unavailable", default="20%")
     parser.add_argument("--https-poll-interval-seconds", type=int, default=1)
+    parser.add_argument("--fleet-sets", type=int, default=FLEET_SETS, help="0 skips the fleet case")
+    parser.add_argument("--fleet-instances", type=int, default=FLEET_INSTANCES)
+    parser.add_argument("--fleet-max-unavailable", default=FLEET_BUDGET)
     parser.add_argument("--output", default="bench-results.json")
     args = parser.parse_args(argv)
 
@@ -261,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     for n in sizes:
         for mu in budgets:
             results.append(run_case(n, mu, seed=args.seed, poll=args.poll_interval_seconds))
+    if args.fleet_sets > 0:
+        results.append(run_fleet_case(args.fleet_sets, args.fleet_instances, args.fleet_max_unavailable,
+                                      seed=args.seed, poll=args.poll_interval_seconds))
     if args.https_instances > 0:
         print(f"  HTTPS: {args.https_instances} instances, reimage {args.https_reimage_seconds:g} s ...", file=sys.stderr)
         results.append(run_https_case(args.https_instances, args.https_reimage_seconds,
@@ -281,6 +381,12 @@ def main(argv: list[str] | None = None) -> int:
             "speedupOverBatch": "(batch makespan - engine makespan) / batch makespan",
             "reads": "ARM GET requests in the simulator's request log (list pages, operation polls, preflight)",
             "maxReadsIn3Min": "most ARM reads in any 180-second window",
+            "fleet": "rollouts on several scale sets of one subscription at once, on one virtual "
+                     "time; `limited` with compute_limits azure (the sets share the subscription's "
+                     "Compute buckets), `unlimited` without; throttledByBucket: 429s by the "
+                     "bucket the 429's body names; lowestSubscriptionTokens: the fewest tokens each "
+                     "subscription-level bucket was left with",
+            "makespanPenalty": "limited makespan / unlimited makespan (fleet: the last set's end)",
         },
         "cases": results, "targets": targets,
     }

@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         with running_simulator(scenario, host=args.host, port=args.port) as simulator:
             line = {key: simulator.info[key] for key in INFO_KEYS}
             line["forbidden_client_id"] = simulator.info["forbidden_client_id"]
+            if "scale_sets" in simulator.info:
+                line["scale_sets"] = simulator.info["scale_sets"]
             print(json.dumps(line), flush=True)
             while not stop.wait(0.5):  # a timed wait keeps the signal handler responsive
                 pass

@@ -53,7 +53,7 @@ from typing import Callable
 
 from . import routes
 from .errors import BadRequest, Conflict, NotFound, OperationNotAllowed, ResourceNotFound, ScopeLocked
-from .faults import FaultInjector
+from .faults import FaultInjector, TokenBuckets
 from .randomness import Randomness
 from .scenario import FLAPS, Event, InstanceSpec, Scenario, Timings, load_scenario
 
@@ -169,7 +169,10 @@ class _Operation:
 
 
 class Backend:
-    def __init__(self, scenario: Scenario | dict | str | None = None, clock=None) -> None:
+    def __init__(self, scenario: Scenario | dict | str | None = None, clock=None, *,
+                 token_buckets: TokenBuckets | None = None) -> None:
+        """`token_buckets`: the subscription's Compute buckets when several sets share them
+        (`Subscription`); by default the set has its own."""
         if clock is None:
             from ..clock import SystemClock
 
@@ -186,7 +189,8 @@ class Backend:
         for spec in self.scenario.instances:
             self._names[spec.id] = self._new_name(spec.id)
         self.faults = FaultInjector(self.scenario.faults, clock.now, self.randomness, self._vm_key,
-                                    compute_limits=self.scenario.compute_limits)
+                                    compute_limits=self.scenario.compute_limits,
+                                    buckets=token_buckets)
         self.start = clock.now()
         self._t = self.start  # the instant the state machine stands at
         self._queue: list = []
@@ -504,6 +508,11 @@ class Backend:
             self._end_op(op)
             self._advance()
             return op.id
+
+    def has_operation(self, op_id: str) -> bool:
+        """Whether this set began the operation (a subscription finds an id's set by it)."""
+        with self._lock:
+            return op_id in self._ops
 
     def operation_status(self, op_id: str) -> OperationSnapshot:
         with self._lock:

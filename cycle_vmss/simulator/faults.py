@@ -100,6 +100,10 @@ class TokenBuckets:
         self._now = now
         self._epoch = now()
         self._levels: dict[tuple[str, str], tuple[int, int]] = {}  # -> (tokens, minute refilled)
+        # Several scale sets' injectors may share one TokenBuckets (a subscription's buckets).
+        self._lock = threading.Lock()
+        # (bucket name, scope) -> the fewest tokens it was left with: how near it came to a 429
+        self.lowest: dict[tuple[str, str], int] = {}
 
     def take(self, method: str, path: str) -> None:
         """One token from each bucket of the request's policy, or `Throttled` (and none taken)
@@ -107,6 +111,10 @@ class TokenBuckets:
         charged = self._charged(method, path)
         if not charged:
             return
+        with self._lock:
+            self._take(charged)
+
+    def _take(self, charged: list[tuple[tuple[str, str], tuple[int, int]]]) -> None:
         minute = self._minute()
         levels = {key: self._level(key, limit, minute) for key, limit in charged}
         empty = [(name, limit[1]) for (name, scope), limit in charged if levels[name, scope] == 0]
@@ -122,6 +130,7 @@ class TokenBuckets:
                                      f'"measuredRequestCount":{capacity + 1}}}'}])
         for key, tokens in levels.items():
             self._levels[key] = (tokens - 1, minute)
+            self.lowest[key] = min(self.lowest.get(key, tokens), tokens - 1)
 
     def remaining(self, method: str, path: str) -> str | None:
         """The x-ms-ratelimit-remaining-resource value for this request's policy, or None when
@@ -129,8 +138,9 @@ class TokenBuckets:
         charged = self._charged(method, path)
         if not charged:
             return None
-        minute = self._minute()
-        return _header({key: self._level(key, limit, minute) for key, limit in charged})
+        with self._lock:
+            minute = self._minute()
+            return _header({key: self._level(key, limit, minute) for key, limit in charged})
 
     def _minute(self) -> int:
         return int((self._now() - self._epoch) // _MINUTE)
@@ -167,15 +177,18 @@ class FaultInjector:
     `compute_limits` "azure" adds Compute's token buckets."""
 
     def __init__(self, faults: Faults, now: Callable[[], float], randomness: Randomness,
-                 instance_key: Callable[[str], str], *, compute_limits: str = "none") -> None:
+                 instance_key: Callable[[str], str], *, compute_limits: str = "none",
+                 buckets: TokenBuckets | None = None) -> None:
+        """`buckets`: the subscription's, when several sets share them (else the set's own)."""
         self.faults = faults
         self._now = now
         self._randomness = randomness
-        self._buckets = TokenBuckets(now) if compute_limits == "azure" else None
+        self._buckets = (buckets or TokenBuckets(now)) if compute_limits == "azure" else None
         self._lock = threading.Lock()
         self._admitted = dict.fromkeys(KINDS, 0)
         self._recent: dict[str, list[float]] = {kind: [] for kind in KINDS}  # sorted times
         self.throttled = 0
+        self.throttled_by: dict[str, int] = {}  # 429s by the bucket (or group) the body names
         self.server_errors = 0
         self.conflicts = 0  # 409s answered by `conflict_first_reimage`
         self._asked_reimage: set[str] = set()  # instances whose reimage was requested at all
@@ -204,6 +217,7 @@ class FaultInjector:
                 self.throttled += 1
                 bucket = _RESOURCE_BUCKETS[kind][1][0]
                 group = bucket.split("/")[-1]
+                self.throttled_by[group] = self.throttled_by.get(group, 0) + 1
                 raise Throttled(
                     _THROTTLED_MESSAGE,
                     headers={"Retry-After": str(faults.retry_after_seconds),
@@ -215,8 +229,10 @@ class FaultInjector:
             if self._buckets is not None and path:
                 try:
                     self._buckets.take(method, path)
-                except Throttled:
+                except Throttled as exc:
                     self.throttled += 1
+                    bucket = exc.details[0]["target"]
+                    self.throttled_by[bucket] = self.throttled_by.get(bucket, 0) + 1
                     raise
             if faults.server_error_rate and self._randomness.chance(faults.server_error_rate):
                 self.server_errors += 1

@@ -3,6 +3,7 @@
 A handler parses the request, calls one backend verb and renders its snapshot with `bodies`
 (202 + Azure-AsyncOperation/Location for long-running POSTs, the error envelope for every
 `ArmError`, Azure's common headers on every response). It never touches backend state itself.
+With the scenario's `scale_sets`, `SubscriptionApp` sends each request to its set's app.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from . import bodies, routes
 from .backend import Backend, ScaleSetSnapshot, VmSnapshot
 from .errors import ArmError, BadRequest, NotFound
 from .identity import EntraError, GitHubError, Identity
+from .subscription import Subscription
 
 API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
 JSON = "application/json; charset=utf-8"
@@ -78,9 +80,12 @@ class SimulatorApp:
     """Routes (from `routes.ROUTES`) -> handler methods of this class, plus the checks each area
     needs. Independent of sockets, so it can be exercised directly."""
 
-    def __init__(self, backend: Backend, identity: Identity) -> None:
+    def __init__(self, backend: Backend, identity: Identity, *, introspection=None) -> None:
+        """`introspection`: what `/_simulator/requests` and `/history` show (the backend's own
+        record by default; a fleet's `Subscription` for all its sets)."""
         self.backend = backend
         self.identity = identity
+        self._introspection = introspection or backend
         self.faults = backend.faults
         self.randomness = backend.randomness
         self.scenario = backend.scenario
@@ -89,16 +94,16 @@ class SimulatorApp:
         self._operation_p = self.randomness.request_guid()
 
     # -- dispatch ----------------------------------------------------------------------------
-    def handle(self, method: str, target: str, headers: Any, body: bytes) -> Response:
-        split = urlsplit(target)
-        # Clients join `arm_endpoint` (with its trailing slash) and "/metadata/...": ARM takes
-        # the doubled slash, so do we.
-        path = re.sub(r"/{2,}", "/", split.path) or "/"
-        query = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
-        request = Request(method, path, query, headers, body)
+    def handle(self, method: str, target: str, headers: Any, body: bytes, *,
+               refused: ArmError | None = None) -> Response:
+        """`refused`: the answer, whatever the route (a fleet refuses what no set can serve)."""
+        request = parse_request(method, target, headers, body)
+        path = request.path
         route, params, allowed = routes.match(method, path)
         request.params = params
-        if route is None:
+        if refused is not None:
+            response = self._render_arm_error(refused)
+        elif route is None:
             response = self._render_arm_error(self._no_route(method, path, allowed))
         elif route.area == "arm":
             response = self._arm(route, request)
@@ -484,10 +489,46 @@ class SimulatorApp:
             request.header("Authorization"), request.param("audience")))
 
     def simulator_requests(self, request: Request) -> Response:
-        return Response.json(200, self.backend.requests())
+        return Response.json(200, self._introspection.requests())
 
     def simulator_history(self, request: Request) -> Response:
-        return Response.json(200, self.backend.history())
+        return Response.json(200, self._introspection.history())
+
+
+def parse_request(method: str, target: str, headers: Any, body: bytes) -> Request:
+    split = urlsplit(target)
+    # Clients join `arm_endpoint` (with its trailing slash) and "/metadata/...": ARM takes
+    # the doubled slash, so do we.
+    path = re.sub(r"/{2,}", "/", split.path) or "/"
+    query = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+    return Request(method, path, query, headers, body)
+
+
+class SubscriptionApp:
+    """Several scale sets behind one endpoint (the scenario's `scale_sets`): each ARM request
+    goes to its set's `SimulatorApp`, found by `Subscription.route`; the rest (Entra, GitHub,
+    metadata, and ARM paths no set owns, which then answer not found) to the first set's.
+    `/_simulator/requests` and `/history` show every set (the `Subscription`'s)."""
+
+    def __init__(self, subscription: Subscription, identity: Identity) -> None:
+        self.subscription = subscription
+        self.apps = {id(b): SimulatorApp(b, identity, introspection=subscription)
+                     for b in subscription.backends}
+        self.first = self.apps[id(subscription.backends[0])]
+
+    def handle(self, method: str, target: str, headers: Any, body: bytes) -> Response:
+        request = parse_request(method, target, headers, body)
+        route, _, _ = routes.match(method, request.path)
+        if route is None or route.area != "arm":
+            return self.first.handle(method, target, headers, body)
+        try:
+            # a list's next page carries its `$filter` in the `$skiptoken` only
+            request, _ = SimulatorApp._page_request(request)
+            backend = self.subscription.route(method, request.path, request.param("$filter"))
+        except ArmError as error:  # a bad token, or a list no one set can serve
+            return self.first.handle(method, target, headers, body, refused=error)
+        app = self.apps[id(backend)] if backend is not None else self.first
+        return app.handle(method, target, headers, body)
 
 
 class _Handler(BaseHTTPRequestHandler):

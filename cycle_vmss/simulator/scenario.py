@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+import random
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,10 @@ class Scenario:
     # RBAC actions the app's role lacks (`Microsoft.Compute/.../action`): ARM answers 403
     # AuthorizationFailed for a request that needs one, whoever signed in.
     denied_actions: tuple[str, ...] = ()
+    # Several scale sets in the subscription (`scale_sets`), each a whole scenario of its own
+    # that carries the subscription's keys. A fleet's own fields are its first set's, so code
+    # that serves one set serves that one. Empty: the scenario is one set, itself.
+    scale_sets: tuple["Scenario", ...] = ()
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -181,8 +186,18 @@ _TOP_KEYS = (
     "automatic_os_upgrade", "os_upgrade_in_progress",
     "flexible_vm_names", "flexible_list_omits_health", "tenant_id",
     "client_id", "client_secret", "github_oidc_token", "overprovision", "reuse_instance_ids",
-    "scale_out_error", "automatic_repairs", "compute_limits", "denied_actions",
+    "scale_out_error", "automatic_repairs", "compute_limits", "denied_actions", "scale_sets",
 )
+# What a `scale_sets` entry may not set: the subscription's and its identity's (one tenant, one
+# app, one role, one region whose Compute buckets every set shares) and `faults.seed`, which
+# each set's own seed is drawn from.
+SUBSCRIPTION_KEYS = (
+    "subscription_id", "location", "tenant_id", "client_id", "client_secret", "github_oidc_token",
+    "token_lifetime_seconds", "github_oidc_token_lifetime_seconds", "compute_limits",
+    "denied_actions",
+)
+# Merged key by key into an entry (the rest of a top-level key is replaced by the entry's).
+_MERGED_KEYS = ("timings", "faults")
 _INSTANCE_KEYS = (
     "id", "zone", "fault_domain", "power", "health", "protect_from_scale_set_actions",
     "locked", "standby", "on_reimage", "error_code", "timings", "latest_model_applied",
@@ -392,6 +407,8 @@ def _automatic_repairs(obj: Any) -> AutomaticRepairs:
 
 def scenario_from_dict(data: dict) -> Scenario:
     _check_keys(data, _TOP_KEYS, "")
+    if "scale_sets" in data:
+        return _fleet(data)
     out: dict[str, Any] = {}
     for key in ("subscription_id", "resource_group", "scale_set_name", "location", "tenant_id",
                 "client_id", "client_secret", "github_oidc_token"):
@@ -445,6 +462,54 @@ def scenario_from_dict(data: dict) -> Scenario:
                             f"(this scenario is {scenario.orchestration_mode}); Azure "
                             "overprovisions Uniform sets only")
     return scenario
+
+
+def _fleet(data: dict) -> Scenario:
+    """`scale_sets`: each entry is the top level's scenario (its set-level keys the defaults,
+    `timings` and `faults` merged key by key) with the entry's keys over it."""
+    entries = data["scale_sets"]
+    if not isinstance(entries, list) or not entries:
+        raise _fail("scale_sets", entries, "a non-empty list of scale set objects")
+    if isinstance(data.get("faults"), dict) and "seed" in data["faults"]:
+        _faults({"seed": data["faults"]["seed"]})  # checked here, where it was written
+    top = {k: v for k, v in data.items() if k != "scale_sets"}
+    seed = top.get("faults", {}).get("seed", Faults.seed) if isinstance(top.get("faults"), dict) \
+        else Faults.seed
+    sets: list[Scenario] = []
+    seen: dict[tuple[str, str], int] = {}
+    for index, entry in enumerate(entries):
+        where = f"scale_sets[{index}]"
+        _check_keys(entry, tuple(k for k in _TOP_KEYS if k != "scale_sets"), where)
+        for key in SUBSCRIPTION_KEYS:
+            if key in entry:
+                raise ScenarioError(f"scenario: {where}.{key} is the subscription's; set it once "
+                                    "at the top of the scenario, not in a scale_sets entry")
+        if isinstance(entry.get("faults"), dict) and "seed" in entry["faults"]:
+            raise ScenarioError(f"scenario: {where}.faults.seed is the subscription's; set it "
+                                "once in the top-level faults (each set draws from it and its name)")
+        if "scale_set_name" not in entry:
+            raise ScenarioError(f"scenario: {where} has no 'scale_set_name'; every scale set "
+                                "needs one")
+        merged = {**top, **entry}
+        for key in _MERGED_KEYS:
+            if isinstance(top.get(key), dict) and isinstance(entry.get(key), dict):
+                merged[key] = {**top[key], **entry[key]}
+        try:
+            scenario = scenario_from_dict(merged)
+        except ScenarioError as exc:  # name the entry: "scenario: scale_sets[1]: instances ..."
+            raise ScenarioError(str(exc).replace("scenario: ", f"scenario: {where}: ", 1)) from None
+        key = (scenario.resource_group.lower(), scenario.scale_set_name.lower())
+        if key in seen:
+            raise ScenarioError(
+                f"scenario: {where} is scale_sets[{seen[key]}] again (resource group "
+                f"'{scenario.resource_group}', scale set '{scenario.scale_set_name}'); each "
+                "scale set must be named once")
+        seen[key] = index
+        # Each set draws its ids (operations, vmIds) from its own seed, so that two sets'
+        # operation ids never meet; the subscription's seed and the set's name make it.
+        own_seed = random.Random(f"{seed}/{key[0]}/{key[1]}").getrandbits(32)
+        sets.append(replace(scenario, faults=replace(scenario.faults, seed=own_seed)))
+    return replace(sets[0], scale_sets=tuple(sets))
 
 
 def _check_flexible_keys(scenario: Scenario) -> None:

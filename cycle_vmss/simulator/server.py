@@ -18,9 +18,10 @@ from typing import Any
 
 from ..clock import SystemClock
 from .backend import Backend
-from .http import HttpsServer, SimulatorApp
+from .http import HttpsServer, SimulatorApp, SubscriptionApp
 from .identity import Identity
 from .scenario import Scenario, load_scenario
+from .subscription import Subscription
 from .tls import SERVER_NAMES, ThrowawayCA
 
 # The keys of the JSON line (docs/simulator.md), in the order printed.
@@ -35,9 +36,10 @@ class SimulatorHandle:
     carries `forbidden_client_id`, an app that authenticates but has no role (ARM answers 403)."""
 
     info: dict[str, str]
-    backend: Backend
+    backend: Backend  # the first (or only) scale set's
     identity: Identity
     server: HttpsServer | None = None
+    subscription: Subscription | None = None  # every set (the scenario's `scale_sets`)
 
     def refuse_connections(self, seconds: float) -> None:
         """Drop open connections and refuse new ones for `seconds` (an outage of the endpoint)."""
@@ -56,10 +58,16 @@ class SimulatorHandle:
         }
 
     def requests(self) -> list[dict]:
-        return self.backend.requests()
+        """What `/_simulator/requests` returns: with `scale_sets`, every set's requests."""
+        return self._record().requests()
 
     def history(self) -> dict:
-        return self.backend.history()
+        """What `/_simulator/history` returns: with `scale_sets`, each set's by its name."""
+        return self._record().history()
+
+    def _record(self):
+        fleet = self.subscription is not None and self.subscription.scenario.scale_sets
+        return self.subscription if fleet else self.backend
 
     def get_json(self, path: str) -> Any:
         """GET a path of the simulator over its own HTTPS (for introspection from tests)."""
@@ -74,7 +82,8 @@ def running_simulator(scenario: str | dict | Scenario | None = None, *, host: st
                       port: int = 0) -> Iterator[SimulatorHandle]:
     """Serve HTTPS on host:port (0 = any free port) in a daemon thread until the block ends."""
     loaded = load_scenario(scenario)
-    backend = Backend(loaded, SystemClock())
+    subscription = Subscription(loaded, SystemClock())
+    backend = subscription.backends[0]
     # A non-loopback bind (a Docker network gateway in the action's self-test) must be in the
     # certificate too, or clients on that network fail the TLS check.
     ca = ThrowawayCA(SERVER_NAMES if host in SERVER_NAMES else SERVER_NAMES + (host,))
@@ -90,7 +99,8 @@ def running_simulator(scenario: str | dict | Scenario | None = None, *, host: st
             github_token_lifetime_seconds=loaded.github_oidc_token_lifetime_seconds,
             denied_actions=loaded.denied_actions,
         )
-        server.app = SimulatorApp(backend, identity)
+        server.app = SubscriptionApp(subscription, identity) if loaded.scale_sets \
+            else SimulatorApp(backend, identity)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                   name=f"simulator-{server.server_port}", daemon=True)
         thread.start()
@@ -109,7 +119,12 @@ def running_simulator(scenario: str | dict | Scenario | None = None, *, host: st
                 "github_oidc_token": loaded.github_oidc_token,
                 "forbidden_client_id": identity.forbidden_client_id,
             }
-            yield SimulatorHandle(info=info, backend=backend, identity=identity, server=server)
+            if loaded.scale_sets:  # the first set's are above, as a one-set scenario's
+                info["scale_sets"] = [{"resource_group": s.resource_group,
+                                       "scale_set_name": s.scale_set_name}
+                                      for s in loaded.scale_sets]
+            yield SimulatorHandle(info=info, backend=backend, identity=identity, server=server,
+                                  subscription=subscription)
         finally:
             server.close()
             thread.join(timeout=5)

@@ -49,6 +49,7 @@ def test_bench_prints_the_table_and_writes_consistent_json(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--sizes", "6", "--max-unavailable", "1,50%",
          "--https-instances", "4", "--https-reimage-seconds", "0.5", "--https-max-unavailable", "50%",
+         "--fleet-sets", "3", "--fleet-instances", "6", "--fleet-max-unavailable", "50%",
          "--output", str(out)],
         capture_output=True, text=True, timeout=120, cwd=REPO)  # bench/ is a top-level folder
     assert proc.returncode == 0, proc.stderr
@@ -99,3 +100,18 @@ def test_bench_prints_the_table_and_writes_consistent_json(tmp_path):
     assert {t["target"].split(" ")[0] for t in doc["targets"]} >= {"makespan/ideal", "reads:"}
     assert any(t["target"].startswith("the whole bench under") and t["met"] for t in doc["targets"])
     assert "not run" not in proc.stdout and "--full" not in proc.stdout
+
+    (f,) = [c for c in doc["cases"] if c["kind"] == "fleet"]
+    assert any(line.startswith("| fleet: 3 sets x 6 in one subscription") for line in lines)
+    assert (f["sets"], f["n"], f["k"], f["seeds"]) == (3, 6, 3, [doc["cases"][0]["seed"] + j for j in range(3)])
+    for run, limits in ((f["limited"], "azure"), (f["unlimited"], "none")):
+        assert run["computeLimits"] == limits and run["succeeded"] == 3
+        assert [s["writes"] for s in run["sets"]] == [6, 6, 6]
+        assert run["reads"] == sum(s["reads"] for s in run["sets"])
+        assert run["throttled"] == sum(run["throttledByBucket"].values())
+        assert run["makespanSeconds"] == max(s["makespanSeconds"] for s in run["sets"])
+    # the first set has the N=6 case's durations: alone or in the fleet, the same rollout
+    assert f["unlimited"]["sets"][0]["makespanSeconds"] == virtual[1]["engine"]["makespanSeconds"]
+    assert f["makespanPenalty"] == pytest.approx(
+        f["limited"]["makespanSeconds"] / f["unlimited"]["makespanSeconds"], abs=1e-4)
+    assert f["limited"]["lowestSubscriptionTokens"] and not f["unlimited"]["lowestSubscriptionTokens"]
