@@ -192,7 +192,9 @@ class Record:
                 return None  # it may have been ready in the list: the zone kept one
         untouched = {i for i in inst if i not in ours and i not in planned and i != x
                      and not self.deleting(i, t) and self.steady(i, s, t)}
-        for y in sorted(candidates & untouched):
+        # (An instance created during the run is none of the run's, even with an id the run
+        # began with: Azure reuses a deleted instance's id.)
+        for y in sorted(i for i in candidates & untouched if inst[i]["created"] is None):
             if y != x and any(w != y and inst[w]["zone"] == inst[y]["zone"] for w in untouched):
                 return y, inst[y]["zone"]
         return None

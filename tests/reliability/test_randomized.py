@@ -443,6 +443,20 @@ BASE = {"resource_group": RG, "scale_set_name": NAME}
          "poll_interval_seconds": "2", "min_ready_seconds": "0", "health_source": "auto",
          "ignore_initial_health": "false", "ignore_availability": "false", "reimage_all": "false",
          "max_failed": "0"}))
+@example(Case(  # 0 deleted by someone else, and the surge's new instance given its id: the
+    # checker took that new 0 (none of the run's) for one the run could have taken from zone 1
+    scenario={"instances": [{"id": "0", "zone": "1"}, {"id": "1", "zone": "2"}],
+              "zones": ["1", "2", "3"], "health_extension": True,
+              "timings": {**FAST, "stale_health_seconds": 0},
+              "events": [{"at_seconds": 0, "delete_instance": "0"}],
+              "faults": {"seed": 0, "retry_after_seconds": 1, "throttle_reads_every": 0,
+                         "throttle_writes_every": 0, "server_error_rate": 0.0},
+              "page_size": 100, "overprovision": False, "reuse_instance_ids": True,
+              "compute_limits": "none", "automatic_repairs": {"grace_minutes": 1, "action": "Replace"}},
+    raw={**BASE, "max_unavailable": "0", "max_surge": "3", "timeout_minutes": "1",
+         "poll_interval_seconds": "1", "min_ready_seconds": "0", "health_source": "auto",
+         "ignore_initial_health": "false", "ignore_availability": "false", "reimage_all": "false",
+         "max_failed": "0"}))
 @given(cases())
 def keeps_the_invariants(case: Case):
     note(f"scenario={case.scenario!r}")
