@@ -131,12 +131,14 @@ class BoundedRetryPolicy(RetryPolicy):
 
 class RequestCounter(HTTPPolicy):
     """Counts each HTTP attempt (placed after the retry policy, so retries count too), and
-    keeps what the answer to the last accepted write said is left of Azure's write budgets."""
+    keeps what the answers to the last accepted write and the last read said is left of
+    Azure's budgets for them."""
 
     def __init__(self, counts: RequestCounts) -> None:
         super().__init__()
         self.counts = counts
         self.writes_left: int | None = None
+        self.reads_left: int | None = None
         self._lock = threading.Lock()  # pollers run in their own threads
 
     def send(self, request: PipelineRequest) -> PipelineResponse:
@@ -151,9 +153,12 @@ class RequestCounter(HTTPPolicy):
         if status == 429:
             with self._lock:
                 self.counts.throttled += 1
-        elif not is_read and status < 400:
-            self.writes_left = budget_left(
-                response.http_response.headers.get("x-ms-ratelimit-remaining-resource"))
+        elif status < 400:
+            left = budget_left(response.http_response.headers.get("x-ms-ratelimit-remaining-resource"))
+            if is_read:
+                self.reads_left = left
+            else:
+                self.writes_left = left
         return response
 
 
@@ -619,6 +624,10 @@ class AzureComputePort(ComputePort):
     @property
     def writes_left(self) -> int | None:
         return self._counter.writes_left
+
+    @property
+    def reads_left(self) -> int | None:
+        return self._counter.reads_left
 
     def _begin(self, what: str, begin: Callable[..., LROPoller], *args: Any,
                **kwargs: Any) -> PolledOperation:

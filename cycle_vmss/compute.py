@@ -204,6 +204,9 @@ class ComputePort(ABC):
     # The fewest requests Azure said are left in the budgets its answer to the last accepted
     # write named (`x-ms-ratelimit-remaining-resource`); None before any, or when it named none.
     writes_left: int | None = None
+    # The same for reads: what the answer to the last read (the last page of a list, read
+    # right after it) said is left of its budgets.
+    reads_left: int | None = None
 
     @abstractmethod
     def get_scale_set(self) -> ScaleSet: ...

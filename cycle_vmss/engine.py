@@ -52,6 +52,11 @@ SLEEP_SLICE = 1.0  # a cancel is noticed within this much clock time even on a c
 WRITE_RESERVE = 2
 WRITE_REFILL_SECONDS = 15.0
 WRITE_EMPTY_SECONDS = 60.0
+# List pacing, from what the answer to a list's last page said is left of Azure's read budgets:
+# a list takes a token a page, so with fewer left than its pages the next list waits for the
+# missing ones at the slowest documented refill of a list's budget, which comes whole at each
+# minute (10 a minute: a scale set's High Cost Get; Microsoft Learn, Compute throttling limits).
+READ_REFILL_PER_MINUTE = 10
 REPAIRS_ACTION = "Microsoft.Compute/virtualMachineScaleSets/setOrchestrationServiceState/action"
 
 __all__ = ["run_rollout", "exit_code"]
@@ -110,6 +115,7 @@ class _Rollout:
         self.last_heartbeat = self.start
         self.last_ready = 0
         self.writes_not_before = self.start  # pacing, or a throttled write's Retry-After
+        self.lists_not_before = self.start  # list pacing
         self.throttled_polls: set[str] = set()  # in-flight instances whose status poll waits
         # The set's AutomaticRepairs state as preflight read it (None: not enabled), and what
         # this run did to them: only what it suspended is ever resumed.
@@ -581,9 +587,12 @@ class _Rollout:
                 if first is not None:
                     instances, first = first, None
                 else:
+                    if not self._sleep_until(self.lists_not_before, heartbeat=True):
+                        raise self._cancel()
                     reads = self.port.counts.reads
                     instances = self.port.list_instances()
                     list_reads = max(1, self.port.counts.reads - reads)
+                    self._pace_lists(self.port.reads_left, list_reads)
                 instances = self._with_instance_views(instances)
             except AzureError as err:
                 list_failing_since = list_failing_since or pass_start
@@ -795,6 +804,14 @@ class _Rollout:
             self._wait_event(f"pacing writes: Azure says {self.port.writes_left} left in a write "
                              f"budget; the next write waits {pause:.0f} s")
 
+    def _pace_lists(self, reads_left: int | None, pages: int) -> None:
+        """After a list: hold the next one while Azure's read budget holds fewer than its pages."""
+        pause = list_pause(reads_left, pages)
+        self.lists_not_before = self.clock.now() + pause
+        if pause:
+            self._wait_event(f"pacing lists: Azure says {reads_left} left in a read budget and a "
+                             f"list takes {pages}; the next list waits {pause:.0f} s")
+
     def _paced(self, call: Callable[[], Operation], what: str) -> Operation:
         """A write outside the rolling passes (a capacity change, a delete): sent once the
         pacing allows, and after a 429 asked again once its Retry-After has passed, for up to
@@ -981,6 +998,14 @@ def write_pause(writes_left: int | None) -> float:
     if writes_left is None or writes_left >= WRITE_RESERVE:
         return 0.0
     return WRITE_REFILL_SECONDS if writes_left > 0 else WRITE_EMPTY_SECONDS
+
+
+def list_pause(reads_left: int | None, pages: int) -> float:
+    """Seconds the next list of `pages` pages waits after one whose last answer said
+    `reads_left` requests are left in a read budget (None: Azure said nothing)."""
+    if reads_left is None or reads_left >= pages:
+        return 0.0
+    return 60.0 * math.ceil((pages - reads_left) / READ_REFILL_PER_MINUTE)
 
 
 def _next_deadline(run: RunState, plan: Plan) -> float:

@@ -327,9 +327,12 @@ class SimulatorComputePort(ComputePort):
                     self.clock.sleep(min(BACKOFF_FACTOR * 2 ** (retries - 1), SDK_WAIT_MAX))
                 continue
             self.backend.record_request(method, path, status)
+            left = budget_left(self.backend.faults.ratelimit_headers(
+                kind, method, path)["x-ms-ratelimit-remaining-resource"])
             if kind == "write":
-                self.writes_left = budget_left(self.backend.faults.ratelimit_headers(
-                    kind, method, path)["x-ms-ratelimit-remaining-resource"])
+                self.writes_left = left
+            else:
+                self.reads_left = left
             return result
 
     def _authorize(self, method: str, path: str) -> None:

@@ -424,3 +424,29 @@ def test_a_status_read_as_running_yields_to_a_list_that_saw_the_end():
     d = decide(obs(40, on_disk(0, NEW_DISK), *[on_disk(i, OLD_DISK) for i in (1, 2, 3)]),
                {"0": RUNNING}, run, PLAN, 40)
     assert d.run.tracks["0"].status is Status.DONE
+
+
+# --- list pacing -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("left, pages, pause", [
+    (None, 10, 0), (30, 10, 0), (10, 10, 0),  # enough for the next list
+    (9, 10, 60), (0, 10, 60), (0, 1, 60), (0, 20, 120), (3, 25, 180),  # whole refill minutes
+])
+def test_the_next_list_waits_for_the_tokens_it_lacks(left, pages, pause):
+    assert engine_module.list_pause(left, pages) == pause
+
+
+def test_lists_are_paced_by_the_read_budget_azure_says_is_left():
+    # 60 instances in pages of 10 under Compute's limits: the set's High Cost Get bucket holds 30
+    # and gets 10 a minute back, so a list every 5 s would be throttled within three passes.
+    scenario = {"instances": 60, "page_size": 10, "compute_limits": "azure",
+                "timings": {"reimage_seconds": 300, "boot_seconds": 0, "health_seconds": 20}}
+    run = rollout(scenario, max_unavailable="3", poll_interval_seconds="5")
+    assert run.report["result"] == "succeeded", run.report["message"]
+    assert run.backend.throttled == 0
+    assert any("pacing lists: Azure says" in e.message for e in run.events.of("waiting"))
+    lists = [r["time"] for r in run.backend.requests()
+             if r["method"] == "GET" and r["path"].endswith("/virtualMachines")]
+    per_minute = max(sum(1 for t in lists if a <= t < a + 60) for a in lists)
+    assert per_minute <= 30 + 10  # a full bucket, then its refill
