@@ -45,6 +45,8 @@ FLEET_SETS = 10
 FLEET_INSTANCES = 100
 FLEET_BUDGET = "10%"
 FLEET_LIMITS = ("azure", "none")
+# One large set under the same limits: a list of many pages meets the set's own read budget.
+LARGE_SET_INSTANCES = 1000
 
 
 def resolve_k(n: int, max_unavailable: str) -> int:
@@ -172,7 +174,7 @@ def run_fleet_case(sets: int, n: int, max_unavailable: str, *, seed: int, poll: 
     runs = {}
     for limits in FLEET_LIMITS:
         runs[limits] = _fleet_run(cases.run_fleet(durations, max_unavailable, poll, limits))
-        log(f"  fleet: {sets} sets x {n}, max-unavailable {max_unavailable}, compute_limits "
+        log(f"  fleet: {_sets(sets)} x {n}, max-unavailable {max_unavailable}, compute_limits "
             f"{limits}: makespan {runs[limits]['makespanSeconds']:,.0f} s, "
             f"{runs[limits]['reads']:,} reads, {runs[limits]['writes']:,} writes, "
             f"{runs[limits]['throttled']:,} throttled in {runs[limits]['wallSeconds']:.1f} s wall",
@@ -191,13 +193,17 @@ def run_fleet_case(sets: int, n: int, max_unavailable: str, *, seed: int, poll: 
     }
 
 
+def _sets(count: int) -> str:
+    return f"{count} set{'' if count == 1 else 's'}"
+
+
 def _buckets(by_bucket: dict[str, int]) -> str:
     return ", ".join(f"{name} {count:,}" for name, count in by_bucket.items()) or "—"
 
 
 def render_fleet(c: dict) -> list[str]:
     limited, free = c["limited"], c["unlimited"]
-    rows = ["", f"| fleet: {c['sets']} sets x {c['n']} in one subscription, max-unavailable "
+    rows = ["", f"| fleet: {_sets(c['sets'])} x {c['n']} in one subscription, max-unavailable "
             f"{c['maxUnavailable']} (k {c['k']}), at once | result | makespan s, no limits | "
             "makespan s, Compute limits | penalty | reads | writes | 429s | 429s by bucket |",
             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
@@ -206,7 +212,7 @@ def render_fleet(c: dict) -> list[str]:
                     f"{_fmt_s(b['makespanSeconds'])} | {_fmt_s(a['makespanSeconds'])} | "
                     f"{c['makespanPenaltyBySet'][a['scaleSet']]:.4f} | {a['reads']:,} | "
                     f"{a['writes']:,} | {a['throttled']:,} | {_buckets(a['throttledByBucket'])} |")
-    rows.append(f"| all {c['sets']} sets | {limited['succeeded']}/{c['sets']} succeeded | "
+    rows.append(f"| all {_sets(c['sets'])} | {limited['succeeded']}/{c['sets']} succeeded | "
                 f"{_fmt_s(free['makespanSeconds'])} | {_fmt_s(limited['makespanSeconds'])} | "
                 f"{c['makespanPenalty']:.4f} | {limited['reads']:,} | {limited['writes']:,} | "
                 f"{limited['throttled']:,} | {_buckets(limited['throttledByBucket'])} |")
@@ -314,7 +320,7 @@ def evaluate_targets(results: list[dict]) -> list[dict]:
     fleet = [c for c in results if c["kind"] == "fleet"]
     for c in fleet:  # `target` names cases by N and budget; a fleet has its own lines
         limited = c["limited"]
-        figure = (f"{c['sets']} sets x {c['n']} {c['maxUnavailable']}: {limited['throttled']} 429s"
+        figure = (f"{_sets(c['sets'])} x {c['n']} {c['maxUnavailable']}: {limited['throttled']} 429s"
                   + (f" ({_buckets(limited['throttledByBucket'])})" if limited["throttled"] else "")
                   + f", {limited['succeeded']}/{c['sets']} succeeded, makespan penalty "
                   f"{c['makespanPenalty']:.4f}")
@@ -347,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fleet-sets", type=int, default=FLEET_SETS, help="0 skips the fleet case")
     parser.add_argument("--fleet-instances", type=int, default=FLEET_INSTANCES)
     parser.add_argument("--fleet-max-unavailable", default=FLEET_BUDGET)
+    parser.add_argument("--large-set-instances", type=int, default=LARGE_SET_INSTANCES,
+                        help="one set of this many, with and without limits (0 skips it)")
     parser.add_argument("--output", default="bench-results.json")
     args = parser.parse_args(argv)
 
@@ -360,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
             results.append(run_case(n, mu, seed=args.seed, poll=args.poll_interval_seconds))
     if args.fleet_sets > 0:
         results.append(run_fleet_case(args.fleet_sets, args.fleet_instances, args.fleet_max_unavailable,
+                                      seed=args.seed, poll=args.poll_interval_seconds))
+    if args.large_set_instances > 0:
+        results.append(run_fleet_case(1, args.large_set_instances, args.fleet_max_unavailable,
                                       seed=args.seed, poll=args.poll_interval_seconds))
     if args.https_instances > 0:
         print(f"  HTTPS: {args.https_instances} instances, reimage {args.https_reimage_seconds:g} s ...", file=sys.stderr)
