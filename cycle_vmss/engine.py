@@ -688,9 +688,11 @@ class _Rollout:
 
     def _with_instance_views(self, instances: tuple[Instance, ...]) -> tuple[Instance, ...]:
         """Where the list left vmHealth out, the in-flight instances' own instance views (one
-        read each, only theirs) give their states, so that "done" still waits for healthy."""
+        read each, only theirs, and only once the list no longer shows them updating: until
+        their reimage has ended, health tells nothing) give their states, so that "done"
+        still waits for healthy."""
         in_flight = set(self.run_state.in_flight())
-        wanted = [i.id for i in instances if not i.health_listed and i.id in in_flight]
+        wanted = [i.id for i in instances if not i.health_listed and i.id in in_flight and not i.busy]
         if not wanted:
             return instances
         views = {v.id: v for v in self.port.instance_views(wanted)}

@@ -26,7 +26,8 @@ def test_a_protected_instance_is_skipped_and_never_asked_to_reimage(mode):
 
 
 def test_a_flexible_list_without_health_reads_only_the_in_flight_vms_views():
-    run = rollout({"instances": 4, "flexible_vm_names": "guid", "flexible_list_omits_health": True},
+    run = rollout({"instances": 4, "flexible_vm_names": "guid", "flexible_list_omits_health": True,
+                   "timings": {"reimage_seconds": 60, "boot_seconds": 0, "health_seconds": 20}},
                   mode="Flexible")
 
     report = run.report
@@ -45,6 +46,8 @@ def test_a_flexible_list_without_health_reads_only_the_in_flight_vms_views():
              if r["path"].endswith("/instanceView")]
     assert views and {vm for vm, _ in views} <= set(names)
     assert all(started[vm] <= t <= done[vm] for vm, t in views)
+    # ... and only once the list showed its reimage over: while it updates, health tells nothing
+    assert all(t >= history[vm]["reimages"][-1]["end"] for vm, t in views)
     assert len(views) < 4 * len(done)  # a few passes each, never the whole set
 
 
