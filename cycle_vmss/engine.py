@@ -117,6 +117,7 @@ class _Rollout:
         self.writes_not_before = self.start  # pacing, or a throttled write's Retry-After
         self.lists_not_before = self.start  # list pacing
         self.throttled_polls: set[str] = set()  # in-flight instances whose status poll waits
+        self.refusals_said: dict[str, str | None] = {}  # the last refusal said, per instance
         # The set's AutomaticRepairs state as preflight read it (None: not enabled), and what
         # this run did to them: only what it suspended is ever resumed.
         self.repairs: str | None = None
@@ -717,7 +718,21 @@ class _Rollout:
                 pass
             else:
                 self.throttled_polls.discard(tid)
+                self._say_refused_after(tid)
         return statuses
+
+    def _say_refused_after(self, tid: str) -> None:
+        """A reimage asked after its upgrade or pre-reimage-command that Azure refuses for now
+        (409, 429) is asked again at each status until the instance's timeout: said once each
+        time Azure's answer changes."""
+        op = self.ops[tid]
+        refused = op.refused if isinstance(op, ThenReimage) else None
+        said = f"instance {tid}: Azure refused the reimage after {op.after} for now ({refused}); " \
+               f"asking again each pass" if refused is not None else None
+        if said != self.refusals_said.get(tid):
+            self.refusals_said[tid] = said
+            if said is not None:
+                self._wait_event(said)
 
     def _start(self, tid: str) -> bool:
         """Ask Azure to reimage one instance; False when no further start should follow."""
@@ -730,7 +745,7 @@ class _Rollout:
             return self.port.begin_reimage(tid, all_disks=self.s.reimage_all)
         try:
             if self.s.pre_reimage_command:  # out of the budget now; Azure is asked once it is done
-                op = ThenReimage(self._command(PRE, self.s.pre_reimage_command, tid), begin, PRE)
+                op = ThenReimage(self._command(PRE, self.s.pre_reimage_command, tid), begin, f"its {PRE}")
             else:
                 op = begin()
         except NotFound:

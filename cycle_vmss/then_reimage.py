@@ -30,8 +30,11 @@ class ThenReimage(Operation):
 
     def __init__(self, first: Operation, begin: Callable[[], Operation], after: str,
                  why: str | None = None) -> None:
-        self.first, self._begin, self._after, self._why = first, begin, after, why
+        self.first, self._begin, self.after, self._why = first, begin, after, why
         self._reimage: Operation | None = None
+        # What Azure said when it last refused the reimage for now (None: not refused, or
+        # accepted since), for the engine to say while it asks again.
+        self.refused: AzureError | None = None
         self._callbacks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 
@@ -51,9 +54,11 @@ class ThenReimage(Operation):
                 self._reimage = self._begin()
             except AzureError as err:
                 if (isinstance(err, Conflict) and not isinstance(err, Locked)) or err.status == 429:
+                    self.refused = err
                     return _RUNNING  # not accepted for now: asked again on the next status()
                 return OperationStatus(OperationState.FAILED, err.code or "RequestFailed",
-                                       f"the reimage after {self._after} was refused: {err}")
+                                       f"the reimage after {self.after} was refused: {err}")
+            self.refused = None
             for callback in self._callbacks:
                 self._reimage.add_done_callback(callback)
             return _RUNNING

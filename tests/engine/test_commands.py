@@ -38,3 +38,19 @@ def test_a_post_ready_command_of_two_minutes_is_waited_for_at_the_poll_not_in_a_
     # Each instance: about 30 s of reimage and 120 s of command, one at a time, at a 10 s poll.
     assert 300 <= r["durationSeconds"] <= 400
     assert r["requests"]["reads"] < 100  # a list at most every poll, not a spin while it runs
+
+
+def test_a_reimage_refused_after_its_pre_command_is_said_and_asked_again():
+    # Azure answers the first reimage request of instance 0 with 409 (busy): it was asked
+    # after its pre-reimage-command, inside the one operation the engine follows.
+    run = rollout({"instances": 2, "timings": {"reimage_seconds": 30},
+                   "faults": {"conflict_first_reimage": ["0"]}},
+                  commands=lambda clock: lambda which, _c, _env, _t: Slow(clock, which, 20),
+                  pre_reimage_command="drain", poll_interval_seconds="10")
+    assert run.report["result"] == "succeeded", run.report["message"]
+    said = [e.message for e in run.events.of("waiting") if "refused the reimage after" in e.message]
+    assert said == ["instance 0: Azure refused the reimage after its pre-reimage-command for now "
+                    "((Conflict) Another operation on this or a dependent resource is in progress. "
+                    "Retry the request after the operation completes.); asking again each pass"]
+    assert [h["reimages"][-1]["status"] for h in run.backend.history()["instances"].values()] == \
+        ["Succeeded", "Succeeded"]
