@@ -987,8 +987,8 @@ class Backend:
                                previous)
         elif event.delete_instance is not None:
             vm = self._vms.get(self._vm_key(event.delete_instance))
-            if vm is None:
-                record["skipped"] = "no such instance"
+            if vm is None or vm.deleting:  # a delete already under way: the second adds nothing
+                record["skipped"] = "no such instance" if vm is None else "already deleting"
                 return
             self._begin_deletes([vm], None, by="event")
         elif event.add_instances:
