@@ -1,14 +1,15 @@
 """The ComputePort over the real Azure SDK: the only module that calls Azure.
 
 Everything Azure-specific stays here: the SDK's paging for the instance list, its long-running
-operation pollers (each advances in its own thread, honouring Retry-After), azure-core's retry
-policy for 429 and 5xx (bounded: a long Retry-After comes back as `Throttled`, for the engine to
-wait out), and the translation of SDK errors into `cycle_vmss.compute` errors.
+operation pollers (each advances in its own thread, honouring Retry-After; a reimage's is asked
+one turn at a time instead, since the engine's list follows it: `AskedOperation`), azure-core's
+retry policy for 429 and 5xx (bounded: a long Retry-After comes back as `Throttled`, for the
+engine to wait out), and the translation of SDK errors into `cycle_vmss.compute` errors.
 A per-retry pipeline policy counts every real HTTP request, retries and operation polls
 included, so the report's request counts are what Azure actually saw; it also keeps what Azure
-said is left of its write budgets. The SDK's models map to
-the engine's observations in module-level functions, which the simulator's in-process port
-reuses on the bodies the simulator would send.
+said is left of its read and write budgets. The SDK's models map to the engine's observations
+in module-level functions, which the simulator's in-process port reuses on the bodies the
+simulator would send.
 """
 
 from __future__ import annotations

@@ -115,8 +115,9 @@ class OperationStatus:
 
 class Operation(ABC):
     """A long-running Azure operation already accepted by ARM. `status()` never blocks for
-    long: it reports what is known now (the SDK's poller advances in its own thread), or raises
-    `Throttled` (`retry_after`: the seconds left) while Azure has its status poll wait."""
+    long: it reports what is known now (the SDK's poller advances in its own thread, or one
+    status read is made now), or raises `Throttled` (`retry_after`: the seconds left) while
+    Azure has its status poll wait."""
 
     @abstractmethod
     def status(self) -> OperationStatus: ...
