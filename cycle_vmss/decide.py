@@ -304,7 +304,12 @@ def decide(observation: Observation, operations: Mapping[str, OperationStatus], 
             outcome, run = Outcome.FAILED, replace(run, failure=_tolerated_failure(run, plan))
         return Decision(replace(run, blocked_since=None), (), waiting, outcome, changed,
                         count.ready, next_check, post)
-    start, waiting, ready = _choose_starts([seen[i] for i in pending], run, count, plan)
+    # A failed instance whose reimage Azure still runs (it timed out, and max-failed let the
+    # run go on) keeps its slot of the in-flight cap until the list shows it settled.
+    still_running = tuple(tid for tid in run.by_status.get(Status.FAILED, ())
+                          if (inst := seen.get(tid)) is not None and inst.busy)
+    start, waiting, ready = _choose_starts([seen[i] for i in pending], run, count, plan,
+                                           still_running)
     gated = gate is not None and bool(start)
     if gated:  # nothing new starts; the run counts as blocked, in flight or not
         start, ready = (), count.ready
@@ -319,7 +324,8 @@ def decide(observation: Observation, operations: Mapping[str, OperationStatus], 
     if now - blocked_since >= plan.timeout_seconds:
         failure = (Failure(None, "GateRefused", f"gate-url refused every start for "
                                                 f"{_minutes(plan.timeout_seconds)}: it {gate}")
-                   if gated else _blocked_failure([seen[i] for i in pending], run.budget, count, plan))
+                   if gated else _blocked_failure([seen[i] for i in pending], run.budget, count, plan,
+                                                  still_running))
         # What is in flight (only while gated) is watched to its end first.
         return Decision(replace(run, blocked_since=blocked_since, failure=failure), (), "",
                         None if run.in_flight() else Outcome.FAILED, changed, ready, next_check, post)
@@ -439,13 +445,14 @@ def _finishing(run: RunState, stop_after: int | None) -> tuple[Outcome | None, s
     return (Outcome.PAUSED if stop_after is not None else Outcome.SUCCEEDED), ""
 
 
-def _choose_starts(pending: list[Instance], run: RunState, count: _Count,
-                   plan: Plan) -> tuple[tuple[str, ...], str, int]:
+def _choose_starts(pending: list[Instance], run: RunState, count: _Count, plan: Plan,
+                   still_running: tuple[str, ...] = ()) -> tuple[tuple[str, ...], str, int]:
     """The reimages to start now (unready ones first, at no cost to the budget; then ready ones
     spread over zones while R_min others stay ready), why no more start, and the ready count
-    once they are out. None starts on an instance where an operation still runs."""
+    once they are out. None starts on an instance where an operation still runs.
+    `still_running`: failed instances whose reimage still runs, each holding a slot."""
     source = plan.health_source
-    budget, in_flight = run.budget, run.in_flight()
+    budget, in_flight = run.budget, run.in_flight() + list(still_running)
     slots = budget.max_in_flight - len(in_flight)
     if plan.stop_after is not None:
         slots = min(slots, plan.stop_after - run.started)
@@ -470,7 +477,8 @@ def _choose_starts(pending: list[Instance], run: RunState, count: _Count,
             ready -= 1
     if len(start) >= slots and len(start) < len(pending) - len(busy) and not waiting:
         waiting = (f"in-flight cap: {len(in_flight) + len(start)} of {budget.max_in_flight} "
-                   f"reimages in flight")
+                   f"reimages in flight" + (f" (Azure still runs the reimage of failed "
+                                            f"{_names(list(still_running))})" if still_running else ""))
     if busy:
         waiting = "; ".join(filter(None, (f"an operation still runs on {_names(busy)} "
                                           f"(provisioning updating): waiting for it to end",
@@ -489,8 +497,14 @@ def _forget_unasked_refusals(run: RunState, start: tuple[str, ...]) -> RunState:
 
 
 def _blocked_failure(pending: list[Instance], budget: ResolvedBudget, count: _Count,
-                     plan: Plan) -> Failure:
+                     plan: Plan, still_running: tuple[str, ...] = ()) -> Failure:
     """Blocked for `timeout-minutes`: names the instance that would go next and the blockers."""
+    if still_running:  # the cap is held by failed instances whose reimage Azure still runs
+        head = min(pending, key=lambda i: id_key(i.id))
+        return Failure(head.id, "Blocked",
+                       f"instance {head.id} could not start for {_minutes(plan.timeout_seconds)}: "
+                       f"Azure still runs the reimage of failed {_names(list(still_running))}, "
+                       f"which holds the in-flight cap of {budget.max_in_flight}", states(head))
     ready = [i for i in pending if is_ready(i, plan.health_source)]
     if not ready:  # only instances that an operation still holds
         busy = [i.id for i in pending if i.busy]

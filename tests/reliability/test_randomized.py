@@ -471,6 +471,14 @@ def found(instances: list[dict], raw: dict, **scenario) -> Case:
     # simulator began a second delete of it, and the checker found no instance 0 to charge it to
     [{"id": "0"}, {"id": "1"}], {"max_unavailable": "0", "max_surge": "1"},
     events=[{"at_seconds": 0, "delete_instance": "0"}, {"at_seconds": 1, "delete_instance": "0"}]))
+@example(found(  # 0 (a 60 s reimage) timed out at 60 s and max-failed let the run go on: the
+    # next reimage started while Azure still ran 0's, 2 in flight against a cap of 1
+    [{"id": "0", "zone": "1", "timings": {"reimage_seconds": 60}}, {"id": "1", "zone": "1"},
+     {"id": "2", "zone": "1"}], {"max_unavailable": "0", "max_surge": "1", "max_failed": "1"},
+    zones=["1", "2", "3"], timings={**FAST, "boot_seconds": 1, "stale_health_seconds": 0},
+    events=[{"at_seconds": 1, "instance": "0", "health": "unhealthy"},
+            {"at_seconds": 1, "add_instances": 1},
+            {"at_seconds": 1, "instance": "0", "health": "unhealthy"}]))
 @given(cases())
 def keeps_the_invariants(case: Case):
     note(f"scenario={case.scenario!r}")
