@@ -263,9 +263,14 @@ def check(case: Case, backend, report: dict, decided: dict[str, float] | None = 
         if takeout["others_ready"] >= need:
             continue
         # The engine decided on the list before it took the instance out: with a pre-command,
-        # before that command began, not before the reimage request that followed it.
-        seen = [t for t in lists if t <= (decided or {}).get(iid, T)]
-        L = seen[-1] if seen else T
+        # before that command began, not before the reimage request that followed it. That
+        # list began at its first page: a list Azure throttled part way is resumed a Retry-After
+        # later, so what its first pages showed may have changed by its last.
+        if iid in (decided or {}):
+            seen = [t for t in lists if t <= decided[iid]]
+            L = seen[-1] if seen else T
+        else:
+            L = rec.pass_window(iid, T)[0]
         if not rec.ready(iid, L):
             continue  # the engine saw it unready: started first, at no cost to the budget
         ours_between = {t["instance"] for t in takeouts[:k] if L <= t["time"] <= T}

@@ -479,6 +479,16 @@ def found(instances: list[dict], raw: dict, **scenario) -> Case:
     events=[{"at_seconds": 1, "instance": "0", "health": "unhealthy"},
             {"at_seconds": 1, "add_instances": 1},
             {"at_seconds": 1, "instance": "0", "health": "unhealthy"}]))
+@example(found(  # a list throttled at its last page was resumed 1 s later; 8 went unhealthy
+    # between its page and the decision, and the checker judged the pass by the list's last page
+    [{"id": str(i), "zone": "1"} for i in range(29)],
+    {"max_unavailable": "49%", "poll_interval_seconds": "7"}, zones=["1", "2", "3"], page_size=7,
+    timings={**FAST, "reimage_seconds": 2, "stale_health_seconds": 0},
+    faults={"seed": 0, "retry_after_seconds": 1, "throttle_reads_every": 20,
+            "throttle_writes_every": 0, "server_error_rate": 0.1},
+    events=[{"at_seconds": 1, "instance": "0", "health": "unhealthy"},
+            {"at_seconds": 8, "instance": "8", "health": "unhealthy"},
+            {"at_seconds": 10, "delete_instance": "0"}]))
 @given(cases())
 def keeps_the_invariants(case: Case):
     note(f"scenario={case.scenario!r}")
