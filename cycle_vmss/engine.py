@@ -7,8 +7,8 @@ list of the set, which shows how a reimage stands), asks the pure `decide` what 
 allow, acts on the answer and sleeps until the next poll. A pass whose list could only answer
 "wait" (the pure `needs_list`) stops at the statuses; an operation whose SDK poller calls back
 ends the sleep early. A throttled request (429) is waited out here, between passes, for its
-Retry-After but never past the run's next deadline; writes are paced by what Azure says is left
-of its write budgets. The clock is injected, so the same engine runs against Azure in real time
+Retry-After but never past the run's next deadline; writes and lists are paced by what Azure
+says is left of its write and read budgets. The clock is injected, so the same engine runs against Azure in real time
 and against the simulator's backend in virtual time.
 `run_rollout` never raises for Azure or preflight problems: the report's `result` says what
 happened (`exit_code` maps it to the exit codes).
