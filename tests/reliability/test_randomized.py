@@ -258,7 +258,7 @@ FAST = {"reimage_seconds": 1, "boot_seconds": 0, "health_seconds": 0, "create_se
 BASE = {"resource_group": RG, "scale_set_name": NAME}
 
 
-def found(instances: list[dict], raw: dict, **scenario) -> Case:
+def found(instances: list[dict], raw: dict, *, gate_closed=None, commands=None, **scenario) -> Case:
     """A case as the draws make it, with their quiet defaults (no faults, no zones, one-second
     timings and polls, a one-minute timeout) except what is given: for a found failure kept as
     an `@example`, written as what sets it apart."""
@@ -273,7 +273,8 @@ def found(instances: list[dict], raw: dict, **scenario) -> Case:
         raw={**BASE, "max_unavailable": "1", "max_surge": "0", "timeout_minutes": "1",
              "poll_interval_seconds": "1", "min_ready_seconds": "0", "health_source": "auto",
              "ignore_initial_health": "false", "ignore_availability": "false",
-             "reimage_all": "false", "max_failed": "0", **raw})
+             "reimage_all": "false", "max_failed": "0", **raw},
+        gate_closed=gate_closed, commands=commands)
 
 
 # Regression examples: each reproduces a violation the suite found (see the README's table).
@@ -376,92 +377,44 @@ def found(instances: list[dict], raw: dict, **scenario) -> Case:
               "timings": {**FAST, "delete_seconds": 2}},
     raw={**BASE, "max_unavailable": "0", "max_surge": "1", "timeout_minutes": "1",
          "poll_interval_seconds": "6", "health_source": "none"}))
-@example(Case(  # a 500 on suspending repairs (past the SDK's retries): refused, "nothing was
+@example(found(  # a 500 on suspending repairs (past the SDK's retries): refused, "nothing was
     # changed", though the suspend may have taken; now failed, and the repairs resumed
-    scenario={"instances": [{"id": str(i), "zone": "1"} for i in range(6)], "zones": ["1", "2", "3"],
-              "health_extension": False,
-              "timings": {**FAST, "stale_health_seconds": 0},
-              "events": [{"at_seconds": 0, "instance": "0", "health": "unhealthy"},
-                         {"at_seconds": 0, "instance": "0", "health": "unhealthy"}],
-              "faults": {"seed": 1, "retry_after_seconds": 1, "throttle_reads_every": 0,
-                         "throttle_writes_every": 2, "server_error_rate": 0.1},
-              "page_size": 100, "overprovision": False, "reuse_instance_ids": False,
-              "compute_limits": "none", "automatic_repairs": {"grace_minutes": 1, "action": "Replace"}},
-    raw={**BASE, "max_unavailable": "0", "max_surge": "1", "timeout_minutes": "1",
-         "poll_interval_seconds": "1", "min_ready_seconds": "0", "health_source": "none",
-         "ignore_initial_health": "false", "ignore_availability": "false", "reimage_all": "false",
-         "max_failed": "0", "instance_ids": "0"},
+    [{"id": str(i), "zone": "1"} for i in range(6)],
+    {"max_unavailable": "0", "max_surge": "1", "health_source": "none", "instance_ids": "0"},
+    zones=["1", "2", "3"], health_extension=False,
+    events=[{"at_seconds": 0, "instance": "0", "health": "unhealthy"},
+            {"at_seconds": 0, "instance": "0", "health": "unhealthy"}],
+    faults={"seed": 1, "retry_after_seconds": 1, "throttle_reads_every": 0,
+            "throttle_writes_every": 2, "server_error_rate": 0.1},
     gate_closed=((0, 5),)))
-@example(Case(  # the surge's delete succeeded, its status poll throttled past the deadline:
+@example(found(  # the surge's delete succeeded, its status poll throttled past the deadline:
     # the report said the capacity was still the surged one
-    scenario={"instances": [{"id": "0"}, {"id": "1"}], "zones": [], "health_extension": True,
-              "timings": {**FAST, "stale_health_seconds": 0},
-              "events": [{"at_seconds": 52, "instance": "1", "health": "initializing", "for_seconds": 600},
-                         {"at_seconds": 39, "instance": "1", "health": "initializing", "for_seconds": 600}],
-              "faults": {"seed": 6, "retry_after_seconds": 1200, "throttle_reads_every": 20,
-                         "throttle_writes_every": 5, "server_error_rate": 0.1},
-              "page_size": 100, "overprovision": False, "reuse_instance_ids": False,
-              "compute_limits": "none", "automatic_repairs": {"grace_minutes": 1, "action": "Replace"}},
-    raw={**BASE, "max_unavailable": "0", "max_surge": "1", "timeout_minutes": "2",
-         "poll_interval_seconds": "13", "min_ready_seconds": "0", "health_source": "auto",
-         "ignore_initial_health": "false", "ignore_availability": "false", "reimage_all": "false",
-         "max_failed": "0", "instance_ids": "0"},
+    [{"id": "0"}, {"id": "1"}],
+    {"max_unavailable": "0", "max_surge": "1", "timeout_minutes": "2", "poll_interval_seconds": "13",
+     "instance_ids": "0"},
+    events=[{"at_seconds": 52, "instance": "1", "health": "initializing", "for_seconds": 600},
+            {"at_seconds": 39, "instance": "1", "health": "initializing", "for_seconds": 600}],
+    faults={"seed": 6, "retry_after_seconds": 1200, "throttle_reads_every": 20,
+            "throttle_writes_every": 5, "server_error_rate": 0.1},
     gate_closed=((0, 11),)))
-@example(  # a pre-command begun while 0 was unready (free), its reimage asked once 0 was
+@example(found(  # a pre-command begun while 0 was unready (free), its reimage asked once 0 was
     # healthy again: judged at the request, not at the decision, invariant 1 failed
-    Case(scenario={'instances': [{'id': '0'}, {'id': '1'}],
-          'zones': [],
-          'health_extension': True,
-          'timings': {'reimage_seconds': 1,
-           'boot_seconds': 0,
-           'health_seconds': 0,
-           'create_seconds': 1,
-           'delete_seconds': 1,
-           'stale_health_seconds': 0},
-          'events': [{'at_seconds': 0, 'instance': '1', 'health': 'unhealthy'},
-           {'at_seconds': 6,
-            'instance': '0',
-            'health': 'initializing',
-            'for_seconds': 5}],
-          'faults': {'seed': 1,
-           'retry_after_seconds': 4,
-           'throttle_reads_every': 0,
-           'throttle_writes_every': 3,
-           'server_error_rate': 0.02},
-          'page_size': 25,
-          'overprovision': False,
-          'reuse_instance_ids': False,
-          'compute_limits': 'azure',
-          'automatic_repairs': {'grace_minutes': 5, 'action': 'Restart'}},
-         raw={'resource_group': 'rg-demo',
-          'scale_set_name': 'vmss-demo',
-          'max_unavailable': '0',
-          'max_surge': '1',
-          'timeout_minutes': '1',
-          'poll_interval_seconds': '5',
-          'min_ready_seconds': '0',
-          'health_source': 'extension',
-          'ignore_initial_health': 'false',
-          'ignore_availability': 'false',
-          'reimage_all': 'false',
-          'max_failed': '0',
-          'pre_reimage_command': 'pre (virtual)',
-          'instance_ids': '0'},
-         gate_closed=None,
-         commands={'pre': True, 'post': False, 'seconds': 5, 'fail': frozenset()}))
-@example(Case(  # the first pass decided on preflight's list, though suspending the repairs had
+    [{"id": "0"}, {"id": "1"}],
+    {"max_unavailable": "0", "max_surge": "1", "poll_interval_seconds": "5",
+     "health_source": "extension", "pre_reimage_command": "pre (virtual)", "instance_ids": "0"},
+    events=[{"at_seconds": 0, "instance": "1", "health": "unhealthy"},
+            {"at_seconds": 6, "instance": "0", "health": "initializing", "for_seconds": 5}],
+    faults={"seed": 1, "retry_after_seconds": 4, "throttle_reads_every": 0,
+            "throttle_writes_every": 3, "server_error_rate": 0.02},
+    page_size=25, compute_limits="azure",
+    automatic_repairs={"grace_minutes": 5, "action": "Restart"},
+    commands={"pre": True, "post": False, "seconds": 5, "fail": frozenset()}))
+@example(found(  # the first pass decided on preflight's list, though suspending the repairs had
     # waited a poll since: instance 1 had gone unhealthy, and 0 went out with none ready
-    scenario={"instances": [{"id": "0"}, {"id": "1"}], "zones": [], "health_extension": True,
-              "timings": {**FAST, "stale_health_seconds": 0},
-              "events": [{"at_seconds": 1, "instance": "1", "health": "unhealthy"}],
-              "faults": {"seed": 0, "retry_after_seconds": 1, "throttle_reads_every": 0,
-                         "throttle_writes_every": 2, "server_error_rate": 0.0},
-              "page_size": 100, "overprovision": False, "reuse_instance_ids": False,
-              "compute_limits": "none", "automatic_repairs": {"grace_minutes": 1, "action": "Replace"}},
-    raw={**BASE, "max_unavailable": "1", "max_surge": "0", "timeout_minutes": "1",
-         "poll_interval_seconds": "2", "min_ready_seconds": "0", "health_source": "auto",
-         "ignore_initial_health": "false", "ignore_availability": "false", "reimage_all": "false",
-         "max_failed": "0"}))
+    [{"id": "0"}, {"id": "1"}], {"poll_interval_seconds": "2"},
+    events=[{"at_seconds": 1, "instance": "1", "health": "unhealthy"}],
+    faults={"seed": 0, "retry_after_seconds": 1, "throttle_reads_every": 0,
+            "throttle_writes_every": 2, "server_error_rate": 0.0}))
 @example(found(  # 0 deleted by someone else, and the surge's new instance given its id: the
     # checker took that new 0 (none of the run's) for one the run could have taken from zone 1
     [{"id": "0", "zone": "1"}, {"id": "1", "zone": "2"}], {"max_unavailable": "0", "max_surge": "3"},
