@@ -80,8 +80,8 @@ class SimulatorOperation(Operation):
 
     def add_done_callback(self, callback: Callable[[], None]) -> None:
         """Never called back, and rightly so in virtual time: the clock moves only while the
-        engine sleeps and no poller runs meanwhile, so the engine's own `status()` is the first
-        to see the operation end; a callback then would only repeat what that poll said."""
+        engine sleeps and no poller runs meanwhile, so the engine's own `status()` (or its
+        list) is the first to see the operation end; a callback would only repeat what it saw."""
 
     def status(self) -> OperationStatus:
         if self._final is not None:
