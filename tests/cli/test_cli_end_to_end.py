@@ -289,6 +289,12 @@ def test_a_cancel_during_a_pre_reimage_command_ends_it_and_the_run_within_3_seco
     try:
         started = next((line for line in proc.stdout if "pre-reimage-command: started" in line), "")
         assert started, "the command never started"
+        # The line comes as the shell is spawned: wait until it runs (it has written its pid),
+        # or a loaded machine interrupts it before it could.
+        deadline = time.monotonic() + 10
+        while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pid_file.read_text().strip(), "the command never ran"
         out, err, took = interrupt(proc)
     finally:
         if proc.poll() is None:
